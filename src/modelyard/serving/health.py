@@ -1,0 +1,39 @@
+"""Liveness (``/healthz``: the process answers) and readiness (``/readyz``: engines loaded)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from modelyard import __version__
+from modelyard.services import services_of
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    services = services_of(request)
+    engines = services.engines.states()
+    wanted = {(s.model, s.version) for s in services.routing.aliased_specs()}
+    loaded = {(e.model, e.version): e for e in engines}
+    missing = [f"{m}@{v}" for m, v in sorted(wanted) if (m, v) not in loaded]
+    not_ready = [e for e in engines if (e.model, e.version) in wanted and e.state != "ready"]
+    ready = not missing and not not_ready
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "engines": [asdict(e) for e in engines],
+        "not_loaded": missing,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def attach(app: FastAPI) -> None:
+    app.include_router(router)

@@ -1,0 +1,179 @@
+"""OpenAI-compatible routes: thin handlers over ``generation``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
+from modelyard.engines import Chunk, Usage
+from modelyard.services import services_of
+from modelyard.serving.generation import (
+    ClientDisconnected,
+    Generation,
+    collect,
+    event_stream,
+    generation_request,
+    start_generation,
+    unless_disconnected,
+    usage_out,
+)
+from modelyard.serving.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    Delta,
+    ModelCard,
+    ModelCardList,
+    TextChoice,
+)
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# 499: nginx's "client closed request"; nobody reads it, the access log does.
+CLIENT_GONE = Response(status_code=499)
+
+
+@router.get("/models", response_model=ModelCardList)
+async def list_models(request: Request) -> ModelCardList:
+    table = services_of(request).routing
+    return ModelCardList(
+        data=[
+            ModelCard(
+                id=t.public_name,
+                created=int(t.version.created_at.timestamp()),
+                task=t.task,
+                version=t.version.number,
+                alias=t.alias,
+            )
+            for t in table.public_models()
+        ]
+    )
+
+
+@router.post("/chat/completions", response_model=ChatCompletion)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    services = services_of(request)
+    generation = await start_generation(
+        services.routing, services.engines, body.model, generation_request(body), "chatcmpl"
+    )
+    if body.stream:
+        return StreamingResponse(
+            event_stream(
+                generation,
+                lambda chunk: _chat_chunk(generation, body.model, chunk),
+                (lambda usage: _chat_usage_chunk(generation, body.model, usage))
+                if body.include_usage()
+                else None,
+            ),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **generation.version_header},
+        )
+    try:
+        result = await unless_disconnected(request, collect(generation))
+    except ClientDisconnected:
+        return CLIENT_GONE
+    completion = ChatCompletion(
+        id=generation.id,
+        created=generation.created,
+        model=body.model,
+        choices=[
+            ChatChoice(
+                message=AssistantMessage(content=result.text), finish_reason=result.finish_reason
+            )
+        ],
+        usage=usage_out(result.usage),
+    )
+    return Response(
+        completion.model_dump_json(),
+        media_type="application/json",
+        headers=generation.version_header,
+    )
+
+
+@router.post("/completions", response_model=Completion)
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    services = services_of(request)
+    generation = await start_generation(
+        services.routing, services.engines, body.model, generation_request(body), "cmpl"
+    )
+    if body.stream:
+        return StreamingResponse(
+            event_stream(
+                generation,
+                lambda chunk: _text_chunk(generation, body.model, chunk),
+                (lambda usage: _text_usage_chunk(generation, body.model, usage))
+                if body.include_usage()
+                else None,
+            ),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **generation.version_header},
+        )
+    try:
+        result = await unless_disconnected(request, collect(generation))
+    except ClientDisconnected:
+        return CLIENT_GONE
+    completion = Completion(
+        id=generation.id,
+        created=generation.created,
+        model=body.model,
+        choices=[TextChoice(text=result.text, finish_reason=result.finish_reason)],
+        usage=usage_out(result.usage),
+    )
+    return Response(
+        completion.model_dump_json(),
+        media_type="application/json",
+        headers=generation.version_header,
+    )
+
+
+def _chat_chunk(generation: Generation, model: str, chunk: Chunk) -> ChatCompletionChunk | None:
+    first = chunk is generation.first
+    if not chunk.text and chunk.finish_reason is None and not first:
+        return None
+    delta = Delta(role="assistant" if first else None, content=chunk.text or None)
+    return ChatCompletionChunk(
+        id=generation.id,
+        created=generation.created,
+        model=model,
+        choices=[ChatChunkChoice(delta=delta, finish_reason=chunk.finish_reason)],
+    )
+
+
+def _chat_usage_chunk(generation: Generation, model: str, usage: Usage) -> ChatCompletionChunk:
+    return ChatCompletionChunk(
+        id=generation.id,
+        created=generation.created,
+        model=model,
+        choices=[],
+        usage=usage_out(usage),
+    )
+
+
+def _text_chunk(generation: Generation, model: str, chunk: Chunk) -> Completion | None:
+    if not chunk.text and chunk.finish_reason is None:
+        return None
+    return Completion(
+        id=generation.id,
+        created=generation.created,
+        model=model,
+        choices=[TextChoice(text=chunk.text, finish_reason=chunk.finish_reason)],
+    )
+
+
+def _text_usage_chunk(generation: Generation, model: str, usage: Usage) -> Completion:
+    return Completion(
+        id=generation.id,
+        created=generation.created,
+        model=model,
+        choices=[],
+        usage=usage_out(usage),
+    )
+
+
+def attach(app: FastAPI) -> None:
+    app.include_router(router)

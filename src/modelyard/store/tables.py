@@ -1,0 +1,91 @@
+"""Tables of the store. Business rules live in the packages that use them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on SQLite (which drops tzinfo) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    task: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "number", name="uq_version_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    engine_kind: Mapped[str] = mapped_column(String(64))
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(256))
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("model_id", "name", name="uq_alias_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AliasMoveRow(Base):
+    """Append-only history of alias moves."""
+
+    __tablename__ = "alias_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id"), nullable=True
+    )
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
