@@ -19,7 +19,7 @@ def test_built_in_kinds_load_through_entry_points() -> None:
 
 
 def test_an_unknown_kind_names_the_installed_ones() -> None:
-    with pytest.raises(EngineError, match="unknown engine kind 'tpu'.*scripted"):
+    with pytest.raises(EngineError, match=r"unknown engine kind 'tpu'.*scripted"):
         engine_class("tpu")
 
 

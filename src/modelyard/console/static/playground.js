@@ -33,9 +33,10 @@
       messages,
       stream: true,
       stream_options: { include_usage: true },
-      temperature: Number($("temperature").value),
       max_tokens: Number($("max-tokens").value),
     };
+    // Empty means the version's own sampling defaults (see the model page).
+    if ($("temperature").value !== "") body.temperature = Number($("temperature").value);
     controller = new AbortController();
     send.disabled = true; stop.disabled = false;
     status.textContent = "…";

@@ -1,0 +1,192 @@
+"""A real `modelyard serve` process driven by the official openai SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from llama_cpp import Llama
+
+from modelyard.bootstrap import SMALL_MODEL_SAMPLING, smollm2_path
+from modelyard.config import Settings
+from modelyard.registry import Registry
+from modelyard.store import open_store
+from tests.conftest import register_scripted
+from tests.live import live_server
+
+QUESTION = [{"role": "user", "content": "Write one sentence about the ocean."}]
+
+
+@pytest.fixture(scope="module")
+def smollm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("smollm")
+    with live_server(home, MODELYARD_DEFAULT_MODEL="smollm2", MODELYARD_LLAMACPP_SLOTS="2") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Iterator[Llama]:
+    llama = Llama(model_path=str(smollm2_path()), n_ctx=512, vocab_only=True, verbose=False)
+    yield llama
+    llama.close()
+
+
+def client(base: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
+
+
+@pytest.fixture
+def sdk(smollm_server: str) -> Iterator[openai.OpenAI]:
+    with client(smollm_server) as opened:
+        yield opened
+
+
+@pytest.mark.model
+def test_non_streamed_reply_with_real_token_counts(sdk: openai.OpenAI, tokenizer: Llama) -> None:
+    reply = sdk.chat.completions.create(
+        model="default",
+        messages=QUESTION,
+        temperature=0,
+        max_tokens=60,  # type: ignore[arg-type]
+    )
+    text = reply.choices[0].message.content or ""
+    assert len(text.split()) >= 4
+    assert "ocean" in text.lower() or "sea" in text.lower()
+    assert reply.usage is not None
+    # SmolLM2's chat template (from the GGUF) with its default system prompt.
+    prompt = (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+        "Face<|im_end|>\n<|im_start|>user\nWrite one sentence about the ocean.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert reply.usage.prompt_tokens == len(tokenizer.tokenize(prompt.encode(), False, True))
+    completion_tokens = tokenizer.tokenize(text.encode(), add_bos=False, special=False)
+    # Re-tokenising text can merge differently at piece boundaries; it is never far off.
+    assert abs(reply.usage.completion_tokens - len(completion_tokens)) <= 2
+    assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.mark.model
+def test_streamed_reply_matches_the_non_streamed_one(sdk: openai.OpenAI) -> None:
+    kwargs = {"model": "default", "messages": QUESTION, "temperature": 0, "max_tokens": 40}
+    whole = sdk.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    pieces, usage = [], None
+    for chunk in sdk.chat.completions.create(
+        **kwargs, stream=True, stream_options={"include_usage": True}
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        usage = chunk.usage or usage
+    assert len(pieces) > 3
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert usage is not None and usage.completion_tokens == whole.usage.completion_tokens
+
+
+@pytest.mark.model
+def test_text_completion(sdk: openai.OpenAI) -> None:
+    reply = sdk.completions.create(
+        model="default", prompt="The capital of France is", max_tokens=5, temperature=0
+    )
+    assert reply.usage is not None and reply.usage.completion_tokens <= 5
+    assert reply.choices[0].text
+
+
+@pytest.mark.model
+def test_context_overflow_is_a_400(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="maximum context length"):
+        sdk.chat.completions.create(
+            model="default",
+            messages=QUESTION,
+            max_tokens=100_000,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.model
+def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
+    def free_slots() -> int:
+        engines = httpx.get(f"{smollm_server}/api/engines").json()["data"]
+        return int(engines[0]["info"]["details"]["free_slots"])
+
+    assert free_slots() == 2
+    body = {
+        "model": "default",
+        "stream": True,
+        "max_tokens": 1500,
+        "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
+    }
+    with httpx.stream("POST", f"{smollm_server}/v1/chat/completions", json=body) as response:
+        lines = response.iter_lines()
+        for _ in range(6):
+            next(lines)
+        assert free_slots() == 1
+    # 1500 tokens would take tens of seconds; a stopped generation frees its slot at once.
+    deadline = time.monotonic() + 5
+    while free_slots() != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert free_slots() == 2
+
+
+@pytest.mark.model
+def test_health_answers_while_four_streams_run(smollm_server: str) -> None:
+    import threading
+
+    started = threading.Barrier(5)
+
+    def stream() -> None:
+        with client(smollm_server) as own:
+            started.wait()
+            for _ in own.chat.completions.create(
+                model="default",
+                messages=QUESTION,  # type: ignore[arg-type]
+                max_tokens=64,
+                stream=True,
+            ):
+                pass
+
+    threads = [threading.Thread(target=stream) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.5)
+    answers = [httpx.get(f"{smollm_server}/healthz", timeout=5).status_code for _ in range(5)]
+    alive = [t.is_alive() for t in threads]
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 5
+    assert any(alive)  # health was asked while streams were still running
+
+
+def test_scripted_engine_through_the_sdk(tmp_path: Path) -> None:
+    home = tmp_path / "scripted"
+    home.mkdir()
+    settings = Settings(home=home)
+    store = open_store(settings.store_url)
+    register_scripted(Registry(store), "bot", replies=["fixed answer here"], token_delay_ms=5)
+    store.close()
+    with live_server(home) as base, client(base) as sdk:
+        reply = sdk.chat.completions.create(model="bot", messages=QUESTION)  # type: ignore[arg-type]
+        assert reply.choices[0].message.content == "fixed answer here"
+        streamed = "".join(
+            chunk.choices[0].delta.content or ""
+            for chunk in sdk.chat.completions.create(
+                model="bot",
+                messages=QUESTION,
+                stream=True,  # type: ignore[arg-type]
+            )
+            if chunk.choices
+        )
+        assert streamed == "fixed answer here"
+        with pytest.raises(openai.NotFoundError):
+            sdk.chat.completions.create(model="nope", messages=QUESTION)  # type: ignore[arg-type]
+        assert [m.id for m in sdk.models.list()] == ["bot"]
+
+
+@pytest.mark.model
+def test_the_default_version_records_its_sampling_defaults(smollm_server: str) -> None:
+    version = httpx.get(f"{smollm_server}/api/models/default/versions/1").json()
+    assert version["parameters"] == SMALL_MODEL_SAMPLING
+    assert version["artifact_sha256"] and version["engine_kind"] == "llamacpp"

@@ -1,0 +1,106 @@
+"""The upstream engine against a real OpenAI-compatible server: another modelyard process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from modelyard.config import Settings
+from modelyard.engines import EngineError, EngineSpec, GenerationRequest, Message
+from modelyard.engines.upstream import UpstreamEngine
+from modelyard.registry import Registry
+from modelyard.registry.protocol import VersionCreate
+from modelyard.store import open_store
+from tests.conftest import register_scripted
+from tests.live import free_port, live_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("upstream")
+    store = open_store(Settings(home=home).store_url)
+    registry = Registry(store)
+    register_scripted(registry, "tiny", replies=["alpha beta gamma delta"], token_delay_ms=2)
+    register_scripted(registry, "angry", fail_when_prompt_contains="x", fail_status=503)
+    store.close()
+    with live_server(home) as base:
+        yield f"{base}/v1"
+
+
+async def started(base_url: str, model: str, **params: object) -> UpstreamEngine:
+    spec = EngineSpec("up", 1, "upstream", base_url, {"model": model, **params})
+    engine = UpstreamEngine(spec, Settings())
+    await engine.start()
+    return engine
+
+
+async def collect(chunks: AsyncIterator[object]) -> list[object]:
+    return [chunk async for chunk in chunks]
+
+
+async def test_streams_pass_through_with_usage(upstream: str) -> None:
+    engine = await started(upstream, "tiny")
+    try:
+        chunks = await collect(engine.generate(GenerationRequest(messages=[Message("user", "q")])))
+        texts = [c.text for c in chunks]  # type: ignore[attr-defined]
+        assert len([t for t in texts if t]) == 4  # one chunk per upstream chunk
+        assert "".join(texts) == "alpha beta gamma delta"
+        last = chunks[-1]
+        assert last.finish_reason == "stop"  # type: ignore[attr-defined]
+        assert last.usage.completion_tokens == 4  # type: ignore[attr-defined]
+        text = await collect(engine.generate(GenerationRequest(prompt="p", max_tokens=2)))
+        assert "".join(c.text for c in text) == "alpha beta"  # type: ignore[attr-defined]
+        assert text[-1].finish_reason == "length"  # type: ignore[attr-defined]
+    finally:
+        await engine.aclose()
+
+
+async def test_upstream_errors_map_to_statuses(upstream: str) -> None:
+    engine = await started(upstream, "missing-model")
+    with pytest.raises(EngineError) as unknown:
+        await collect(engine.generate(GenerationRequest(prompt="p")))
+    assert unknown.value.status == 404 and "does not exist" in str(unknown.value)
+    await engine.aclose()
+
+    engine = await started(upstream, "angry")
+    with pytest.raises(EngineError) as failing:
+        await collect(engine.generate(GenerationRequest(prompt="x")))
+    assert failing.value.status == 502 and failing.value.code == "upstream_error"
+    await engine.aclose()
+
+    engine = await started(f"http://127.0.0.1:{free_port()}/v1", "tiny")
+    with pytest.raises(EngineError) as down:
+        await collect(engine.generate(GenerationRequest(prompt="x")))
+    assert down.value.status == 502 and down.value.code == "upstream_unreachable"
+    await engine.aclose()
+
+
+async def test_missing_api_key_env_fails_the_start(upstream: str) -> None:
+    with pytest.raises(EngineError, match="NO_SUCH_KEY_VAR"):
+        await started(upstream, "tiny", api_key_env="NO_SUCH_KEY_VAR")
+
+
+async def test_modelyard_in_front_of_an_upstream(
+    upstream: str, api: httpx.AsyncClient, home_registry: Registry
+) -> None:
+    version = home_registry.add_version(
+        "remote",
+        VersionCreate(engine_kind="upstream", artifact_uri=upstream, parameters={"model": "tiny"}),
+        actor="tests",
+    )
+    await api.put("/api/models/remote/aliases/production", json={"version": version.number})
+    response = await api.post(
+        "/v1/chat/completions",
+        json={"model": "remote", "messages": [{"role": "user", "content": "q"}], "stream": True},
+    )
+    assert response.status_code == 200
+    assert response.text.count("data: ") == 6  # 4 words (the first with the role), finish, [DONE]
+    pinned = await api.post(
+        "/v1/chat/completions",
+        json={"model": "remote@1", "messages": [{"role": "user", "content": "q"}], "n": 1},
+    )
+    assert pinned.json()["usage"]["completion_tokens"] == 4
