@@ -115,6 +115,7 @@ def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
     body = {
         "model": "default",
         "stream": True,
+        "temperature": 0,
         "max_tokens": 1500,
         "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
     }
@@ -123,8 +124,29 @@ def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
         for _ in range(6):
             next(lines)
         assert free_slots() == 1
-    # 1500 tokens would take tens of seconds; a stopped generation frees its slot at once.
-    deadline = time.monotonic() + 5
+    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
+    deadline = time.monotonic() + 2
+    while free_slots() != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert free_slots() == 2
+
+
+@pytest.mark.model
+def test_disconnecting_before_a_non_streamed_answer_frees_the_slot(smollm_server: str) -> None:
+    def free_slots() -> int:
+        engines = httpx.get(f"{smollm_server}/api/engines").json()["data"]
+        return int(engines[0]["info"]["details"]["free_slots"])
+
+    body = {
+        "model": "default",
+        "temperature": 0,
+        "max_tokens": 1500,
+        "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{smollm_server}/v1/chat/completions", json=body, timeout=1.0)
+    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
+    deadline = time.monotonic() + 2
     while free_slots() != 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert free_slots() == 2

@@ -19,7 +19,7 @@ HERE = Path(__file__).parent
 router = APIRouter(include_in_schema=False)
 
 # Navigation of the console; later packages add their pages here.
-NAV = [("Playground", "/"), ("Models", "/ui/models")]
+NAV = (("Playground", "/"), ("Models", "/ui/models"))
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:

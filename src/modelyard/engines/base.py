@@ -84,12 +84,21 @@ class EngineError(Exception):
     code: str = "engine_error"
     error_type: str = "server_error"
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
         if code is not None:
             self.code = code
+        if error_type is not None:
+            self.error_type = error_type
 
 
 class EngineNotReady(EngineError):

@@ -49,7 +49,6 @@ class ScriptedEngine(Engine):
         self._fail_code = str(params.get("fail_code", "upstream_error"))
         self._fail_after: int | None = params.get("fail_after_tokens")
         self._context_length = int(params.get("context_length", 4096))
-        self.active = 0
 
     async def start(self) -> None:
         if self.spec.parameters.get("start_fails"):
@@ -72,22 +71,18 @@ class ScriptedEngine(Engine):
         reply = next(self._replies) if self._replies else _echo(request)
         reply, stopped = _cut_at_stop(reply, request.stop)
         words = _words(reply)
-        self.active += 1
-        try:
-            await asyncio.sleep(self._first_delay)
-            produced = 0
-            for index, word in enumerate(words[:budget]):
-                if self._fail_after is not None and produced >= self._fail_after:
-                    raise EngineError("scripted mid-stream failure", code="engine_error")
-                if index:
-                    await asyncio.sleep(self._token_delay)
-                produced += 1
-                yield Chunk(text=word if index == 0 else " " + word)
-            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=produced)
-            cut_short = len(words) > budget and not stopped
-            yield Chunk(text="", finish_reason="length" if cut_short else "stop", usage=usage)
-        finally:
-            self.active -= 1
+        await asyncio.sleep(self._first_delay)
+        produced = 0
+        for index, word in enumerate(words[:budget]):
+            if self._fail_after is not None and produced >= self._fail_after:
+                raise EngineError("scripted mid-stream failure", code="engine_error")
+            if index:
+                await asyncio.sleep(self._token_delay)
+            produced += 1
+            yield Chunk(text=word if index == 0 else " " + word)
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=produced)
+        cut_short = len(words) > budget and not stopped
+        yield Chunk(text="", finish_reason="length" if cut_short else "stop", usage=usage)
 
 
 def _chat_text(request: GenerationRequest) -> str:

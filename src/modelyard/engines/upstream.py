@@ -125,10 +125,12 @@ def _status_error(response: httpx.Response) -> EngineError:
         message = str(response.json()["error"]["message"])
     status = response.status_code
     if status < 500:
-        error = EngineError(f"upstream refused the request: {message}", status=status)
-        error.code = "upstream_rejected"
-        error.error_type = "invalid_request_error"
-        return error
+        return EngineError(
+            f"upstream refused the request: {message}",
+            status=status,
+            code="upstream_rejected",
+            error_type="invalid_request_error",
+        )
     return EngineError(f"upstream failed ({status}): {message}", status=502, code="upstream_error")
 
 

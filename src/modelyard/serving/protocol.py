@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Request fields that change what OpenAI would return; refused rather than silently ignored.
-UNSUPPORTED_FIELDS = {
-    "tools": "tool calling",
-    "tool_choice": "tool calling",
-    "functions": "function calling",
-    "function_call": "function calling",
-    "response_format": "structured output (response_format)",
-    "logprobs": "logprobs",
-    "top_logprobs": "logprobs",
-    "logit_bias": "logit_bias",
-    "best_of": "best_of",
-    "echo": "echo",
-    "suffix": "suffix",
-}
+UNSUPPORTED_FIELDS = MappingProxyType(
+    {
+        "tools": "tool calling",
+        "tool_choice": "tool calling",
+        "functions": "function calling",
+        "function_call": "function calling",
+        "response_format": "structured output (response_format)",
+        "logprobs": "logprobs",
+        "top_logprobs": "logprobs",
+        "logit_bias": "logit_bias",
+        "best_of": "best_of",
+        "echo": "echo",
+        "suffix": "suffix",
+    }
+)
 MAX_STOP_SEQUENCES = 4
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from modelyard.engines import Chunk, Usage
 from modelyard.services import services_of
 from modelyard.serving.generation import (
     ClientDisconnected,
+    Collected,
     Generation,
     collect,
     event_stream,
@@ -57,19 +61,33 @@ async def list_models(request: Request) -> ModelCardList:
 
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    return await _serve(body, request, "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
+
+
+@router.post("/completions", response_model=Completion)
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    return await _serve(body, request, "cmpl", _text_chunk, _text_usage_chunk, _text_final)
+
+
+async def _serve(
+    body: ChatCompletionRequest | CompletionRequest,
+    request: Request,
+    prefix: str,
+    render_chunk: Callable[[Generation, str, Chunk], BaseModel | None],
+    render_usage: Callable[[Generation, str, Usage], BaseModel],
+    render_final: Callable[[Generation, str, Collected], BaseModel],
+) -> Response:
     services = services_of(request)
     generation = await start_generation(
-        services.routing, services.engines, body.model, generation_request(body), "chatcmpl"
+        services.routing, services.engines, body.model, generation_request(body), prefix
     )
+    model = body.model
     if body.stream:
+        usage_event = (
+            (lambda u: render_usage(generation, model, u)) if body.include_usage() else None
+        )
         return StreamingResponse(
-            event_stream(
-                generation,
-                lambda chunk: _chat_chunk(generation, body.model, chunk),
-                (lambda usage: _chat_usage_chunk(generation, body.model, usage))
-                if body.include_usage()
-                else None,
-            ),
+            event_stream(generation, lambda c: render_chunk(generation, model, c), usage_event),
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **generation.version_header},
         )
@@ -77,10 +95,18 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         result = await unless_disconnected(request, collect(generation))
     except ClientDisconnected:
         return CLIENT_GONE
-    completion = ChatCompletion(
+    return Response(
+        render_final(generation, model, result).model_dump_json(),
+        media_type="application/json",
+        headers=generation.version_header,
+    )
+
+
+def _chat_final(generation: Generation, model: str, result: Collected) -> ChatCompletion:
+    return ChatCompletion(
         id=generation.id,
         created=generation.created,
-        model=body.model,
+        model=model,
         choices=[
             ChatChoice(
                 message=AssistantMessage(content=result.text), finish_reason=result.finish_reason
@@ -88,46 +114,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         ],
         usage=usage_out(result.usage),
     )
-    return Response(
-        completion.model_dump_json(),
-        media_type="application/json",
-        headers=generation.version_header,
-    )
 
 
-@router.post("/completions", response_model=Completion)
-async def completions(body: CompletionRequest, request: Request) -> Response:
-    services = services_of(request)
-    generation = await start_generation(
-        services.routing, services.engines, body.model, generation_request(body), "cmpl"
-    )
-    if body.stream:
-        return StreamingResponse(
-            event_stream(
-                generation,
-                lambda chunk: _text_chunk(generation, body.model, chunk),
-                (lambda usage: _text_usage_chunk(generation, body.model, usage))
-                if body.include_usage()
-                else None,
-            ),
-            media_type="text/event-stream",
-            headers={**SSE_HEADERS, **generation.version_header},
-        )
-    try:
-        result = await unless_disconnected(request, collect(generation))
-    except ClientDisconnected:
-        return CLIENT_GONE
-    completion = Completion(
+def _text_final(generation: Generation, model: str, result: Collected) -> Completion:
+    return Completion(
         id=generation.id,
         created=generation.created,
-        model=body.model,
+        model=model,
         choices=[TextChoice(text=result.text, finish_reason=result.finish_reason)],
         usage=usage_out(result.usage),
-    )
-    return Response(
-        completion.model_dump_json(),
-        media_type="application/json",
-        headers=generation.version_header,
     )
 
 

@@ -33,7 +33,7 @@ from modelyard.engines.base import (
     EngineSpec,
     GenerationRequest,
 )
-from modelyard.engines.llamacpp.slot import Emit, Sampling, Slot
+from modelyard.engines.llamacpp.slot import Job, Sampling, Slot
 
 SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
@@ -152,16 +152,8 @@ class LlamaCppEngine(Engine):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         try:
-            work = loop.run_in_executor(
-                self._executor,
-                slot.run,
-                prompt,
-                max_tokens,
-                list(request.stop),
-                sampling,
-                cancel,
-                emit,
-            )
+            job = Job(prompt, max_tokens, list(request.stop), sampling, cancel, emit)
+            work = loop.run_in_executor(self._executor, slot.run, job)
         except RuntimeError:
             self._free.put_nowait(slot)
             raise EngineNotReady("the engine is shutting down") from None
@@ -188,6 +180,3 @@ class LlamaCppEngine(Engine):
                 "the completion."
             )
         return asked if asked is not None else room
-
-
-__all__ = ["Emit", "LlamaCppEngine"]

@@ -46,6 +46,18 @@ class Sampling:
         )
 
 
+@dataclass(frozen=True)
+class Job:
+    """One generation handed to a slot's worker thread."""
+
+    prompt: list[int]
+    max_tokens: int
+    stops: list[str]
+    sampling: Sampling
+    cancel: threading.Event
+    emit: Emit
+
+
 class Slot:
     """A ``Llama`` context. Not thread-safe: the engine lends it to one request at a time."""
 
@@ -56,36 +68,21 @@ class Slot:
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
-    def run(
-        self,
-        prompt: list[int],
-        max_tokens: int,
-        stops: list[str],
-        sampling: Sampling,
-        cancel: threading.Event,
-        emit: Emit,
-    ) -> None:
-        """Generate until end of generation, a stop string, ``max_tokens`` or ``cancel``."""
+    def run(self, job: Job) -> None:
+        """Generate until end of generation, a stop string, ``max_tokens`` or cancellation."""
         try:
-            self._generate(prompt, max_tokens, stops, sampling, cancel, emit)
+            self._generate(job)
         except (RuntimeError, ValueError, OSError) as error:
-            emit(error)
+            job.emit(error)
 
-    def _generate(
-        self,
-        prompt: list[int],
-        max_tokens: int,
-        stops: list[str],
-        sampling: Sampling,
-        cancel: threading.Event,
-        emit: Emit,
-    ) -> None:
+    def _generate(self, job: Job) -> None:
+        sampling = job.sampling
         self.llama.set_seed(sampling.seed)
-        scanner = StopScanner(stops)
+        scanner = StopScanner(job.stops)
         produced = 0
         finish: FinishReason = "length"
         tokens = self.llama.generate(
-            prompt,
+            job.prompt,
             temp=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,
@@ -96,7 +93,7 @@ class Slot:
         )
         try:
             for token in tokens:
-                if cancel.is_set():
+                if job.cancel.is_set():
                     return
                 if self.is_end_of_generation(token):
                     finish = "stop"
@@ -104,14 +101,13 @@ class Slot:
                 produced += 1
                 text = scanner.push(self.llama.detokenize([token]))
                 if text:
-                    emit(Chunk(text=text))
+                    job.emit(Chunk(text=text))
                 if scanner.stopped:
                     finish = "stop"
                     break
-                if produced >= max_tokens:
+                if produced >= job.max_tokens:
                     break
         finally:
             tokens.close()
-        tail = scanner.flush()
-        usage = Usage(prompt_tokens=len(prompt), completion_tokens=produced)
-        emit(Chunk(text=tail, finish_reason=finish, usage=usage))
+        usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=produced)
+        job.emit(Chunk(text=scanner.flush(), finish_reason=finish, usage=usage))
