@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         default=2048, description="Context window per llama.cpp slot, in tokens."
     )
     llamacpp_slots: int = Field(
-        default=2,
+        default=4,
         description="llama.cpp contexts per GGUF version (sequences generated at once); "
         "the weights are memory-mapped once and shared.",
     )

@@ -38,8 +38,8 @@ from modelyard.serving.protocol import (
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-# 499: nginx's "client closed request"; nobody reads it, the access log does.
-CLIENT_GONE = Response(status_code=499)
+# nginx's "client closed request": nobody reads it, the access log does.
+CLIENT_CLOSED_REQUEST = 499
 
 
 @router.get("/models", response_model=ModelCardList)
@@ -94,7 +94,7 @@ async def _serve(
     try:
         result = await unless_disconnected(request, collect(generation))
     except ClientDisconnected:
-        return CLIENT_GONE
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     return Response(
         render_final(generation, model, result).model_dump_json(),
         media_type="application/json",

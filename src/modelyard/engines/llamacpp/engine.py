@@ -13,6 +13,7 @@ defaults for fields a request leaves out: ``temperature``, ``top_p``, ``top_k``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncGenerator
@@ -53,6 +54,7 @@ class LlamaCppEngine(Engine):
         self._slots: list[Slot] = []
         self._free: asyncio.Queue[Slot] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(self.slot_count, thread_name_prefix="llamacpp")
+        self._cancels: set[threading.Event] = set()
         self._formatter: Any = None
         self._template: str | None = None
 
@@ -91,7 +93,9 @@ class LlamaCppEngine(Engine):
         return slots
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for cancel in list(self._cancels):
+            cancel.set()  # running generations stop within a token
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         for slot in self._slots:
             slot.llama.close()
         self._slots = []
@@ -146,18 +150,26 @@ class LlamaCppEngine(Engine):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
         cancel = threading.Event()
+        self._cancels.add(cancel)
 
         def emit(item: Chunk | BaseException) -> None:
-            if not loop.is_closed():
+            # The loop may be gone at shutdown; then nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         try:
             job = Job(prompt, max_tokens, list(request.stop), sampling, cancel, emit)
             work = loop.run_in_executor(self._executor, slot.run, job)
         except RuntimeError:
+            self._cancels.discard(cancel)
             self._free.put_nowait(slot)
             raise EngineNotReady("the engine is shutting down") from None
-        work.add_done_callback(lambda _done: self._free.put_nowait(slot))
+
+        def release(_done: object) -> None:
+            self._cancels.discard(cancel)
+            self._free.put_nowait(slot)
+
+        work.add_done_callback(release)
         try:
             while True:
                 item = await queue.get()
