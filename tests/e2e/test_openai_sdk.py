@@ -45,6 +45,18 @@ def sdk(smollm_server: str) -> Iterator[openai.OpenAI]:
         yield opened
 
 
+def free_slots(base: str) -> int:
+    engines = httpx.get(f"{base}/api/engines").json()["data"]
+    return int(engines[0]["info"]["details"]["free_slots"])
+
+
+def wait_for_free_slots(base: str, wanted: int, within_s: float) -> int:
+    deadline = time.monotonic() + within_s
+    while (free := free_slots(base)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return free
+
+
 @pytest.mark.model
 def test_non_streamed_reply_with_real_token_counts(sdk: openai.OpenAI, tokenizer: Llama) -> None:
     reply = sdk.chat.completions.create(
@@ -107,11 +119,7 @@ def test_context_overflow_is_a_400(sdk: openai.OpenAI) -> None:
 
 @pytest.mark.model
 def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
-    def free_slots() -> int:
-        engines = httpx.get(f"{smollm_server}/api/engines").json()["data"]
-        return int(engines[0]["info"]["details"]["free_slots"])
-
-    assert free_slots() == 2
+    assert free_slots(smollm_server) == 2
     body = {
         "model": "default",
         "stream": True,
@@ -123,20 +131,13 @@ def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
         lines = response.iter_lines()
         for _ in range(6):
             next(lines)
-        assert free_slots() == 1
+        assert free_slots(smollm_server) == 1
     # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
-    deadline = time.monotonic() + 2
-    while free_slots() != 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert free_slots() == 2
+    assert wait_for_free_slots(smollm_server, 2, within_s=2) == 2
 
 
 @pytest.mark.model
 def test_disconnecting_before_a_non_streamed_answer_frees_the_slot(smollm_server: str) -> None:
-    def free_slots() -> int:
-        engines = httpx.get(f"{smollm_server}/api/engines").json()["data"]
-        return int(engines[0]["info"]["details"]["free_slots"])
-
     body = {
         "model": "default",
         "temperature": 0,
@@ -146,10 +147,7 @@ def test_disconnecting_before_a_non_streamed_answer_frees_the_slot(smollm_server
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{smollm_server}/v1/chat/completions", json=body, timeout=1.0)
     # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
-    deadline = time.monotonic() + 2
-    while free_slots() != 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert free_slots() == 2
+    assert wait_for_free_slots(smollm_server, 2, within_s=2) == 2
 
 
 @pytest.mark.model
