@@ -3,6 +3,7 @@
 from modelyard.engines.base import (
     Chunk,
     ContextLengthExceeded,
+    Embeddings,
     Engine,
     EngineError,
     EngineInfo,
@@ -16,6 +17,7 @@ from modelyard.engines.base import (
 __all__ = [
     "Chunk",
     "ContextLengthExceeded",
+    "Embeddings",
     "Engine",
     "EngineError",
     "EngineInfo",

@@ -58,6 +58,14 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Embeddings:
+    """One vector per input text, in input order, and the tokens the inputs used."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     kind: str
     context_length: int | None = None
@@ -139,11 +147,12 @@ class Engine(abc.ABC):
     def info(self) -> EngineInfo:
         """Context length, chat template, size: what the engine knows about its model."""
 
-    @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         """Stream the generation. Closing the iterator early cancels it and frees the engine."""
+        raise UnsupportedOperation(f"engine kind '{self.kind}' does not generate text")
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Embed ``texts`` (an engine of an ``embedding`` model implements this)."""
         raise UnsupportedOperation(f"engine kind '{self.kind}' does not embed")
 
     async def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
