@@ -33,13 +33,14 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def modelyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own data dir; no test registers the real model unless it asks."""
+    """Every test gets its own data dir; no test registers the real models unless it asks."""
     home = tmp_path / "home"
     for name in list(os.environ):
         if name.startswith("MODELYARD_") and name != "MODELYARD_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
     monkeypatch.setenv("MODELYARD_HOME", str(home))
     monkeypatch.setenv("MODELYARD_DEFAULT_MODEL", "none")
+    monkeypatch.setenv("MODELYARD_DEFAULT_EMBEDDING_MODEL", "none")
     return home
 
 

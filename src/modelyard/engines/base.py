@@ -91,6 +91,7 @@ class EngineError(Exception):
     status: int = 500
     code: str = "engine_error"
     error_type: str = "server_error"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(
         self,

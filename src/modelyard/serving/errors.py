@@ -104,7 +104,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EngineError)
     async def _engine(_request: Request, error: EngineError) -> JSONResponse:
-        return error_response(engine_api_error(error))
+        headers = None
+        if error.retry_after_s is not None:
+            headers = {"retry-after": str(error.retry_after_s)}
+        return error_response(engine_api_error(error), headers=headers)
 
     @app.exception_handler(RegistryError)
     async def _registry(_request: Request, error: RegistryError) -> JSONResponse:

@@ -1,23 +1,23 @@
-"""llama.cpp engine: a few contexts over one memory-mapped GGUF, generating in worker threads.
+"""llama.cpp engine: a GGUF served in-process with continuous batching.
 
-Each request borrows a free context ("slot") and generates in a thread, so the event loop
-stays free and up to ``llamacpp_slots`` requests make progress at once; more wait in FIFO
-order. Closing the stream (client gone) sets a cancel flag the thread checks every token,
-and the slot returns to the pool as soon as the thread has stopped.
+One llama.cpp context holds up to ``max_num_seqs`` sequences, each with its own KV stream
+of ``n_ctx`` tokens; the scheduler thread decodes all of them in one batch per step (see
+``scheduler.py``). More requests wait in a FIFO queue of ``max_waiting``; past that the
+engine refuses with 503 and ``Retry-After``. Closing a stream (client gone) cancels its
+sequence before the next step.
 
-Version parameters: ``n_ctx``, ``slots``, ``threads`` (override the settings) and sampling
-defaults for fields a request leaves out: ``temperature``, ``top_p``, ``top_k``, ``min_p``,
-``repeat_penalty``.
+Version parameters (override the settings): ``n_ctx`` (per sequence), ``max_num_seqs``,
+``max_waiting``, ``prefill_chunk``, ``prefix_cache``, ``threads``; sampling defaults for
+fields a request leaves out: ``temperature``, ``top_p``, ``top_k``, ``min_p``, ``repeat_penalty``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import threading
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ from modelyard.engines.base import (
     EngineSpec,
     GenerationRequest,
 )
-from modelyard.engines.llamacpp.slot import Job, Sampling, Slot
+from modelyard.engines.llamacpp.sampling import Sampling
+from modelyard.engines.llamacpp.scheduler import Scheduler, SchedulerLimits
+from modelyard.engines.llamacpp.sequence import Job
 
 SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
@@ -47,80 +49,108 @@ class LlamaCppEngine(Engine):
         params = spec.parameters
         self.path = Path(spec.artifact_uri.removeprefix("file://"))
         self.n_ctx = int(params.get("n_ctx", settings.llamacpp_n_ctx))
-        self.slot_count = max(1, int(params.get("slots", settings.llamacpp_slots)))
+        self.limits = SchedulerLimits(
+            max_num_seqs=max(1, int(params.get("max_num_seqs", settings.llamacpp_max_num_seqs))),
+            max_waiting=max(0, int(params.get("max_waiting", settings.llamacpp_max_waiting))),
+            prefill_chunk=max(1, int(params.get("prefill_chunk", settings.llamacpp_prefill_chunk))),
+            prefix_cache=bool(params.get("prefix_cache", settings.llamacpp_prefix_cache)),
+        )
         threads = int(params.get("threads", settings.llamacpp_threads))
-        self.threads = threads or max(1, (os.cpu_count() or 1) // self.slot_count)
+        self.threads = threads or (os.cpu_count() or 1)
         self.defaults = {k: params[k] for k in SAMPLING_DEFAULTS if k in params}
-        self._slots: list[Slot] = []
-        self._free: asyncio.Queue[Slot] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(self.slot_count, thread_name_prefix="llamacpp")
-        self._cancels: set[threading.Event] = set()
+        self._model: Any = None
+        self._ctx: Any = None
+        self._scheduler: Scheduler | None = None
         self._formatter: Any = None
         self._template: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         if not self.path.is_file():
             raise EngineError(f"GGUF file {self.path} does not exist")
-        self._slots = await asyncio.to_thread(self._load)
-        for slot in self._slots:
-            self._free.put_nowait(slot)
+        await asyncio.to_thread(self._load)
+        assert self._scheduler is not None
+        self._scheduler.start()
 
-    def _load(self) -> list[Slot]:
-        from llama_cpp import Llama
+    def _load(self) -> None:
+        import llama_cpp
+
+        # What Llama(verbose=False) does: llama.cpp's own log only for errors.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        from llama_cpp._internals import LlamaModel
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        slots = [
-            Slot(
-                Llama(
-                    model_path=str(self.path),
-                    n_ctx=self.n_ctx,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    verbose=False,
-                )
-            )
-            for _ in range(self.slot_count)
-        ]
-        llama = slots[0].llama
-        self._template = llama.metadata.get("tokenizer.chat_template")
+        model_params = llama_cpp.llama_model_default_params()
+        model = LlamaModel(path_model=str(self.path), params=model_params, verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_seq_max = self.limits.max_num_seqs
+        params.n_ctx = self.n_ctx * self.limits.max_num_seqs
+        params.n_batch = params.n_ubatch = self.limits.prefill_chunk + self.limits.max_num_seqs
+        params.n_threads = params.n_threads_batch = self.threads
+        # A KV stream per sequence: attention then sums over exactly the cells it would
+        # alone, so a batched sequence gives the same tokens as decoded alone. (A unified
+        # buffer interleaves other sequences' masked cells, which regroups the sums.)
+        params.kv_unified = False
+        ctx = llama_cpp.llama_init_from_model(model.model, params)
+        if not ctx:
+            model.close()  # type: ignore[no-untyped-call]
+            raise EngineError(f"llama.cpp could not create a context for {self.path.name}")
+        self._model, self._ctx = model, ctx
+        self._template = model.metadata().get("tokenizer.chat_template")
         if self._template:
-            model = llama._model
             self._formatter = Jinja2ChatFormatter(
                 template=self._template,
-                eos_token=model.token_get_text(llama.token_eos()),
-                bos_token=model.token_get_text(llama.token_bos()),
+                eos_token=model.token_get_text(model.token_eos()),
+                bos_token=model.token_get_text(model.token_bos()),
             )
-        return slots
+        self._scheduler = Scheduler(model, ctx, self.limits)
 
     async def aclose(self) -> None:
-        for cancel in list(self._cancels):
-            cancel.set()  # running generations stop within a token
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-        for slot in self._slots:
-            slot.llama.close()
-        self._slots = []
+        if self._scheduler is not None:
+            await asyncio.to_thread(self._scheduler.stop)
+            self._scheduler = None
+        if self._ctx is not None:
+            import llama_cpp
+
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            self._model.close()
+            self._model = None
 
     def info(self) -> EngineInfo:
+        details: dict[str, Any] = {
+            "threads": self.threads,
+            "prefill_chunk": self.limits.prefill_chunk,
+            "sampling_defaults": self.defaults,
+        }
+        if self._scheduler is not None:
+            load = self._scheduler.load()
+            details.update(
+                active=load.active,
+                waiting=load.waiting,
+                max_num_seqs=load.max_num_seqs,
+                max_waiting=load.max_waiting,
+                steps=load.steps,
+                reused_prompt_tokens=load.reused_prompt_tokens,
+            )
         return EngineInfo(
             kind=self.kind,
             context_length=self.n_ctx,
             chat_template=self._template,
             size_bytes=self.path.stat().st_size if self.path.is_file() else None,
-            details={
-                "slots": self.slot_count,
-                "threads_per_slot": self.threads,
-                "free_slots": self._free.qsize(),
-                "sampling_defaults": self.defaults,
-            },
+            details=details,
         )
+
+    # -- requests -------------------------------------------------------------------------
 
     def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
         """The prompt's tokens: chat messages through the GGUF's own chat template."""
-        if not self._slots:
+        if self._model is None:
             raise EngineNotReady(f"{self.spec.model}@{self.spec.version} is not loaded")
-        llama = self._slots[0].llama
         if request.prompt is not None:
-            return list(llama.tokenize(request.prompt.encode(), add_bos=True, special=False))
+            return list(self._model.tokenize(request.prompt.encode(), True, False))
         if self._formatter is None:
             raise EngineError(
                 f"{self.path.name} has no chat template in its metadata; use /v1/completions",
@@ -137,49 +167,36 @@ class LlamaCppEngine(Engine):
                 code="invalid_messages",
             ) from error
         return list(
-            llama.tokenize(
-                formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
-            )
+            self._model.tokenize(formatted.prompt.encode(), not formatted.added_special, True)
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise EngineNotReady(f"{self.spec.model}@{self.spec.version} is not loaded")
         prompt = await asyncio.to_thread(self.tokenize_prompt, request)
         max_tokens = self._token_budget(len(prompt), request.max_tokens)
-        sampling = Sampling.of(request, self.defaults)
-        slot = await self._free.get()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
-        cancel = threading.Event()
-        self._cancels.add(cancel)
 
         def emit(item: Chunk | BaseException) -> None:
             # The loop may be gone at shutdown; then nobody is left to tell.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        try:
-            job = Job(prompt, max_tokens, list(request.stop), sampling, cancel, emit)
-            work = loop.run_in_executor(self._executor, slot.run, job)
-        except RuntimeError:
-            self._cancels.discard(cancel)
-            self._free.put_nowait(slot)
-            raise EngineNotReady("the engine is shutting down") from None
-
-        def release(_done: object) -> None:
-            self._cancels.discard(cancel)
-            self._free.put_nowait(slot)
-
-        work.add_done_callback(release)
+        job = Job(prompt, max_tokens, list(request.stop), Sampling.of(request, self.defaults), emit)
+        scheduler.submit(job)
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
-                    raise EngineError(f"llama.cpp failed: {item}") from item
+                    raise item if isinstance(item, EngineError) else EngineError(str(item))
                 yield item
                 if item.finish_reason is not None:
                     return
         finally:
-            cancel.set()
+            if not job.cancel.is_set():
+                scheduler.cancel(job)
 
     def _token_budget(self, prompt_tokens: int, asked: int | None) -> int:
         room = self.n_ctx - prompt_tokens
