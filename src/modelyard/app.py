@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.bootstrap import ensure_default_model
+from modelyard.bootstrap import ensure_default_embedding_model, ensure_default_model
 from modelyard.config import Settings
 from modelyard.console import routes as console_routes
 from modelyard.engines.pool import EnginePool
@@ -19,7 +19,7 @@ from modelyard.registry import routes as registry_routes
 from modelyard.routing import RoutingTable
 from modelyard.routing.refresh import RoutingRefresher
 from modelyard.services import Services
-from modelyard.serving import errors, health
+from modelyard.serving import embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
 from modelyard.store import open_store
@@ -33,6 +33,7 @@ def open_services(settings: Settings) -> Services:
     store = open_store(settings.store_url)
     registry = Registry(store)
     ensure_default_model(settings, registry, actor="modelyard")
+    ensure_default_embedding_model(settings, registry, actor="modelyard")
     table = RoutingTable()
     engines = EnginePool(settings)
 
@@ -78,6 +79,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     health.attach(app)
     serving_routes.attach(app)
+    embeddings.attach(app)
     registry_routes.attach(app)
     console_routes.attach(app)
     return app

@@ -1,4 +1,5 @@
-"""Artifacts of versions: local files are pinned by their SHA-256, URLs are kept as given."""
+"""Artifacts of versions: local files and directories are pinned by their SHA-256, URLs are
+kept as given."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ def sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         while block := handle.read(_CHUNK):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of_dir(path: Path) -> str:
+    """One digest of a directory: every file's relative path and SHA-256, in path order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_of(file)}\n".encode())
     return digest.hexdigest()
 
 
@@ -37,7 +46,9 @@ def pin_artifact(uri: str) -> tuple[str, str | None]:
         if parsed.scheme in ("http", "https") and not parsed.netloc:
             raise InvalidRegistration(f"'{uri}' is not a valid URL: it has no host")
         return uri, None
-    if not path.is_file():
-        raise InvalidRegistration(f"artifact file '{path}' does not exist")
     resolved = path.resolve()
+    if resolved.is_dir():
+        return str(resolved), sha256_of_dir(resolved)
+    if not resolved.is_file():
+        raise InvalidRegistration(f"artifact file '{path}' does not exist")
     return str(resolved), sha256_of(resolved)

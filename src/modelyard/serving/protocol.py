@@ -213,3 +213,70 @@ class ErrorBody(BaseModel):
         return cls(
             error=ErrorDetail(message=message, type=type_, param=param, code=code)
         ).model_dump()
+
+
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def _text_input(value: object) -> str | list[str]:
+    """``input`` as OpenAI takes it, less token-id arrays: a string or a list of strings,
+    none of them empty."""
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("the string is empty; send text to embed")
+        return value
+    if not isinstance(value, list):
+        raise ValueError("expected a string or a list of strings")
+    if not value:
+        raise ValueError("the list is empty; send at least one string")
+    if any(isinstance(item, int | list) and not isinstance(item, bool) for item in value):
+        raise ValueError(
+            "token-id arrays are not supported; send the text (a string or a list of strings)"
+        )
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        raise ValueError(
+            f"the list has {len(value)} items; at most {MAX_EMBEDDING_INPUTS} are allowed"
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ValueError(f"item {index} is not a string")
+        if not item:
+            raise ValueError(f"item {index} is an empty string; send text to embed")
+    return value
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: object) -> str | list[str]:
+        return _text_input(value)
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    # A list of floats, or with encoding_format=base64 their little-endian float32 bytes.
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage

@@ -1,0 +1,94 @@
+"""``POST /v1/embeddings`` in OpenAI's shape, served by engines of ``embedding`` models."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from modelyard.engines import Embeddings, Engine
+from modelyard.routing import Target
+from modelyard.services import services_of
+from modelyard.serving.errors import APIError
+from modelyard.serving.generation import ClientDisconnected, unless_disconnected
+from modelyard.serving.protocol import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
+from modelyard.serving.routes import CLIENT_CLOSED_REQUEST
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+EMBEDDING_TASK = "embedding"
+
+
+@router.post("/embeddings", response_model=EmbeddingList)
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> Response:
+    services = services_of(request)
+    target = services.routing.resolve(body.model)
+    _check_task(target, body.model)
+    engine = await services.engines.get(target.spec)
+    _check_dimensions(body.dimensions, _dimensions_of(engine))
+    try:
+        result = await unless_disconnected(request, engine.embed(body.texts()))
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    if result.vectors:
+        _check_dimensions(body.dimensions, len(result.vectors[0]))
+    # Rendering thousands of vectors as JSON is CPU work: keep it off the event loop.
+    content = await asyncio.to_thread(render, result, body.model, body.encoding_format)
+    version = target.version
+    return Response(
+        content,
+        media_type="application/json",
+        headers={"x-modelyard-version": f"{version.model}@{version.number}"},
+    )
+
+
+def _check_task(target: Target, model: str) -> None:
+    if target.task != EMBEDDING_TASK:
+        raise APIError(
+            400,
+            f"The model '{model}' is a {target.task} model; it cannot embed text. "
+            "Use an embedding model (GET /v1/models shows each model's task).",
+            param="model",
+            code="wrong_task",
+        )
+
+
+def _dimensions_of(engine: Engine) -> int | None:
+    dimensions = engine.info().details.get("dimensions")
+    return dimensions if isinstance(dimensions, int) else None
+
+
+def _check_dimensions(requested: int | None, actual: int | None) -> None:
+    if requested is not None and actual is not None and requested != actual:
+        raise APIError(
+            400,
+            f"This model's embeddings have {actual} dimensions and cannot be shortened to "
+            f"{requested}; leave 'dimensions' out or set it to {actual}.",
+            param="dimensions",
+            code="invalid_dimensions",
+        )
+
+
+def render(result: Embeddings, model: str, encoding_format: str) -> bytes:
+    encode = as_base64 if encoding_format == "base64" else list
+    body = EmbeddingList(
+        data=[
+            Embedding(index=index, embedding=encode(vector))
+            for index, vector in enumerate(result.vectors)
+        ],
+        model=model,
+        usage=EmbeddingUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
+    )
+    return body.model_dump_json().encode()
+
+
+def as_base64(vector: Sequence[float]) -> str:
+    """OpenAI's ``base64`` encoding: the vector's little-endian float32 bytes."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def attach(app: FastAPI) -> None:
+    app.include_router(router)
