@@ -1,5 +1,5 @@
 # The two commands of the README. Both create .venv and install what they need.
-.PHONY: serve test setup
+.PHONY: serve test setup bench-engine
 
 serve:
 	@scripts/setup.sh serve
@@ -10,3 +10,8 @@ test:
 
 setup:
 	@scripts/setup.sh test
+
+# The engine benchmark (bench/README.md); the first run builds llama-server (~20 min).
+bench-engine:
+	@scripts/setup.sh test
+	.venv/bin/python bench/engine.py
