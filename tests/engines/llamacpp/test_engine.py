@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
@@ -147,36 +148,38 @@ async def test_closing_a_stream_frees_its_sequence(engine: LlamaCppEngine) -> No
     await wait_until(lambda: engine.info().details["active"] == 0, timeout_s=2)
 
 
-async def test_cancelling_lets_the_next_waiting_request_start() -> None:
-    engine = await started(max_num_seqs=1, max_waiting=4)
-    try:
-        first = engine.generate(ask("Write a long essay about rivers.", max_tokens=400))
-        await anext(first)
-        second = asyncio.create_task(run(engine, ask("Name a fruit.", max_tokens=8)))
-        await wait_until(lambda: engine.info().details["waiting"] == 1)
-        await asyncio.sleep(0.3)
-        assert not second.done()  # it waits while the first holds the only sequence
-        await first.aclose()
-        done = await asyncio.wait_for(second, timeout=10)
-        assert done[-1].finish_reason in ("stop", "length")
-    finally:
-        await engine.aclose()
-
-
-async def test_a_full_queue_refuses_with_retry_after() -> None:
-    engine = await started(max_num_seqs=1, max_waiting=1)
+@contextlib.asynccontextmanager
+async def one_running_one_waiting(
+    max_waiting: int,
+) -> AsyncIterator[tuple[LlamaCppEngine, AsyncGenerator[Chunk, None], asyncio.Task[list[Chunk]]]]:
+    """An engine with a single sequence, held by a long stream, and a request queued."""
+    engine = await started(max_num_seqs=1, max_waiting=max_waiting)
     try:
         running = engine.generate(ask("Write a long essay about rivers.", max_tokens=400))
         await anext(running)
-        waiting = asyncio.create_task(run(engine, ask("Name a fruit.", max_tokens=4)))
+        queued = asyncio.create_task(run(engine, ask("Name a fruit.", max_tokens=8)))
         await wait_until(lambda: engine.info().details["waiting"] == 1)
-        with pytest.raises(EngineOverloaded) as refused:
-            await run(engine, ask("One more?", max_tokens=4))
-        assert refused.value.status == 503 and refused.value.retry_after_s
-        waiting.cancel()
+        yield engine, running, queued
+        queued.cancel()
         await running.aclose()
     finally:
         await engine.aclose()
+
+
+async def test_cancelling_lets_the_next_waiting_request_start() -> None:
+    async with one_running_one_waiting(max_waiting=4) as (_engine, running, queued):
+        await asyncio.sleep(0.3)
+        assert not queued.done()  # it waits while the first holds the only sequence
+        await running.aclose()
+        done = await asyncio.wait_for(queued, timeout=10)
+        assert done[-1].finish_reason in ("stop", "length")
+
+
+async def test_a_full_queue_refuses_with_retry_after() -> None:
+    async with one_running_one_waiting(max_waiting=1) as (engine, _running, _queued):
+        with pytest.raises(EngineOverloaded) as refused:
+            await run(engine, ask("One more?", max_tokens=4))
+        assert refused.value.status == 503 and refused.value.retry_after_s
 
 
 async def test_a_long_prompt_is_prefilled_between_decode_steps() -> None:
