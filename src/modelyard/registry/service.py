@@ -216,15 +216,12 @@ class Registry:
     def change_marker(self) -> tuple[int, int]:
         """Cheap fingerprint of routing-relevant state: (last alias move, last version)."""
         with self._store.session() as session:
-            moves = session.scalar(select(func.max(AliasMoveRow.id))) or 0
-            versions = session.scalar(select(func.max(VersionRow.id))) or 0
-            return int(moves), int(versions)
+            return self._marker(session)
 
     def routing_state(self) -> RoutingState:
         """Everything the routing table holds, read in one transaction."""
         with self._store.session() as session:
-            moves = session.scalar(select(func.max(AliasMoveRow.id))) or 0
-            last_version = session.scalar(select(func.max(VersionRow.id))) or 0
+            marker = self._marker(session)
             models = {row.id: row for row in session.scalars(select(ModelRow)).all()}
             versions = session.scalars(select(VersionRow)).all()
             outs = {v.id: self._version_out(models[v.model_id].name, v, []) for v in versions}
@@ -241,10 +238,16 @@ class Registry:
                 ],
                 versions=list(outs.values()),
                 tasks={m.name: m.task for m in models.values()},
-                marker=(int(moves), int(last_version)),
+                marker=marker,
             )
 
     # -- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _marker(session: Session) -> tuple[int, int]:
+        moves = session.scalar(select(func.max(AliasMoveRow.id))) or 0
+        versions = session.scalar(select(func.max(VersionRow.id))) or 0
+        return int(moves), int(versions)
 
     def _move(
         self,

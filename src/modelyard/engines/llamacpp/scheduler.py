@@ -165,7 +165,7 @@ class Scheduler:
             self._free_ids.remove(seq_id)
             llama_cpp.llama_memory_seq_rm(self._memory, seq_id, reuse, -1)
             sequence = Sequence(job, seq_id, sampler, StopScanner(job.stops))
-            sequence.prefilled = sequence.reused = reuse
+            sequence.prefilled = reuse  # found in the stream's cache: not read again
             self._reused_tokens += reuse
             self._active.append(sequence)
 

@@ -35,7 +35,6 @@ class Sequence:
     sampler: Any
     scanner: StopScanner
     prefilled: int = 0  # prompt tokens already in the KV cache (reused ones included)
-    reused: int = 0  # prompt tokens found in the KV cache of an earlier sequence
     last_token: int = -1
     produced: int = 0
     generated: list[int] = field(default_factory=list)
