@@ -11,13 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from modelyard.app import build_app
 from modelyard.config import Settings
+from modelyard.guard.keys import read_admin_key
 from modelyard.registry import Registry
 from modelyard.registry.protocol import VersionCreate
+from modelyard.services import Services
 from modelyard.store import Store, open_store
 
 POSTGRES_URL = os.environ.get(
@@ -109,11 +112,57 @@ def home_registry(modelyard_home: Path) -> Iterator[Registry]:
     opened.close()
 
 
+def bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def admin_key(home: Path) -> str:
+    """The admin key the first start wrote into ``home``."""
+    key = read_admin_key(home)
+    assert key is not None, f"no admin key in {home}"
+    return key
+
+
+async def new_key(api: httpx.AsyncClient, role: str = "developer", **fields: Any) -> str:
+    """Create a key through the API (as ``api``'s admin) and return its secret."""
+    response = await api.post("/api/keys", json={"name": f"{role}-key", "role": role, **fields})
+    assert response.status_code == 201, response.text
+    secret: str = response.json()["secret"]
+    return secret
+
+
+class AppClient(httpx.AsyncClient):
+    """An ASGI client that also holds its app, for tests that look inside."""
+
+    def __init__(self, app: FastAPI, **kwargs: Any) -> None:
+        super().__init__(transport=httpx.ASGITransport(app=app), **kwargs)
+        self.app = app
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    async def reload_routes(self) -> None:
+        """See models registered in the store since the app started, now."""
+        await self.services.refresher.refresh_now()
+
+    async def logged(self) -> None:
+        """Wait until every request so far is in the request log (and charged)."""
+        await self.services.guard.gate.drain()
+        await self.services.request_log.flush()
+
+
 @pytest.fixture
-async def api(home_registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
-    """An ASGI client of a full app (lifespan included) over MODELYARD_HOME."""
-    app = build_app(Settings())
+async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
+    """An ASGI client of a full app (lifespan included) over MODELYARD_HOME, sending the
+    admin key the first start created."""
+    settings = Settings()
+    app = build_app(settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://modelyard") as client:
+        async with AppClient(
+            app,
+            base_url="http://modelyard",
+            headers=bearer(admin_key(settings.home)),
+        ) as client:
             yield client

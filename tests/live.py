@@ -13,6 +13,19 @@ from pathlib import Path
 
 import httpx
 
+from modelyard.guard.keys import read_admin_key
+
+
+class Live(str):
+    """The base URL of a live server (no ``/v1``), carrying the admin key its first start
+    wrote: ``live.key``, ``live.headers``."""
+
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -24,7 +37,7 @@ def free_port() -> int:
 @contextmanager
 def live_server(
     home: Path, *, ready: bool = True, timeout_s: float = 120, **env: str
-) -> Iterator[str]:
+) -> Iterator[Live]:
     """Start ``modelyard serve`` on a free port; yield its base URL (no ``/v1``)."""
     port = free_port()
     environment = {**os.environ, "MODELYARD_HOME": str(home), **env}
@@ -40,7 +53,9 @@ def live_server(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(base, "/readyz" if ready else "/healthz", process, log_path, timeout_s)
-        yield base
+        live = Live(base)
+        live.key = read_admin_key(home) or ""
+        yield live
     finally:
         process.terminate()
         try:

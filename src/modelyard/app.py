@@ -14,12 +14,18 @@ from modelyard.bootstrap import ensure_default_embedding_model, ensure_default_m
 from modelyard.config import Settings
 from modelyard.console import routes as console_routes
 from modelyard.engines.pool import EnginePool
+from modelyard.guard import routes as guard_routes
+from modelyard.guard.keys import ensure_admin_key
+from modelyard.guard.retention import purge_periodically
+from modelyard.guard.runtime import open_guard
+from modelyard.observe import routes as observe_routes
+from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.registry import Registry
 from modelyard.registry import routes as registry_routes
 from modelyard.routing import RoutingTable
 from modelyard.routing.refresh import RoutingRefresher
 from modelyard.services import Services
-from modelyard.serving import embeddings, errors, health
+from modelyard.serving import docs, embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
 from modelyard.store import open_store
@@ -29,11 +35,15 @@ log = logging.getLogger(__name__)
 
 def open_services(settings: Settings) -> Services:
     """Open the store (migrating it) and build the service objects; no engine starts yet."""
-    settings.ensure_home()
+    home = settings.ensure_home()
     store = open_store(settings.store_url)
     registry = Registry(store)
     ensure_default_model(settings, registry, actor="modelyard")
     ensure_default_embedding_model(settings, registry, actor="modelyard")
+    guard = open_guard(settings, store)
+    written = ensure_admin_key(home, guard.keys, actor="modelyard")
+    if written is not None:
+        log.warning("created an admin API key: %s (mode 0600); keep it secret", written)
     table = RoutingTable()
     engines = EnginePool(settings)
 
@@ -48,6 +58,15 @@ def open_services(settings: Settings) -> Services:
         routing=table,
         refresher=RoutingRefresher(table, registry, on_change=preload),
         engines=engines,
+        guard=guard,
+        request_log=RequestLogWriter(
+            store,
+            seal=guard.cipher.seal,
+            store_content=settings.store_content,
+            flush_interval_s=settings.log_flush_interval_s,
+            batch_rows=settings.log_batch_rows,
+            queue_rows=settings.log_queue_rows,
+        ),
     )
 
 
@@ -59,13 +78,27 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         services = await asyncio.to_thread(open_services, settings)
         app.state.services = services
         await services.refresher.refresh_now()
-        watcher = asyncio.create_task(services.refresher.watch(settings.routing_refresh_s))
+        await services.guard.reload()
+        await services.guard.seed_budgets()
+        tasks = [
+            asyncio.create_task(services.refresher.watch(settings.routing_refresh_s)),
+            asyncio.create_task(services.guard.watch(settings.routing_refresh_s)),
+            asyncio.create_task(services.request_log.run()),
+            asyncio.create_task(
+                purge_periodically(services.store, settings.content_retention_days)
+            ),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await services.guard.gate.drain()
+            await services.request_log.close()
+            await services.guard.aclose()
             await services.engines.aclose()
             services.store.close()
 
@@ -74,6 +107,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="OpenAI-compatible API, model registry and console.",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
@@ -81,5 +117,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     serving_routes.attach(app)
     embeddings.attach(app)
     registry_routes.attach(app)
+    guard_routes.attach(app)
+    observe_routes.attach(app)
+    docs.attach(app)
     console_routes.attach(app)
     return app

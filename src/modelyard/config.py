@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,6 +99,95 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
+    )
+    max_tokens_cap: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest `max_tokens` (or `max_completion_tokens`) a request may ask for; "
+        "more is refused with 400.",
+    )
+    max_messages: int = Field(
+        default=256, ge=1, description="Most chat messages one request may carry (400 beyond)."
+    )
+    request_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest a generation may take, first token to last; then the request "
+        "ends with 504 (or an error event when streaming).",
+    )
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where rate limits and budget counters live: `memory` (per replica) or "
+        "`redis` (shared by every replica).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for shared limits and budgets."
+    )
+    redis_prefix: str = Field(
+        default="modelyard",
+        description="Prefix of every Redis key modelyard writes (several deployments can "
+        "share one Redis).",
+    )
+    redis_unavailable: Literal["deny", "allow", "local"] = Field(
+        default="local",
+        description="What rate limiting does while Redis is unreachable: `deny` refuses with "
+        "503, `allow` admits unchecked, `local` applies the limits per replica in memory. "
+        "Each such decision is counted.",
+    )
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, description="Socket timeout of Redis calls on the request path."
+    )
+    pii_policy: Literal["off", "detect", "redact", "block"] = Field(
+        default="detect",
+        description="PII policy of routes without a policy of their own (see `modelyard policy`).",
+    )
+    injection_policy: Literal["off", "flag", "block"] = Field(
+        default="flag",
+        description="Prompt-injection policy of routes without a policy of their own.",
+    )
+    store_content: bool = Field(
+        default=True,
+        description="Keep prompts and responses (encrypted) in the request log; `false` keeps "
+        "metadata only.",
+    )
+    content_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Stored prompts and responses older than this are purged (hourly); 0 keeps "
+        "them forever.",
+    )
+    content_keys: SecretStr | None = Field(
+        default=None,
+        description="Encryption keys of stored content, `id:base64,id2:base64` (first one "
+        "encrypts, all decrypt). Empty: the key ring in `home/content.keys`.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key the CLI's client commands (`modelyard chat`) send; empty: the admin "
+        "key in `home/admin.key`.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs console session cookies; replicas behind one load "
+        "balancer share it. Empty: `home/session.secret`.",
+    )
+    session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, description="How long a console login lasts."
+    )
+    log_flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest a request-log row waits in memory before it is written; a crash "
+        "loses at most this much of the log.",
+    )
+    log_batch_rows: int = Field(
+        default=500, ge=1, description="Most request-log rows written in one transaction."
+    )
+    log_queue_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Request-log rows that may wait for the writer; beyond that rows are "
+        "dropped (and counted) rather than slowing requests.",
     )
 
     @classmethod

@@ -10,6 +10,8 @@ from starlette.requests import Request
 
 from modelyard.config import Settings
 from modelyard.engines.pool import EnginePool
+from modelyard.guard.runtime import GuardServices
+from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.registry import Registry
 from modelyard.routing import RoutingTable
 from modelyard.routing.refresh import RoutingRefresher
@@ -24,6 +26,8 @@ class Services:
     routing: RoutingTable
     refresher: RoutingRefresher
     engines: EnginePool
+    guard: GuardServices
+    request_log: RequestLogWriter
 
 
 def services_of(request: Request) -> Services:
@@ -32,5 +36,5 @@ def services_of(request: Request) -> Services:
 
 
 def local_actor() -> str:
-    """Who acts from this machine's CLI: ``user@host`` (keys replace this once Guard lands)."""
+    """Who acts from this machine's CLI: ``user@host`` (it holds the store, so it is admin)."""
     return f"{getpass.getuser()}@{socket.gethostname()}"

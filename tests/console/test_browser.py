@@ -1,18 +1,20 @@
-"""The playground in a real browser: Debian's chromium driven by Playwright."""
+"""The console in a real browser: Debian's chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
 from modelyard.store import open_store
 from tests.conftest import IN_CI, register_scripted
-from tests.live import live_server
+from tests.live import Live, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -45,6 +47,15 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def log_in(page: Page, base: Live, path: str) -> None:
+    """Ask for ``path``, get sent to the login page, log in with the admin key, land there."""
+    page.goto(base + path)
+    assert "/ui/login" in page.url
+    page.fill("#key", base.key)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + path)
+
+
 def test_playground_streams_a_reply(browser: Browser, tmp_path: Path) -> None:
     home = tmp_path / "ui"
     home.mkdir()
@@ -53,7 +64,7 @@ def test_playground_streams_a_reply(browser: Browser, tmp_path: Path) -> None:
     store.close()
     with live_server(home) as base:
         page = browser.new_page()
-        page.goto(base + "/")
+        log_in(page, base, "/")
         assert page.locator("#model option").all_inner_texts() == ["bot"]
         page.fill("#prompt", "How do replies arrive?")
         page.click("#send")
@@ -73,4 +84,53 @@ def test_playground_streams_a_reply(browser: Browser, tmp_path: Path) -> None:
         page.goto(base + "/ui/models/bot")
         assert "production" in page.locator("#aliases").inner_text()
         page.screenshot(path=str(ARTIFACTS / "model.png"), full_page=True)
+        page.close()
+
+
+def test_admin_creates_a_key_and_sees_it_in_usage_and_audit(
+    browser: Browser, tmp_path: Path
+) -> None:
+    home = tmp_path / "keys-ui"
+    home.mkdir()
+    store = open_store(Settings(home=home).store_url)
+    register_scripted(Registry(store), "bot", replies=["ok"])
+    store.close()
+    with live_server(home) as base:
+        page = browser.new_page()
+        page.goto(base + "/ui/login")
+        page.fill("#key", "my_notakey")
+        page.click("button[type=submit]")
+        assert "Incorrect API key" in page.locator(".error").inner_text()
+        log_in(page, base, "/ui/keys")
+        cookie = next(c for c in page.context.cookies() if c["name"] == "modelyard_session")
+        assert cookie["httpOnly"] and cookie["secure"]
+        page.fill("#create-key input[name=name]", "mobile-app")
+        page.fill("#create-key input[name=rpm]", "30")
+        page.click("#create-key button[type=submit]")
+        page.wait_for_selector("#new-secret:not([hidden])")
+        secret = page.locator("#secret-value").inner_text().strip()
+        assert secret.startswith("my_")
+        reply = httpx.post(
+            f"{base}/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "bot", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert reply.status_code == 200
+        assert reply.headers["x-ratelimit-limit-requests"] == "30"
+        page.reload()
+        assert "mobile-app" in page.locator("#keys").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "keys.png"), full_page=True)
+        key_id = secret.split("_")[1]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the request log is written within a second
+            page.goto(base + "/ui/usage")
+            if key_id in page.locator("#usage").inner_text():
+                break
+            time.sleep(0.3)
+        assert key_id in page.locator("#usage").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "usage.png"), full_page=True)
+        page.goto(base + "/ui/audit")
+        audit = page.locator("#audit").inner_text()
+        assert "key.create" in audit and key_id in audit
+        page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
         page.close()

@@ -17,13 +17,13 @@ from modelyard.config import Settings
 from modelyard.registry import Registry
 from modelyard.store import open_store
 from tests.conftest import register_scripted
-from tests.live import live_server
+from tests.live import Live, live_server
 
 QUESTION = [{"role": "user", "content": "Write one sentence about the ocean."}]
 
 
 @pytest.fixture(scope="module")
-def smollm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def smollm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     home = tmp_path_factory.mktemp("smollm")
     with live_server(
         home, MODELYARD_DEFAULT_MODEL="smollm2", MODELYARD_LLAMACPP_MAX_NUM_SEQS="4"
@@ -38,24 +38,24 @@ def tokenizer() -> Iterator[Llama]:
     llama.close()
 
 
-def client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
+def client(base: Live) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base}/v1", api_key=base.key, max_retries=0)
 
 
 @pytest.fixture
-def sdk(smollm_server: str) -> Iterator[openai.OpenAI]:
+def sdk(smollm_server: Live) -> Iterator[openai.OpenAI]:
     with client(smollm_server) as opened:
         yield opened
 
 
-def load(base: str, what: str) -> int:
+def load(base: Live, what: str) -> int:
     """``active`` or ``waiting`` sequences of the default model's engine."""
-    engines = httpx.get(f"{base}/api/engines").json()["data"]
+    engines = httpx.get(f"{base}/api/engines", headers=base.headers).json()["data"]
     (engine,) = [e for e in engines if e["model"] == "default"]
     return int(engine["info"]["details"][what])
 
 
-def wait_for(base: str, what: str, wanted: int, within_s: float) -> int:
+def wait_for(base: Live, what: str, wanted: int, within_s: float) -> int:
     deadline = time.monotonic() + within_s
     while (now := load(base, what)) != wanted and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -123,7 +123,7 @@ def test_context_overflow_is_a_400(sdk: openai.OpenAI) -> None:
 
 
 @pytest.mark.model
-def test_disconnecting_mid_stream_frees_its_sequence(smollm_server: str) -> None:
+def test_disconnecting_mid_stream_frees_its_sequence(smollm_server: Live) -> None:
     assert load(smollm_server, "active") == 0
     body = {
         "model": "default",
@@ -132,7 +132,9 @@ def test_disconnecting_mid_stream_frees_its_sequence(smollm_server: str) -> None
         "max_tokens": 1500,
         "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
     }
-    with httpx.stream("POST", f"{smollm_server}/v1/chat/completions", json=body) as response:
+    with httpx.stream(
+        "POST", f"{smollm_server}/v1/chat/completions", json=body, headers=smollm_server.headers
+    ) as response:
         lines = response.iter_lines()
         for _ in range(6):
             next(lines)
@@ -142,7 +144,7 @@ def test_disconnecting_mid_stream_frees_its_sequence(smollm_server: str) -> None
 
 
 @pytest.mark.model
-def test_disconnecting_before_a_non_streamed_answer_frees_its_sequence(smollm_server: str) -> None:
+def test_disconnecting_before_a_non_streamed_answer_frees_its_sequence(smollm_server: Live) -> None:
     body = {
         "model": "default",
         "temperature": 0,
@@ -150,13 +152,18 @@ def test_disconnecting_before_a_non_streamed_answer_frees_its_sequence(smollm_se
         "messages": [{"role": "user", "content": "Tell me a very long story about dragons."}],
     }
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{smollm_server}/v1/chat/completions", json=body, timeout=1.0)
+        httpx.post(
+            f"{smollm_server}/v1/chat/completions",
+            json=body,
+            timeout=1.0,
+            headers=smollm_server.headers,
+        )
     # Greedy, this reply runs ~600 tokens (~10 s); a stopped one leaves the batch at once.
     assert wait_for(smollm_server, "active", 0, within_s=4) == 0
 
 
 @pytest.mark.model
-def test_health_answers_while_four_streams_run(smollm_server: str) -> None:
+def test_health_answers_while_four_streams_run(smollm_server: Live) -> None:
     started = threading.Barrier(5)
 
     def stream() -> None:
@@ -200,7 +207,7 @@ def test_a_full_queue_is_a_503_with_retry_after(tmp_path: Path) -> None:
     answers: list[int] = []
     with (
         live_server(tmp_path / "busy", **env) as base,
-        httpx.Client(base_url=base, timeout=60) as http,
+        httpx.Client(base_url=base, timeout=60, headers=base.headers) as http,
     ):
         with http.stream("POST", "/v1/chat/completions", json=long) as running:
             lines = running.iter_lines()  # kept: dropping it could close the stream
@@ -208,7 +215,12 @@ def test_a_full_queue_is_a_503_with_retry_after(tmp_path: Path) -> None:
             # Headers come with the first token, so the queued request waits in a thread.
             queued = threading.Thread(
                 target=lambda: answers.append(
-                    httpx.post(f"{base}/v1/chat/completions", json=short, timeout=60).status_code
+                    httpx.post(
+                        f"{base}/v1/chat/completions",
+                        json=short,
+                        timeout=60,
+                        headers=base.headers,
+                    ).status_code
                 )
             )
             queued.start()
@@ -247,7 +259,9 @@ def test_scripted_engine_through_the_sdk(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_the_default_version_records_its_sampling_defaults(smollm_server: str) -> None:
-    version = httpx.get(f"{smollm_server}/api/models/default/versions/1").json()
+def test_the_default_version_records_its_sampling_defaults(smollm_server: Live) -> None:
+    version = httpx.get(
+        f"{smollm_server}/api/models/default/versions/1", headers=smollm_server.headers
+    ).json()
     assert version["parameters"] == SMALL_MODEL_SAMPLING
     assert version["artifact_sha256"] and version["engine_kind"] == "llamacpp"

@@ -13,14 +13,18 @@ from modelyard.engines.upstream import UpstreamEngine
 from modelyard.registry import Registry
 from modelyard.registry.protocol import VersionCreate
 from modelyard.store import open_store
-from tests.conftest import register_scripted
+from tests.conftest import admin_key, register_scripted
 from tests.live import free_port, live_server
 
 pytestmark = pytest.mark.anyio
 
 
+# The upstream is another modelyard, so it wants a key: its admin key, passed by env name.
+KEY_ENV = "UPSTREAM_TEST_KEY"
+
+
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def upstream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     home = tmp_path_factory.mktemp("upstream")
     store = open_store(Settings(home=home).store_url)
     registry = Registry(store)
@@ -28,11 +32,20 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     register_scripted(registry, "angry", fail_when_prompt_contains="x", fail_status=503)
     store.close()
     with live_server(home) as base:
-        yield f"{base}/v1"
+        yield f"{base}/v1", admin_key(home)
+
+
+@pytest.fixture
+def upstream(upstream_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    url, key = upstream_server
+    monkeypatch.setenv(KEY_ENV, key)
+    return url
 
 
 async def started(base_url: str, model: str, **params: object) -> UpstreamEngine:
-    spec = EngineSpec("up", 1, "upstream", base_url, {"model": model, **params})
+    spec = EngineSpec(
+        "up", 1, "upstream", base_url, {"model": model, "api_key_env": KEY_ENV, **params}
+    )
     engine = UpstreamEngine(spec, Settings())
     await engine.start()
     return engine
@@ -89,7 +102,11 @@ async def test_modelyard_in_front_of_an_upstream(
 ) -> None:
     version = home_registry.add_version(
         "remote",
-        VersionCreate(engine_kind="upstream", artifact_uri=upstream, parameters={"model": "tiny"}),
+        VersionCreate(
+            engine_kind="upstream",
+            artifact_uri=upstream,
+            parameters={"model": "tiny", "api_key_env": KEY_ENV},
+        ),
         actor="tests",
     )
     await api.put("/api/models/remote/aliases/production", json={"version": version.number})

@@ -17,7 +17,7 @@ from modelyard.bootstrap import minilm_dir
 from modelyard.config import Settings
 from modelyard.registry import Registry
 from modelyard.store import open_store
-from tests.conftest import register_scripted
+from tests.conftest import admin_key, bearer, register_scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +44,11 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.A
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://modelyard") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://modelyard",
+            headers=bearer(admin_key(settings.home)),
+        ) as client:
             yield client
 
 
@@ -95,7 +99,11 @@ async def test_base64_decodes_to_the_same_floats(api: httpx.AsyncClient) -> None
 
 
 async def test_the_openai_sdk_reads_our_answer(api: httpx.AsyncClient) -> None:
-    client = openai.AsyncOpenAI(base_url="http://modelyard/v1", api_key="-", http_client=api)
+    client = openai.AsyncOpenAI(
+        base_url="http://modelyard/v1",
+        api_key=api.headers["authorization"].removeprefix("Bearer "),
+        http_client=api,
+    )
     answer = await client.embeddings.create(model=MODEL, input=TEXTS)
     direct = (await embed(api, input=TEXTS)).json()["data"]
     assert [d.embedding for d in answer.data] == [d["embedding"] for d in direct]

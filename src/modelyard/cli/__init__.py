@@ -11,10 +11,20 @@ from sqlalchemy.exc import OperationalError
 from modelyard import __version__
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
+from modelyard.guard.crypto import ContentKeyError
+from modelyard.guard.errors import GuardError
 from modelyard.registry import RegistryError
 
 # User mistakes and unreachable services: one line on stderr, exit 1, no traceback.
-USER_ERRORS = (RegistryError, EngineError, DefaultModelMissing, httpx.HTTPError, OperationalError)
+USER_ERRORS = (
+    RegistryError,
+    GuardError,
+    ContentKeyError,
+    EngineError,
+    DefaultModelMissing,
+    httpx.HTTPError,
+    OperationalError,
+)
 
 
 class ModelyardGroup(click.Group):
@@ -35,12 +45,17 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modelyard.cli import alias, chat, models, serve
+    from modelyard.cli import alias, audit, chat, content, keys, models, policy, serve, usage
 
     main.add_command(serve.serve)
     main.add_command(chat.chat)
     main.add_command(models.models)
     main.add_command(alias.alias)
+    main.add_command(keys.keys)
+    main.add_command(policy.policy)
+    main.add_command(usage.usage)
+    main.add_command(audit.audit)
+    main.add_command(content.content)
 
 
 _register()

@@ -9,6 +9,7 @@ import click
 import httpx
 
 from modelyard.config import Settings
+from modelyard.guard.keys import read_admin_key
 
 
 def stream_reply(
@@ -41,7 +42,11 @@ def stream_reply(
 @click.option(
     "--base-url", default=None, help="OpenAI-compatible base URL (default: this machine)."
 )
-@click.option("--api-key", default="modelyard", help="Bearer key sent to the server.")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Key sent to the server (default: MODELYARD_API_KEY, else home/admin.key).",
+)
 @click.option("-s", "--system", default=None, help="System prompt.")
 @click.option("-t", "--temperature", type=float, default=None, help="Sampling temperature.")
 @click.option("--max-tokens", type=int, default=None, help="Reply length limit.")
@@ -49,7 +54,7 @@ def stream_reply(
 def chat(
     model: str,
     base_url: str | None,
-    api_key: str,
+    api_key: str | None,
     system: str | None,
     temperature: float | None,
     max_tokens: int | None,
@@ -64,7 +69,14 @@ def chat(
     if max_tokens is not None:
         options["max_tokens"] = max_tokens
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
-    headers = {"Authorization": f"Bearer {api_key}"}
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    key = key or read_admin_key(settings.home)
+    if not key:
+        raise click.ClickException(
+            "no API key: pass --api-key, set MODELYARD_API_KEY, or run `modelyard serve` once "
+            "so it writes home/admin.key"
+        )
+    headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(
         base_url=url, headers=headers, timeout=httpx.Timeout(600, connect=5)
     ) as client:

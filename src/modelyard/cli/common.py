@@ -15,20 +15,27 @@ from rich.table import Table
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
-from modelyard.store import open_store
+from modelyard.store import Store, open_store
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @contextmanager
-def open_registry() -> Iterator[Registry]:
+def open_home_store() -> Iterator[Store]:
+    """The store of this machine's settings (``MODELYARD_HOME`` or the database URL)."""
     settings = Settings()
     settings.ensure_home()
     store = open_store(settings.store_url)
     try:
-        yield Registry(store)
+        yield store
     finally:
         store.close()
+
+
+@contextmanager
+def open_registry() -> Iterator[Registry]:
+    with open_home_store() as store:
+        yield Registry(store)
 
 
 def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:

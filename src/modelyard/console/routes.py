@@ -6,39 +6,111 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from modelyard import __version__
+from modelyard.guard.audit import audit_events
+from modelyard.guard.auth import principal_of, requires
+from modelyard.guard.keyring import AuthenticationFailed
+from modelyard.guard.roles import Access
+from modelyard.guard.sessions import COOKIE
+from modelyard.guard.usage import usage
 from modelyard.services import services_of
 
 HERE = Path(__file__).parent
 router = APIRouter(include_in_schema=False)
 
 # Navigation of the console; later packages add their pages here.
-NAV = (("Playground", "/"), ("Models", "/ui/models"))
+NAV = (
+    ("Playground", "/"),
+    ("Models", "/ui/models"),
+    ("Keys", "/ui/keys"),
+    ("Usage", "/ui/usage"),
+    ("Audit", "/ui/audit"),
+)
+PLAY = requires(Access.infer, page=True)
+READ = requires(Access.read, page=True)
+READ_OWN = requires(Access.read_own, page=True)
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
     templates: Jinja2Templates = request.app.state.templates
+    principal = getattr(request.state, "principal", None)
     return templates.TemplateResponse(
         request,
         template,
-        {"nav": NAV, "version": __version__, "path": request.url.path, **context},
+        {
+            "nav": NAV,
+            "version": __version__,
+            "path": request.url.path,
+            "principal": principal,
+            **context,
+        },
     )
 
 
-@router.get("/", response_class=HTMLResponse)
-@router.get("/ui/playground", response_class=HTMLResponse)
+@router.get("/ui/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return _render(request, "login.html", {"title": "Log in", "next": _safe_next(next)})
+
+
+@router.post("/ui/login", response_model=None)
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    key = form.get("key", [""])[0].strip()
+    target = _safe_next(form.get("next", ["/"])[0])
+    guard = services_of(request).guard
+    now = datetime.now(UTC)
+    try:
+        principal = guard.keyring.authenticate(key, now)
+    except AuthenticationFailed as error:
+        failed: Response = _render(
+            request, "login.html", {"title": "Log in", "next": target, "error": str(error)}
+        )
+        failed.status_code = 401
+        return failed
+    record = guard.keyring.record(principal.key_id)
+    assert record is not None  # authenticate just found it
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        guard.signer.issue(record, now),
+        max_age=guard.signer.ttl_s,
+        httponly=True,
+        secure=True,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.post("/ui/logout")
+async def logout() -> RedirectResponse:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+def _safe_next(target: str) -> str:
+    """Only paths of this site (no ``//host`` or scheme), so login cannot redirect away."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=[PLAY])
+@router.get("/ui/playground", response_class=HTMLResponse, dependencies=[PLAY])
 async def playground(request: Request) -> HTMLResponse:
     models = [t.public_name for t in services_of(request).routing.public_models()]
     return _render(request, "playground.html", {"title": "Playground", "models": models})
 
 
-@router.get("/ui/models", response_class=HTMLResponse)
+@router.get("/ui/models", response_class=HTMLResponse, dependencies=[READ])
 async def models_page(request: Request) -> HTMLResponse:
     registry = services_of(request).registry
     models = await asyncio.to_thread(registry.list_models)
@@ -48,7 +120,7 @@ async def models_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/ui/models/{name}", response_class=HTMLResponse)
+@router.get("/ui/models/{name}", response_class=HTMLResponse, dependencies=[READ])
 async def model_page(name: str, request: Request) -> HTMLResponse:
     registry = services_of(request).registry
     detail = await asyncio.to_thread(registry.model, name)
@@ -59,6 +131,58 @@ async def model_page(name: str, request: Request) -> HTMLResponse:
             "title": f"Model {name}",
             "model": detail.model_dump(mode="json"),
             "json_url": f"/api/models/{name}",
+        },
+    )
+
+
+@router.get("/ui/keys", response_class=HTMLResponse, dependencies=[READ])
+async def keys_page(request: Request) -> HTMLResponse:
+    keys = await asyncio.to_thread(services_of(request).guard.keys.list_keys)
+    return _render(
+        request,
+        "keys.html",
+        {
+            "title": "API keys",
+            "keys": [k.model_dump(mode="json") for k in keys],
+            "json_url": "/api/keys",
+        },
+    )
+
+
+@router.get("/ui/usage", response_class=HTMLResponse, dependencies=[READ_OWN])
+async def usage_page(request: Request, key_id: str | None = None) -> HTMLResponse:
+    principal = principal_of(request)
+    if not principal.sees_all:
+        key_id = principal.key_id
+    rows = await asyncio.to_thread(usage, services_of(request).store, key_id=key_id)
+    query = f"?key_id={key_id}" if key_id else ""
+    return _render(
+        request,
+        "usage.html",
+        {
+            "title": "Usage",
+            "rows": [r.model_dump(mode="json") for r in reversed(rows)],
+            "key_id": key_id,
+            "json_url": f"/api/usage{query}",
+            "csv_url": f"/api/usage.csv{query}",
+        },
+    )
+
+
+@router.get("/ui/audit", response_class=HTMLResponse, dependencies=[READ])
+async def audit_page(request: Request, action: str | None = None) -> HTMLResponse:
+    events = await asyncio.to_thread(
+        audit_events, services_of(request).store, action=action, limit=200
+    )
+    query = f"?action={action}" if action else ""
+    return _render(
+        request,
+        "audit.html",
+        {
+            "title": "Audit log",
+            "events": [e.model_dump(mode="json") for e in events],
+            "action": action or "",
+            "json_url": f"/api/audit{query}",
         },
     )
 

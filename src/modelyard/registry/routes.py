@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
+from modelyard.guard.auth import actor_of, principal_of, requires
+from modelyard.guard.roles import Access
 from modelyard.registry.protocol import (
     AliasHistory,
     AliasMove,
@@ -23,37 +25,40 @@ from modelyard.registry.protocol import (
 from modelyard.services import services_of
 
 router = APIRouter(prefix="/api/models", tags=["registry"])
+READ = requires(Access.read)
+ADMIN = requires(Access.admin)
 
 
 def _actor(request: Request, given: str | None) -> str:
-    host = request.client.host if request.client else "unknown"
-    return given or f"api:{host}"
+    """The calling key; a name given in the body is kept beside it, never instead of it."""
+    actor = actor_of(principal_of(request))
+    return f"{actor} as {given}" if given else actor
 
 
-@router.get("", response_model=ModelList)
+@router.get("", response_model=ModelList, dependencies=[READ])
 async def list_models(request: Request) -> ModelList:
     registry = services_of(request).registry
     return ModelList(data=await asyncio.to_thread(registry.list_models))
 
 
-@router.post("", response_model=ModelOut, status_code=201)
+@router.post("", response_model=ModelOut, status_code=201, dependencies=[ADMIN])
 async def create_model(body: ModelCreate, request: Request) -> ModelOut:
     registry = services_of(request).registry
     return await asyncio.to_thread(registry.create_model, body.name, body.task, body.description)
 
 
-@router.get("/{name}", response_model=ModelDetail)
+@router.get("/{name}", response_model=ModelDetail, dependencies=[READ])
 async def get_model(name: str, request: Request) -> ModelDetail:
     return await asyncio.to_thread(services_of(request).registry.model, name)
 
 
-@router.get("/{name}/versions", response_model=list[VersionOut])
+@router.get("/{name}/versions", response_model=list[VersionOut], dependencies=[READ])
 async def list_versions(name: str, request: Request) -> list[VersionOut]:
     detail = await asyncio.to_thread(services_of(request).registry.model, name)
     return detail.versions
 
 
-@router.post("/{name}/versions", response_model=VersionOut, status_code=201)
+@router.post("/{name}/versions", response_model=VersionOut, status_code=201, dependencies=[ADMIN])
 async def add_version(name: str, body: VersionCreate, request: Request) -> VersionOut:
     services = services_of(request)
     version = await asyncio.to_thread(
@@ -63,18 +68,18 @@ async def add_version(name: str, body: VersionCreate, request: Request) -> Versi
     return version
 
 
-@router.get("/{name}/versions/{number}", response_model=VersionOut)
+@router.get("/{name}/versions/{number}", response_model=VersionOut, dependencies=[READ])
 async def get_version(name: str, number: int, request: Request) -> VersionOut:
     return await asyncio.to_thread(services_of(request).registry.version, name, number)
 
 
-@router.get("/{name}/history", response_model=AliasHistory)
+@router.get("/{name}/history", response_model=AliasHistory, dependencies=[READ])
 async def history(name: str, request: Request, alias: str | None = None) -> AliasHistory:
     registry = services_of(request).registry
     return AliasHistory(data=await asyncio.to_thread(registry.history, name, alias))
 
 
-@router.get("/{name}/aliases/{alias}")
+@router.get("/{name}/aliases/{alias}", dependencies=[READ])
 async def alias_at(
     name: str,
     alias: str,
@@ -89,7 +94,7 @@ async def alias_at(
     return {"model": name, "alias": alias, "at": when.isoformat(), "version": version}
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasMoveOut)
+@router.put("/{name}/aliases/{alias}", response_model=AliasMoveOut, dependencies=[ADMIN])
 async def set_alias(name: str, alias: str, body: AliasMove, request: Request) -> AliasMoveOut:
     services = services_of(request)
     move = await asyncio.to_thread(
@@ -101,7 +106,7 @@ async def set_alias(name: str, alias: str, body: AliasMove, request: Request) ->
     return move
 
 
-@router.post("/{name}/aliases/{alias}/rollback", response_model=AliasMoveOut)
+@router.post("/{name}/aliases/{alias}/rollback", response_model=AliasMoveOut, dependencies=[ADMIN])
 async def rollback(name: str, alias: str, body: AliasRollback, request: Request) -> AliasMoveOut:
     services = services_of(request)
     move = await asyncio.to_thread(

@@ -29,6 +29,7 @@ from modelyard.registry.protocol import (
     check_name,
 )
 from modelyard.store import Store
+from modelyard.store.audit import append_audit
 from modelyard.store.tables import AliasMoveRow, AliasRow, ModelRow, VersionRow, utcnow
 
 
@@ -127,7 +128,15 @@ class Registry:
             )
             session.add(version)
             session.flush()
-            return self._version_out(model, version, [])
+            out = self._version_out(model, version, [])
+            append_audit(
+                session,
+                actor=actor,
+                action="version.create",
+                target=f"{model}@{out.number}",
+                after=out.model_dump(mode="json"),
+            )
+            return out
 
     def version(self, model: str, number: int) -> VersionOut:
         with self._store.session() as session:
@@ -282,7 +291,16 @@ class Registry:
         )
         session.add(move)
         session.flush()
-        return self._move_out(session, model.name, move)
+        out = self._move_out(session, model.name, move)
+        append_audit(
+            session,
+            actor=actor,
+            action="alias.move",
+            target=f"{model.name}:{alias}",
+            before={"version": out.from_version},
+            after={"version": out.to_version, "reason": reason},
+        )
+        return out
 
     def _model_row(self, session: Session, name: str) -> ModelRow:
         row = session.scalar(select(ModelRow).where(ModelRow.name == name))

@@ -1,5 +1,5 @@
 """Routing: resolve a public model name to a registered version from an in-memory snapshot."""
 
-from modelyard.routing.table import ModelNotRoutable, RoutingTable, Target
+from modelyard.routing.table import ModelNotRoutable, RoutingTable, Target, route_of
 
-__all__ = ["ModelNotRoutable", "RoutingTable", "Target"]
+__all__ = ["ModelNotRoutable", "RoutingTable", "Target", "route_of"]

@@ -26,6 +26,11 @@ class ModelNotRoutable(LookupError):
         self.name = name
 
 
+def route_of(public_name: str) -> str:
+    """The route of a public name: the model it names (``chat:canary`` -> ``chat``)."""
+    return public_name.partition("@")[0].partition(":")[0]
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a request goes: the public name asked for and the version serving it."""

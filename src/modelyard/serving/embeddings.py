@@ -11,38 +11,44 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from modelyard.engines import Embeddings, Engine
+from modelyard.guard.auth import requires
+from modelyard.guard.gate import RequestShape
+from modelyard.guard.roles import Access
 from modelyard.routing import Target
 from modelyard.services import services_of
 from modelyard.serving.errors import APIError
+from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
 from modelyard.serving.generation import ClientDisconnected, unless_disconnected
 from modelyard.serving.protocol import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
-from modelyard.serving.routes import CLIENT_CLOSED_REQUEST
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+INFER = requires(Access.infer)
 EMBEDDING_TASK = "embedding"
 
 
-@router.post("/embeddings", response_model=EmbeddingList)
+@router.post("/embeddings", response_model=EmbeddingList, dependencies=[INFER])
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> Response:
     services = services_of(request)
-    target = services.routing.resolve(body.model)
-    _check_task(target, body.model)
-    engine = await services.engines.get(target.spec)
-    _check_dimensions(body.dimensions, _dimensions_of(engine))
+    exchange = Exchange.begin(request, "embeddings", body.model)
     try:
-        result = await unless_disconnected(request, engine.embed(body.texts()))
+        admission = await exchange.admit(body.texts(), RequestShape(None, 0))
+        target = exchange.resolve()
+        _check_task(target, body.model)
+        engine = await services.engines.get(target.spec)
+        _check_dimensions(body.dimensions, _dimensions_of(engine))
+        result = await unless_disconnected(request, engine.embed(admission.texts))
+        if result.vectors:
+            _check_dimensions(body.dimensions, len(result.vectors[0]))
     except ClientDisconnected:
+        exchange.finish(CLIENT_CLOSED_REQUEST, "client_disconnected")
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    if result.vectors:
-        _check_dimensions(body.dimensions, len(result.vectors[0]))
+    except GUARDED_ERRORS as error:
+        exchange.failed(error)
+        raise
     # Rendering thousands of vectors as JSON is CPU work: keep it off the event loop.
     content = await asyncio.to_thread(render, result, body.model, body.encoding_format)
-    version = target.version
-    return Response(
-        content,
-        media_type="application/json",
-        headers={"x-modelyard-version": f"{version.model}@{version.number}"},
-    )
+    exchange.finish(200, content={"input": admission.texts}, prompt_tokens=result.prompt_tokens)
+    return Response(content, media_type="application/json", headers=exchange.headers())
 
 
 def _check_task(target: Target, model: str) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.engines import EngineError
+from modelyard.guard.auth import Forbidden, LoginRequired
+from modelyard.guard.errors import GuardError
+from modelyard.guard.gate import Refusal
+from modelyard.guard.keyring import AuthenticationFailed
+from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import (
     AliasNotFound,
     InvalidRegistration,
@@ -31,6 +37,7 @@ _STATUS_TYPES = MappingProxyType(
         405: "invalid_request_error",
         413: "invalid_request_error",
         429: "rate_limit_error",
+        504: "timeout",
     }
 )
 
@@ -58,6 +65,11 @@ class APIError(Exception):
 def error_response(error: APIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     body = ErrorBody.of(error.message, error.error_type, error.param, error.code)
     return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def _request_id(request: Request) -> dict[str, str]:
+    request_id = getattr(request.state, "request_id", None)
+    return {"x-modelyard-request-id": request_id} if request_id else {}
 
 
 def engine_api_error(error: EngineError) -> APIError:
@@ -108,6 +120,41 @@ def install(app: FastAPI) -> None:
         if error.retry_after_s is not None:
             headers = {"retry-after": str(error.retry_after_s)}
         return error_response(engine_api_error(error), headers=headers)
+
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, error: Refusal) -> JSONResponse:
+        api = APIError(
+            error.status,
+            error.message,
+            code=error.code,
+            param=error.param,
+            error_type=error.error_type,
+        )
+        return error_response(api, headers={**error.headers, **_request_id(request)})
+
+    @app.exception_handler(AuthenticationFailed)
+    async def _unauthenticated(_request: Request, error: AuthenticationFailed) -> JSONResponse:
+        return error_response(
+            APIError(401, str(error), code=error.code),
+            headers={"www-authenticate": 'Bearer realm="modelyard"'},
+        )
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _error: LoginRequired) -> RedirectResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_request: Request, error: Forbidden) -> JSONResponse:
+        return error_response(APIError(403, str(error), code="permission_denied"))
+
+    @app.exception_handler(GuardError)
+    async def _guard(_request: Request, error: GuardError) -> JSONResponse:
+        return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(RequestNotFound)
+    async def _no_request(_request: Request, error: RequestNotFound) -> JSONResponse:
+        return error_response(APIError(404, str(error), code="request_not_found"))
 
     @app.exception_handler(RegistryError)
     async def _registry(_request: Request, error: RegistryError) -> JSONResponse:

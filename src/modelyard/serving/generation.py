@@ -9,15 +9,15 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
 from modelyard.engines.pool import EnginePool
-from modelyard.routing import RoutingTable, Target
+from modelyard.routing import Target
 from modelyard.serving.errors import APIError, engine_api_error
 from modelyard.serving.protocol import (
     ChatCompletionRequest,
@@ -30,31 +30,91 @@ T = TypeVar("T")
 SERVED_TASKS = {"chat", "completion"}
 
 
+class Restorer(Protocol):
+    """Puts redacted values back into streamed text (chunks may split a placeholder)."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class GenerationTimeout(EngineError):
+    status = 504
+    code = "request_timeout"
+    error_type = "timeout"
+
+
 @dataclass
 class Generation:
-    """A started generation: its target and its stream, primed with the first chunk."""
+    """A started generation: its target and its stream, primed with the first chunk.
+
+    Iterating ``chunks()`` also records what the model produced (before any restore),
+    when the first token came and the usage, for the request log.
+    """
 
     id: str
     created: int
     target: Target
     first: Chunk
     rest: AsyncGenerator[Chunk, None]
+    first_token_at: float = 0.0
+    deadline: float | None = None  # event-loop time after which the generation is cut off
+    restorer: Restorer | None = None
+    produced: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    first_out: Chunk | None = None
+    error: EngineError | None = None
 
     @property
     def version_header(self) -> dict[str, str]:
         v = self.target.version
         return {"x-modelyard-version": f"{v.model}@{v.number}"}
 
+    @property
+    def version_name(self) -> str:
+        return f"{self.target.version.model}@{self.target.version.number}"
+
     async def chunks(self) -> AsyncIterator[Chunk]:
         """All chunks; closing this iterator closes the engine's stream (frees the engine)."""
         async with aclosing(self.rest) as rest:
-            yield self.first
-            if self.first.finish_reason is not None:
-                return
-            async for chunk in rest:
-                yield chunk
+            chunk = self.first
+            while True:
+                out = self._seen(chunk)
+                if self.first_out is None:
+                    self.first_out = out
+                yield out
                 if chunk.finish_reason is not None:
                     return
+                try:
+                    chunk = await self._next(rest)
+                except StopAsyncIteration:
+                    return
+
+    async def _next(self, rest: AsyncGenerator[Chunk, None]) -> Chunk:
+        if self.deadline is None:
+            return await anext(rest)
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await anext(rest)
+        except TimeoutError:
+            raise GenerationTimeout(
+                "The generation took longer than this server's request timeout and was "
+                "stopped; ask for fewer tokens or retry."
+            ) from None
+
+    def _seen(self, chunk: Chunk) -> Chunk:
+        self.produced.append(chunk.text)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if self.restorer is None:
+            return chunk
+        text = self.restorer.feed(chunk.text)
+        if chunk.finish_reason is not None:
+            text += self.restorer.flush()
+        return replace(chunk, text=text)
 
 
 def generation_request(body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
@@ -82,33 +142,47 @@ def _role(role: str) -> str:
 
 
 async def start_generation(
-    table: RoutingTable, pool: EnginePool, model: str, request: GenerationRequest, prefix: str
+    pool: EnginePool,
+    target: Target,
+    request: GenerationRequest,
+    prefix: str,
+    *,
+    deadline: float | None = None,
+    restorer: Restorer | None = None,
 ) -> Generation:
-    """Resolve, get the engine and wait for the first chunk, so that early errors keep
-    their HTTP status instead of surfacing inside a 200 stream."""
-    target = table.resolve(model)
+    """Get the engine and wait for the first chunk, so that early errors keep their HTTP
+    status instead of surfacing inside a 200 stream."""
     if target.task not in SERVED_TASKS:
         raise APIError(
             400,
-            f"The model '{model}' is a {target.task} model; it cannot generate text.",
+            f"The model '{target.public_name}' is a {target.task} model; it cannot generate text.",
             param="model",
             code="wrong_task",
         )
-    engine = await pool.get(target.spec)
-    stream = engine.generate(request)
     try:
-        first = await anext(stream)
-    except StopAsyncIteration:
-        raise EngineError("the engine ended without a result") from None
-    except BaseException:
-        await stream.aclose()
-        raise
+        async with asyncio.timeout_at(deadline):
+            engine = await pool.get(target.spec)
+            stream = engine.generate(request)
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                raise EngineError("the engine ended without a result") from None
+            except BaseException:
+                await stream.aclose()
+                raise
+    except TimeoutError:
+        raise GenerationTimeout(
+            "No first token within this server's request timeout; the request was stopped."
+        ) from None
     return Generation(
         id=f"{prefix}-{secrets.token_hex(12)}",
         created=int(time.time()),
         target=target,
         first=first,
         rest=stream,
+        first_token_at=time.perf_counter(),
+        deadline=deadline,
+        restorer=restorer,
     )
 
 
@@ -164,6 +238,7 @@ async def event_stream(
                 yield sse(event)
             usage = chunk.usage or usage
     except EngineError as error:
+        generation.error = error
         api = engine_api_error(error)
         yield sse(ErrorBody.of(api.message, api.error_type, api.param, api.code))
         return

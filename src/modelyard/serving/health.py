@@ -8,6 +8,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelyard import __version__
+from modelyard.guard.auth import requires
+from modelyard.guard.roles import Access
 from modelyard.services import services_of
 
 router = APIRouter(tags=["health"])
@@ -38,7 +40,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/api/engines")
+@router.get("/api/engines", dependencies=[requires(Access.read)])
 async def engines(request: Request) -> dict[str, object]:
     """Every engine this replica has started: state, context length, slots, load errors."""
     states = services_of(request).engines.states()

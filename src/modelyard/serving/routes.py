@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from modelyard.engines import Chunk, Usage
+from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
+from modelyard.guard.auth import principal_of, requires
+from modelyard.guard.gate import RequestShape
+from modelyard.guard.roles import Access
 from modelyard.services import services_of
+from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
 from modelyard.serving.generation import (
     ClientDisconnected,
     Collected,
@@ -38,13 +45,14 @@ from modelyard.serving.protocol import (
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-# nginx's "client closed request": nobody reads it, the access log does.
-CLIENT_CLOSED_REQUEST = 499
+INFER = requires(Access.infer)
+MODELS = requires(Access.infer, Access.read)
 
 
-@router.get("/models", response_model=ModelCardList)
+@router.get("/models", response_model=ModelCardList, dependencies=[MODELS])
 async def list_models(request: Request) -> ModelCardList:
     table = services_of(request).routing
+    principal = principal_of(request)
     return ModelCardList(
         data=[
             ModelCard(
@@ -55,16 +63,17 @@ async def list_models(request: Request) -> ModelCardList:
                 alias=t.alias,
             )
             for t in table.public_models()
+            if principal.sees_all or principal.may_call(t.model)
         ]
     )
 
 
-@router.post("/chat/completions", response_model=ChatCompletion)
+@router.post("/chat/completions", response_model=ChatCompletion, dependencies=[INFER])
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     return await _serve(body, request, "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
 
 
-@router.post("/completions", response_model=Completion)
+@router.post("/completions", response_model=Completion, dependencies=[INFER])
 async def completions(body: CompletionRequest, request: Request) -> Response:
     return await _serve(body, request, "cmpl", _text_chunk, _text_usage_chunk, _text_final)
 
@@ -78,28 +87,79 @@ async def _serve(
     render_final: Callable[[Generation, str, Collected], BaseModel],
 ) -> Response:
     services = services_of(request)
-    generation = await start_generation(
-        services.routing, services.engines, body.model, generation_request(body), prefix
-    )
+    endpoint = "chat.completions" if prefix == "chatcmpl" else "completions"
+    exchange = Exchange.begin(request, endpoint, body.model)
+    wanted = generation_request(body)
+    try:
+        admission = await exchange.admit(
+            texts_of(wanted),
+            RequestShape(max_tokens=body.token_limit(), messages=len(wanted.messages or ())),
+        )
+        forwarded = with_texts(wanted, admission.texts)
+        target = exchange.resolve()
+        deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_s
+        generation = await start_generation(
+            services.engines,
+            target,
+            forwarded,
+            prefix,
+            deadline=deadline,
+            restorer=admission.stream_restorer(),
+        )
+    except GUARDED_ERRORS as error:
+        exchange.failed(error)
+        raise
+    content = logged_content(forwarded)
     model = body.model
     if body.stream:
         usage_event = (
             (lambda u: render_usage(generation, model, u)) if body.include_usage() else None
         )
+        events = event_stream(generation, lambda c: render_chunk(generation, model, c), usage_event)
         return StreamingResponse(
-            event_stream(generation, lambda c: render_chunk(generation, model, c), usage_event),
+            exchange.logged(events, generation, content),
             media_type="text/event-stream",
-            headers={**SSE_HEADERS, **generation.version_header},
+            headers={**SSE_HEADERS, **exchange.headers()},
         )
     try:
         result = await unless_disconnected(request, collect(generation))
     except ClientDisconnected:
+        exchange.finish(
+            CLIENT_CLOSED_REQUEST, "client_disconnected", generation=generation, content=content
+        )
         return Response(status_code=CLIENT_CLOSED_REQUEST)
+    except EngineError as error:
+        exchange.finish(error.status, error.code, generation=generation, content=content)
+        raise
+    exchange.finish(200, generation=generation, content=content)
     return Response(
         render_final(generation, model, result).model_dump_json(),
         media_type="application/json",
-        headers=generation.version_header,
+        headers=exchange.headers(),
     )
+
+
+def texts_of(request: GenerationRequest) -> list[str]:
+    """The texts the guard scans: every message's content, or the prompt."""
+    if request.messages is not None:
+        return [m.content for m in request.messages]
+    return [request.prompt or ""]
+
+
+def with_texts(request: GenerationRequest, texts: list[str]) -> GenerationRequest:
+    """The request with its texts replaced (by their redacted versions)."""
+    if request.messages is not None:
+        messages = [Message(m.role, text) for m, text in zip(request.messages, texts, strict=True)]
+        return replace(request, messages=messages)
+    return replace(request, prompt=texts[0])
+
+
+def logged_content(request: GenerationRequest) -> dict[str, Any]:
+    """What the request log keeps of a request (as forwarded: redacted when the route
+    redacts); the response is added when it ends."""
+    if request.messages is not None:
+        return {"messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+    return {"prompt": request.prompt}
 
 
 def _chat_final(generation: Generation, model: str, result: Collected) -> ChatCompletion:

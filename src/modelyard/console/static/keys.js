@@ -1,0 +1,53 @@
+// Key management in the console: the same JSON API the CLI's peers call, with the session cookie.
+"use strict";
+
+const status = document.getElementById("key-status");
+
+function showSecret(secret) {
+  document.getElementById("secret-value").textContent = secret;
+  document.getElementById("new-secret").hidden = false;
+}
+
+async function call(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  return data;
+}
+
+document.getElementById("create-key").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const limits = {};
+  if (form.get("rpm")) limits.requests_per_minute = Number(form.get("rpm"));
+  if (form.get("daily_tokens")) limits.daily_tokens = Number(form.get("daily_tokens"));
+  const routes = String(form.get("routes") || "*").split(",").map((r) => r.trim()).filter(Boolean);
+  try {
+    const created = await call("POST", "/api/keys", {
+      name: form.get("name"), role: form.get("role"), allowed_routes: routes, limits,
+    });
+    showSecret(created.secret);
+    status.textContent = `Created ${created.prefix}… (${created.role}). Reload to see it listed.`;
+  } catch (error) {
+    status.textContent = `Could not create the key: ${error.message}`;
+  }
+});
+
+document.getElementById("keys").addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = button.closest("tr").dataset.key;
+  const action = button.dataset.action;
+  if (action === "revoke" && !window.confirm(`Revoke key ${id}? Clients using it stop at once.`)) return;
+  try {
+    const result = await call("POST", `/api/keys/${id}/${action}`, action === "rotate" ? {} : undefined);
+    if (result.secret) showSecret(result.secret);
+    status.textContent = `${action}d ${id}. Reload to see the change.`;
+  } catch (error) {
+    status.textContent = `Could not ${action} ${id}: ${error.message}`;
+  }
+});

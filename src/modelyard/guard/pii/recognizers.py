@@ -1,0 +1,363 @@
+"""One recognizer per kind of identifier: a precompiled pattern that finds candidates and a
+judge that names the entity of a candidate, or rejects it.
+
+Boundaries are explicit lookarounds on ASCII letters and digits, never ``\\b``: in Python a
+CJK character and a digit are both ``\\w``, so ``\\b`` would miss "电话13812345678。". All
+patterns are compiled with ``re.ASCII`` (``[0-9]`` only, no full-width digits), and each
+starts where no letter or digit precedes it, so a long run is tried once, not at each of
+its characters: every scan is linear in the text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from modelyard.guard.pii.checksums import (
+    CN_PROVINCES,
+    cn_id_valid,
+    iban_valid,
+    luhn_valid,
+    us_ssn_valid,
+    uscc_valid,
+)
+
+Span = tuple[str, int, int]  # entity, start, end
+Judge = Callable[[re.Match[str]], Span | None]
+_FLAGS = re.ASCII | re.VERBOSE
+_BEFORE = r"(?<![0-9A-Za-z])"
+_AFTER = r"(?![0-9A-Za-z])"
+_GROUPS = re.compile(r"[0-9A-Za-z]+")
+_SEPARATORS = re.compile(r"[^0-9A-Za-z]+")
+_DIGITS = "0123456789"
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """Finds the candidates of ``pattern`` in a text; ``judge`` names the entity of each it
+    keeps and its span (a candidate may hold a number and more digits around it)."""
+
+    name: str
+    entities: frozenset[str]
+    pattern: re.Pattern[str]
+    judge: Judge
+    validated: bool  # its entities passed a checksum (or ipaddress)
+    needs: str = ""  # a character every match contains; absent from a text, skip the scan
+
+    def find(self, text: str) -> Iterator[Span]:
+        if self.needs and self.needs not in text:
+            return
+        for match in self.pattern.finditer(text):
+            span = self.judge(match)
+            if span is not None:
+                yield span
+
+
+def _whole(match: re.Match[str], entity: str) -> Span:
+    return entity, match.start(), match.end()
+
+
+def _glued(text: str, start: int, end: int, separator: str) -> bool:
+    """Whether a grouped number goes on past the match with its separator and a group of the
+    same width: then it is a piece of a longer number ("1234 5678 9012 3456 7890"), not a
+    number of its own ("4111 1111 1111 1111 12/25" is a card and its expiry date)."""
+    value = text[start:end]
+    if start and text[start - 1] == separator:
+        first = len(value) - len(value.lstrip(_DIGITS))
+        window = text[max(0, start - 1 - first - 1) : start - 1]
+        if first and len(window) - len(window.rstrip(_DIGITS)) == first:
+            return True
+    if text[end : end + 1] == separator:
+        last = len(value) - len(value.rstrip(_DIGITS))
+        window = text[end + 1 : end + 1 + last + 1]
+        if last and len(window) - len(window.lstrip(_DIGITS)) == last:
+            return True
+    return False
+
+
+# --- Chinese resident ID (GB 11643): 6 region + 8 birth date + 3 sequence + check char.
+_CN_ID = re.compile(
+    _BEFORE
+    + r"""[1-9][0-9]{5}(?P<s>[ ]?)(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])
+    (?P=s)[0-9]{3}[0-9Xx]"""
+    + _AFTER,
+    _FLAGS,
+)
+
+
+def _judge_cn_id(match: re.Match[str]) -> Span | None:
+    return _whole(match, "CN_ID") if cn_id_valid(match.group().replace(" ", "")) else None
+
+
+# --- Unified social credit code (GB 32100): 18 characters of a 31-character alphabet.
+_USCC_CHAR = "[0-9A-HJ-NP-RTUWXY]"
+_CN_USCC = re.compile(
+    _BEFORE + rf"[1-9A-HJ-NP-RTUWXY]{_USCC_CHAR}[0-9]{{6}}{_USCC_CHAR}{{10}}" + _AFTER, _FLAGS
+)
+
+
+def _judge_uscc(match: re.Match[str]) -> Span | None:
+    return _whole(match, "CN_USCC") if uscc_valid(match.group()) else None
+
+
+# --- Card numbers: 13-19 digits, bare or in groups separated by one kind of space or dash.
+_CARD = re.compile(_BEFORE + r"[0-9](?:[ -]?[0-9]){12,18}" + _AFTER, _FLAGS)
+_CARD_LAYOUTS = {(4, 6, 5), (4, 6, 4), (6, 13)}  # Amex, Diners, some 19-digit UnionPay
+# International networks by IIN prefix, with the lengths their cards have.
+_NETWORKS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
+    (("4",), frozenset({13, 16, 19})),  # Visa
+    (("51", "52", "53", "54", "55"), frozenset({16})),  # Mastercard
+    (tuple(str(p) for p in range(2221, 2721)), frozenset({16})),  # Mastercard 2-series
+    (("34", "37"), frozenset({15})),  # American Express
+    (("6011", "644", "645", "646", "647", "648", "649", "65"), frozenset({16, 19})),  # Discover
+    (tuple(str(p) for p in range(3528, 3590)), frozenset({16, 19})),  # JCB
+    (("300", "301", "302", "303", "304", "305", "36", "38", "39"), frozenset({14, 16})),  # Diners
+    (("50", "56", "57", "58", "639", "67"), frozenset({16, 19})),  # Maestro
+    (("2200", "2201", "2202", "2203", "2204"), frozenset({16})),  # Mir
+)
+
+
+def card_entity(digits: str) -> str | None:
+    """BANK_CARD for Chinese bank cards (UnionPay IIN 62, legacy domestic IIN 9), CREDIT_CARD
+    for international networks' IINs and lengths; the caller has checked the Luhn digit."""
+    if digits.startswith(("62", "9")) and 16 <= len(digits) <= 19:
+        return "BANK_CARD"
+    for prefixes, lengths in _NETWORKS:
+        if len(digits) in lengths and digits.startswith(prefixes):
+            return "CREDIT_CARD"
+    return None
+
+
+def _looks_like_cn_id(digits: str) -> bool:
+    """18 digits with a province code and a birth year where a resident ID has them: a
+    resident ID with a wrong check digit rather than a card (18-digit cards are rare)."""
+    if len(digits) != 18 or int(digits[:2]) not in CN_PROVINCES:
+        return False
+    return 1800 <= int(digits[6:10]) < 2100
+
+
+def _judge_card(match: re.Match[str]) -> Span | None:
+    value = match.group()
+    separators = set(_SEPARATORS.findall(value))
+    if not separators:
+        entity = _card_entity(value)
+        return None if entity is None else _whole(match, entity)
+    if len(separators) > 1:
+        return None
+    separator = separators.pop()
+    groups = [(match.start() + g.start(), match.start() + g.end()) for g in _GROUPS.finditer(value)]
+    # The most groups that make a card: "4111 1111 1111 1111 12/25" ends with an expiry date.
+    for count in range(len(groups), 1, -1):
+        for first in range(len(groups) - count + 1):
+            found = _card_in(match.string, groups[first : first + count], separator)
+            if found is not None:
+                return found
+    return None
+
+
+def _card_in(text: str, groups: list[tuple[int, int]], separator: str) -> Span | None:
+    layout = tuple(end - start for start, end in groups)
+    tidy = all(n == 4 for n in layout[:-1]) and layout[-1] <= 4
+    if sum(layout) < 13 or not (tidy or layout in _CARD_LAYOUTS):
+        return None
+    start, end = groups[0][0], groups[-1][1]
+    if _glued(text, start, end, separator):
+        return None
+    entity = _card_entity(text[start:end].replace(separator, ""))
+    return None if entity is None else (entity, start, end)
+
+
+def _card_entity(digits: str) -> str | None:
+    if not luhn_valid(digits) or _looks_like_cn_id(digits):
+        return None
+    return card_entity(digits)
+
+
+# --- IBAN (ISO 13616): country, 2 check digits, BBAN, bare or in groups of 4.
+_IBAN = re.compile(
+    _BEFORE + r"[A-Z]{2}[0-9]{2}(?:[ ]?[0-9A-Z]{4}){2,7}(?:[ ]?[0-9A-Z]{1,3})?" + _AFTER,
+    _FLAGS | re.IGNORECASE,
+)
+
+
+def _judge_iban(match: re.Match[str]) -> Span | None:
+    return _whole(match, "IBAN") if iban_valid(match.group().replace(" ", "").upper()) else None
+
+
+# --- IP addresses, validated by the ipaddress module.
+_IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])", _FLAGS)
+_IPV6 = re.compile(
+    r"""(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}
+    (?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?(?![0-9A-Za-z:]|\.[0-9])""",
+    _FLAGS,
+)
+
+
+def _judge_ip(match: re.Match[str]) -> Span | None:
+    value = match.group()
+    if value.strip(":") == "":  # "::" alone is punctuation far more often than an address
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return _whole(match, "IP_ADDRESS")
+
+
+# --- US social security number: 3-2-4 digits with one kind of separator.
+_US_SSN = re.compile(
+    _BEFORE
+    + r"(?P<area>[0-9]{3})(?P<s>[-. ])(?P<group>[0-9]{2})(?P=s)(?P<serial>[0-9]{4})"
+    + _AFTER,
+    _FLAGS,
+)
+
+
+def _judge_ssn(match: re.Match[str]) -> Span | None:
+    if _glued(match.string, match.start(), match.end(), match["s"]):
+        return None
+    return (
+        _whole(match, "US_SSN")
+        if us_ssn_valid(match["area"], match["group"], match["serial"])
+        else None
+    )
+
+
+# --- Mainland mobile: 1[3-9]x xxxx xxxx, optional +86 / 0086 / 86, 3-4-4 groups.
+_CN_MOBILE = re.compile(
+    r"""(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?|\(\+?86\)[ -]?)?
+    1[3-9][0-9](?P<s>[ -]?)[0-9]{4}(?P=s)[0-9]{4}"""
+    + _AFTER,
+    _FLAGS,
+)
+
+
+def _judge_mobile(match: re.Match[str]) -> Span | None:
+    return _whole(match, "CN_MOBILE")
+
+
+# --- Mainland landline: 0 + area code (10, 2x, or 3 digits) + 7-8 digits, extension.
+_AREA = r"(?:10|2[0-9]|[3-9][0-9]{2})"
+_CN_LANDLINE = re.compile(
+    rf"""(?<![0-9A-Za-z+])
+    (?:(?:\+|00)86[ -]?(?:\({_AREA}\)|{_AREA})|\(0{_AREA}\)|0{_AREA})
+    [ -]?[2-9][0-9]{{2,3}}[ -]?[0-9]{{4}}
+    (?:[ ]?(?:-|转|分机|ext\.?|x)[ ]?[0-9]{{1,6}})?"""
+    + _AFTER,
+    _FLAGS | re.IGNORECASE,
+)
+
+
+def _judge_landline(match: re.Match[str]) -> Span | None:
+    return _whole(match, "CN_LANDLINE")
+
+
+# --- Chinese passport: E or G + 8 digits, or E + letter + 7 digits. No check digit.
+_CN_PASSPORT = re.compile(_BEFORE + r"(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7})" + _AFTER, _FLAGS)
+
+
+def _judge_passport(match: re.Match[str]) -> Span | None:
+    return _whole(match, "CN_PASSPORT")
+
+
+# --- Phone numbers, international and North American: "(212) 555-0123", "+44 20 7946 0958",
+# "212.555.0123", "+1-944-435-4352x04732", "+442079460958". The groups after an optional
+# "+country" and "(area)" share one separator.
+_PHONE = re.compile(
+    r"""(?<![0-9A-Za-z+])
+    (?P<number>
+        (?P<intl>\+[ ]?[0-9]{1,3}[ .-]?(?=[0-9(])|00[0-9]{1,3}[ .-])?
+        (?P<area>\(\+?[0-9]{1,4}\)[ .-]?)?
+        (?P<body>[0-9]{1,4}(?:(?P<s>[ .-])(?:[0-9]{1,4}(?P=s)){0,4}[0-9]{2,4}|[0-9]{4,11}))
+    )
+    (?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?"""
+    + _AFTER,
+    _FLAGS | re.IGNORECASE,
+)
+_DATE_LAYOUTS = {(4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)}
+
+
+def _judge_phone(match: re.Match[str]) -> Span | None:
+    digits = sum(c.isdigit() for c in match["number"])
+    if not 8 <= digits <= 15:
+        return None
+    body, separator = match["body"], match["s"]
+    groups = tuple(len(g) for g in body.split(separator)) if separator else (len(body),)
+    prefixed = match["intl"] is not None or match["area"] is not None
+    if not prefixed and (
+        len(groups) < 3 or _date_like(body, groups) or _counted(separator, groups)
+    ):
+        return None
+    if separator and _glued(match.string, match.start(), match.end(), separator):
+        return None
+    if separator == "." and len(groups) == 4 and max(groups) <= 3:
+        return None  # an IPv4 address, valid or not
+    return _whole(match, "PHONE")
+
+
+def _date_like(body: str, groups: tuple[int, ...]) -> bool:
+    if groups not in _DATE_LAYOUTS:
+        return False
+    parts = [int(p) for p in re.split(r"[ .-]", body)]
+    year, first, second = (parts[0], parts[1], parts[2]) if groups[0] == 4 else parts[::-1]
+    in_calendar = (first <= 12 and second <= 31) or (second <= 12 and first <= 31)
+    return 1800 <= year <= 2199 and in_calendar
+
+
+def _counted(separator: str, groups: tuple[int, ...]) -> bool:
+    """Thousands grouping, "1 234 567 890" or "1.234.567.890", rather than a phone number."""
+    return separator in (" ", ".") and groups[0] <= 3 and all(n == 3 for n in groups[1:])
+
+
+# --- E-mail addresses.
+_EMAIL = re.compile(
+    r"""(?<![0-9A-Za-z._%+-])[0-9A-Za-z_%+-][0-9A-Za-z._%+-]{0,63}
+    @[0-9A-Za-z-]{1,63}(?:\.[0-9A-Za-z-]{1,63})*\.[A-Za-z]{2,24}(?![0-9A-Za-z-])""",
+    _FLAGS,
+)
+
+
+def _judge_email(match: re.Match[str]) -> Span | None:
+    domain = match.group().rpartition("@")[2]
+    if any(label.startswith("-") or label.endswith("-") for label in domain.split(".")):
+        return None
+    return _whole(match, "EMAIL")
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (
+    Recognizer("cn_id", frozenset({"CN_ID"}), _CN_ID, _judge_cn_id, validated=True),
+    Recognizer("cn_uscc", frozenset({"CN_USCC"}), _CN_USCC, _judge_uscc, validated=True),
+    Recognizer("card", frozenset({"BANK_CARD", "CREDIT_CARD"}), _CARD, _judge_card, validated=True),
+    Recognizer("iban", frozenset({"IBAN"}), _IBAN, _judge_iban, validated=True),
+    Recognizer("ipv4", frozenset({"IP_ADDRESS"}), _IPV4, _judge_ip, validated=True, needs="."),
+    Recognizer("ipv6", frozenset({"IP_ADDRESS"}), _IPV6, _judge_ip, validated=True, needs=":"),
+    Recognizer("us_ssn", frozenset({"US_SSN"}), _US_SSN, _judge_ssn, validated=False),
+    Recognizer("cn_mobile", frozenset({"CN_MOBILE"}), _CN_MOBILE, _judge_mobile, validated=False),
+    Recognizer(
+        "cn_landline", frozenset({"CN_LANDLINE"}), _CN_LANDLINE, _judge_landline, validated=False
+    ),
+    Recognizer(
+        "cn_passport", frozenset({"CN_PASSPORT"}), _CN_PASSPORT, _judge_passport, validated=False
+    ),
+    Recognizer("phone", frozenset({"PHONE"}), _PHONE, _judge_phone, validated=False),
+    Recognizer("email", frozenset({"EMAIL"}), _EMAIL, _judge_email, validated=False, needs="@"),
+)
+
+# When two findings cover the same span: the more specific entity wins.
+PRIORITY: dict[str, int] = {
+    "CN_ID": 100,
+    "CN_USCC": 90,
+    "IBAN": 85,
+    "BANK_CARD": 80,
+    "CREDIT_CARD": 80,
+    "IP_ADDRESS": 70,
+    "EMAIL": 60,
+    "US_SSN": 50,
+    "CN_MOBILE": 45,
+    "CN_LANDLINE": 40,
+    "CN_PASSPORT": 30,
+    "PHONE": 20,
+}
+ENTITIES: frozenset[str] = frozenset(PRIORITY)

@@ -1,0 +1,161 @@
+"""Wire types of the guard's JSON API: keys, route policies, usage, audit events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelyard.guard.roles import Role
+
+PiiPolicy = Literal["off", "detect", "redact", "block"]
+KeyStatus = Literal["active", "revoked", "expired"]
+InjectionPolicy = Literal["off", "flag", "block"]
+
+
+class KeyLimits(BaseModel):
+    """Rate limits and budgets of one key; empty means unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    daily_tokens: int | None = Field(default=None, ge=0)
+    monthly_tokens: int | None = Field(default=None, ge=0)
+    daily_cost: float | None = Field(default=None, ge=0)
+    monthly_cost: float | None = Field(default=None, ge=0)
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    role: Role = Role.developer
+    allowed_routes: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Route (public model name) patterns this key may call; `*` matches any.",
+    )
+    expires_at: datetime | None = None
+    limits: KeyLimits = Field(default_factory=KeyLimits)
+
+    @field_validator("allowed_routes")
+    @classmethod
+    def _routes(cls, value: list[str]) -> list[str]:
+        if any(not route.strip() for route in value):
+            raise ValueError("route patterns must not be empty")
+        return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a timezone (e.g. 2027-01-01T00:00:00Z)")
+        return value
+
+
+class KeyUpdate(BaseModel):
+    """Fields of a key an admin may change in place (the secret changes by rotation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    allowed_routes: list[str] | None = None
+    expires_at: datetime | None = None
+    limits: KeyLimits | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: Role
+    prefix: str = Field(description="The visible start of the secret: `my_<id>_`.")
+    allowed_routes: list[str]
+    expires_at: datetime | None
+    limits: KeyLimits
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    previous_valid_until: datetime | None = Field(
+        description="While a rotation's grace period lasts, the old secret works until then."
+    )
+    status: KeyStatus
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="The key itself. It is shown once and never stored.")
+
+
+class KeyRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
+
+
+class KeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KeyOut]
+
+
+class RoutePolicy(BaseModel):
+    """How the guard treats one route (a public model name, or `*` for all others)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pii: PiiPolicy = "detect"
+    pii_restore: bool = Field(
+        default=True, description="With `redact`, put the originals back into the response."
+    )
+    pii_entities: list[str] | None = Field(
+        default=None, description="Entity types to look for; empty means all."
+    )
+    injection: InjectionPolicy = "flag"
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class RoutePolicyOut(RoutePolicy):
+    route: str
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class RoutePolicyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[RoutePolicyOut]
+
+
+class UsageRow(BaseModel):
+    key_id: str
+    route: str
+    day: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+
+
+class UsageList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UsageRow]
+
+
+class AuditEvent(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AuditEvent]
+
+
+class LoginForm(BaseModel):
+    key: str

@@ -1,0 +1,1 @@
+"""Observe: the request log (and, later, metrics, feedback, drift, alerts)."""

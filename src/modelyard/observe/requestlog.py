@@ -1,0 +1,167 @@
+"""The request log: rows queued in memory on the request path, written by one task.
+
+``submit`` never waits: it puts the row on a bounded in-process queue (dropping and
+counting when full). One writer task drains the queue in batches bounded by rows and by
+time, sealing content (encryption) and inserting each batch in one transaction on a
+worker thread, so neither the database nor the cipher runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from modelyard.store import Store
+from modelyard.store.tables import RequestLogRow
+
+log = logging.getLogger(__name__)
+WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: str
+    at: datetime
+    key_id: str
+    endpoint: str
+    route: str
+    version: str | None
+    status: int
+    error_code: str | None
+    latency_ms: float
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    streamed: bool = False
+    pii: dict[str, int] = field(default_factory=dict)
+    injection: list[str] = field(default_factory=list)
+    content: dict[str, Any] | None = None
+
+
+@dataclass
+class WriterStats:
+    submitted: int = 0
+    written: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+
+class RequestLogWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        seal: Callable[[bytes], bytes] | None,
+        store_content: bool,
+        flush_interval_s: float,
+        batch_rows: int,
+        queue_rows: int,
+    ) -> None:
+        self._store = store
+        self._seal = seal
+        self._store_content = store_content
+        self._interval = flush_interval_s
+        self._batch_rows = batch_rows
+        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=queue_rows)
+        self.stats = WriterStats()
+
+    def submit(self, record: RequestRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            log.warning("request log queue full: dropped the row of request %s", record.id)
+            return
+        self.stats.submitted += 1
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Drain the queue forever (run as one background task)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self._interval
+            while len(batch) < self._batch_rows:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            await self._write_batch(batch)
+
+    async def flush(self) -> None:
+        """Wait until every row submitted so far is written (or given up)."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Write what is still queued (at shutdown, after the writer task is cancelled)."""
+        batch: list[RequestRecord] = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+            if len(batch) >= self._batch_rows:
+                await self._write_batch(batch)
+                batch = []
+        if batch:
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[RequestRecord]) -> None:
+        try:
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    await asyncio.to_thread(self._insert, batch)
+                except SQLAlchemyError as error:
+                    log.warning("request log write failed (attempt %d): %s", attempt, error)
+                    if attempt < WRITE_ATTEMPTS:
+                        await asyncio.sleep(0.2 * 2**attempt)
+                        continue
+                    self.stats.failed += len(batch)
+                else:
+                    self.stats.written += len(batch)
+                break
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+
+    def _insert(self, batch: list[RequestRecord]) -> None:
+        rows = [self._row(record) for record in batch]
+        with self._store.session() as session:
+            session.add_all(rows)
+
+    def _row(self, record: RequestRecord) -> RequestLogRow:
+        content: bytes | None = None
+        if self._store_content and record.content is not None:
+            plain = json.dumps(record.content, ensure_ascii=False).encode("utf-8")
+            content = self._seal(plain) if self._seal else plain
+        return RequestLogRow(
+            id=record.id,
+            at=record.at,
+            day=record.at.date().isoformat(),
+            key_id=record.key_id,
+            endpoint=record.endpoint,
+            route=record.route,
+            version=record.version,
+            status=record.status,
+            error_code=record.error_code,
+            latency_ms=record.latency_ms,
+            ttft_ms=record.ttft_ms,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cost=record.cost,
+            streamed=record.streamed,
+            pii=record.pii,
+            injection=record.injection,
+            content=content,
+        )
