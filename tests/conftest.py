@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +154,24 @@ class AppClient(httpx.AsyncClient):
         await self.services.request_log.flush()
 
 
-@pytest.fixture
-async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
-    """An ASGI client of a full app (lifespan included) over MODELYARD_HOME, sending the
-    admin key the first start created."""
-    settings = Settings()
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[AppClient]:
+    """A full app (lifespan included) and a client sending the admin key its first start
+    created."""
     app = build_app(settings)
-    async with app.router.lifespan_context(app):
-        async with AppClient(
+    async with (
+        app.router.lifespan_context(app),
+        AppClient(
             app,
             base_url="http://modelyard",
             headers=bearer(admin_key(settings.home)),
-        ) as client:
-            yield client
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
+    """An app over MODELYARD_HOME with default settings, as its admin."""
+    async with app_client(Settings()) as client:
+        yield client

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from modelyard.config import Settings
@@ -21,7 +22,7 @@ DEFAULT_EMBEDDING_MODEL = "default-embedding"
 
 # A 135M model loops at OpenAI's default temperature of 1.0 and without a repeat penalty;
 # these (llama-cpp-python's chat defaults) apply only where a request leaves a field out.
-SMALL_MODEL_SAMPLING = {"temperature": 0.2, "top_p": 0.95, "repeat_penalty": 1.1}
+SMALL_MODEL_SAMPLING = MappingProxyType({"temperature": 0.2, "top_p": 0.95, "repeat_penalty": 1.1})
 
 
 class DefaultModelMissing(RuntimeError):

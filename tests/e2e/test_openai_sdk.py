@@ -263,5 +263,5 @@ def test_the_default_version_records_its_sampling_defaults(smollm_server: Live) 
     version = httpx.get(
         f"{smollm_server}/api/models/default/versions/1", headers=smollm_server.headers
     ).json()
-    assert version["parameters"] == SMALL_MODEL_SAMPLING
+    assert version["parameters"] == dict(SMALL_MODEL_SAMPLING)
     assert version["artifact_sha256"] and version["engine_kind"] == "llamacpp"

@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -139,9 +138,7 @@ async def test_a_developer_never_reads_another_keys_usage_or_logs(
     assert [(r["key_id"], r["requests"]) for r in rows] == [(alice_id, 1)]
 
 
-async def test_revoked_and_expired_keys_are_401(
-    api: AppClient, home_registry: Registry
-) -> None:
+async def test_revoked_and_expired_keys_are_401(api: AppClient, home_registry: Registry) -> None:
     register_scripted(home_registry, "bot", replies=["hi"])
     await api.reload_routes()
     ask = {"model": "bot", "messages": [{"role": "user", "content": "q"}]}
@@ -163,9 +160,7 @@ async def test_revoked_and_expired_keys_are_401(
     assert refused.status_code == 401
 
 
-async def test_a_key_calls_only_its_allowed_routes(
-    api: AppClient, home_registry: Registry
-) -> None:
+async def test_a_key_calls_only_its_allowed_routes(api: AppClient, home_registry: Registry) -> None:
     register_scripted(home_registry, "chat-bot", replies=["hi"])
     register_scripted(home_registry, "internal", replies=["classified"])
     await api.reload_routes()

@@ -14,6 +14,7 @@ from modelyard.guard.pii.checksums import (
     iban_valid,
     luhn_check_digit,
     luhn_valid,
+    resembles_cn_id,
     us_ssn_valid,
     uscc_check_char,
     uscc_valid,
@@ -166,3 +167,21 @@ def test_iban_length_table_covers_the_common_countries() -> None:
 )
 def test_us_ssn_rules(ssn: tuple[str, str, str], valid: bool) -> None:
     assert us_ssn_valid(*ssn) is valid
+
+
+@pytest.mark.parametrize(
+    ("digits", "resembles"),
+    [
+        ("110105194912310021", True),  # wrong check digit
+        ("110105194913310021", True),  # impossible date, plausible year
+        ("11010519491231002", True),  # 17 digits
+        ("1101051949123100211", True),  # a digit too many, whole date in place
+        ("1101051949133100211", False),  # 19 digits need a real date
+        ("6222021234567890128", False),  # a UnionPay card
+        ("990105194912310021", False),  # no province 99
+        ("11010512341231002", False),  # year 1234
+        ("1101051949123100", False),  # 16 digits
+    ],
+)
+def test_resembles_cn_id(digits: str, resembles: bool) -> None:
+    assert resembles_cn_id(digits) is resembles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -144,6 +145,19 @@ def test_bank_card_and_credit_card_are_told_apart_by_iin() -> None:
     assert found("1234567812345670") == []  # Luhn-valid, no card network's IIN
 
 
+def test_landline_forms_that_are_left_alone() -> None:
+    assert found("座机010-6234567") == []  # Beijing numbers have 8 digits
+    assert found("代码075586001234") == []  # bare 12 digits from 0: often an invoice code
+    assert found("电话0755-86001234") == [("CN_LANDLINE", "0755-86001234")]
+    assert found("电话07558600123") == [("CN_LANDLINE", "07558600123")]
+    assert found("电话01062345678") == [("CN_LANDLINE", "01062345678")]
+    assert found("座机010-12345678") == []  # no number starts with 1 after the area code
+
+
+def test_an_iban_followed_by_words_ends_at_its_country_length() -> None:
+    assert found("IBAN AT61 1904 3002 3457 3201 THE END") == [("IBAN", "AT61 1904 3002 3457 3201")]
+
+
 def test_a_card_followed_or_preceded_by_other_numbers() -> None:
     assert found("card 4111 1111 1111 1111 12/25") == [("CREDIT_CARD", "4111 1111 1111 1111")]
     assert found("no. 12 4111 1111 1111 1111") == [("CREDIT_CARD", "4111 1111 1111 1111")]
@@ -191,7 +205,7 @@ def test_findings_are_sorted_and_never_overlap() -> None:
     text = " ".join(["4111 1111 1111 1111", "58.74.121.78", "(212) 555-0123", "a@b.co"] * 50)
     findings = DETECTOR.detect(text)
     assert len(findings) == 200
-    assert all(a.end <= b.start for a, b in zip(findings, findings[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(findings))
 
 
 @pytest.mark.parametrize(

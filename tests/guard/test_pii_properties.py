@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from modelyard.guard.pii import PiiDetector
-from modelyard.guard.pii.checksums import CN_PROVINCES, IBAN_LENGTHS, cn_id_valid
+from modelyard.guard.pii.checksums import (
+    CN_PROVINCES,
+    IBAN_LENGTHS,
+    cn_id_valid,
+    resembles_cn_id,
+)
 
 DETECTOR = PiiDetector()
 PROPERTY = settings(
@@ -76,9 +81,7 @@ def iban_check(country: str, bban: str) -> int:
 
 @st.composite
 def cn_ids(draw: st.DrawFn) -> str:
-    region = draw(st.sampled_from(sorted(CN_PROVINCES))) * 10_000 + draw(
-        st.integers(101, 9999)
-    )
+    region = draw(st.sampled_from(sorted(CN_PROVINCES))) * 10_000 + draw(st.integers(101, 9999))
     born = date(1900, 1, 1) + timedelta(days=draw(st.integers(0, 45_000)))
     first17 = f"{region:06d}{born:%Y%m%d}{draw(digits(3))}"
     return first17 + draw(st.sampled_from([cn_id_char(first17), cn_id_char(first17).lower()]))
@@ -90,7 +93,8 @@ def usccs(draw: st.DrawFn) -> str:
     body = draw(st.text(st.sampled_from(USCC_ALPHABET), min_size=9, max_size=9))
     first17 = head + draw(digits(6)) + body
     code = first17 + uscc_char(first17)
-    assume(not cn_id_valid(code))  # all digits and a date in place: a resident ID wins
+    # All digits with a province and a birth year in place: read as a resident ID (typo).
+    assume(not cn_id_valid(code) and not resembles_cn_id(first17))
     return code
 
 
@@ -108,6 +112,7 @@ def cards(draw: st.DrawFn, entity: str) -> str:
         )
     payload = prefix + draw(digits(length - 1 - len(prefix)))
     number = payload + luhn_digit(payload)
+    assume(not resembles_cn_id(number))  # read as a resident ID with a typo (documented)
     return grouped(number, draw(st.sampled_from(["", " ", "-"])))
 
 

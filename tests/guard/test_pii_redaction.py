@@ -39,7 +39,9 @@ def test_placeholders_hold_across_the_texts_of_a_request() -> None:
 
 def test_restore_round_trip() -> None:
     redaction = Redaction(DETECTOR)
-    text = "我是张三，身份证11010519491231002X，电话+86 138-1234-5678，IBAN DE89370400440532013000。"
+    text = (
+        "我是张三，身份证11010519491231002X，电话+86 138-1234-5678，IBAN DE89370400440532013000。"
+    )
     redacted = redaction.redact(text)
     assert "11010519491231002X" not in redacted
     assert redaction.restore(redacted) == text
@@ -82,9 +84,7 @@ def _request() -> tuple[Redaction, str, str]:
 
 def test_restore_of_the_streamed_response_example() -> None:
     _, _, restored = _request()
-    assert restored == (
-        "好的，11010519491231002X已登记；13812345678和a@b.co，<X>与<CN_MOBILE_9> <"
-    )
+    assert restored == ("好的，11010519491231002X已登记；13812345678和a@b.co，<X>与<CN_MOBILE_9> <")
 
 
 def _stream(redaction: Redaction, chunks: list[str]) -> str:

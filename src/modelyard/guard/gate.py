@@ -40,6 +40,9 @@ class Refusal(Exception):
         self.param = param
         self.error_type = error_type
         self.headers = headers or {}
+        # What the scan found before refusing, for the request log (types, never values).
+        self.pii: dict[str, int] = {}
+        self.injection: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,8 @@ class Gate:
 
     async def drain(self) -> None:
         """Wait for pending charges (shutdown, tests)."""
-        while self._settling:
-            await asyncio.gather(*self._settling)
+        while pending := [task for task in self._settling if not task.done()]:
+            await asyncio.gather(*pending)
 
     async def _check_budget(self, principal: Principal) -> None:
         limits = principal.limits
@@ -191,12 +194,14 @@ class Gate:
             )
             admission.injection = rules
             if rules and policy.injection == "block":
-                raise Refusal(
+                refusal = Refusal(
                     400,
                     "The request was refused: it matches prompt-injection patterns "
                     f"({', '.join(rules)}).",
                     "prompt_injection_detected",
                 )
+                refusal.injection = rules
+                raise refusal
         if policy.pii == "off":
             return
         detector = self._detector_for(policy)
@@ -212,13 +217,15 @@ class Gate:
                 counts[finding.entity] = counts.get(finding.entity, 0) + 1
         admission.pii = counts
         if counts and policy.pii == "block":
-            raise Refusal(
+            refusal = Refusal(
                 400,
                 "The request was refused: it contains personal data "
                 f"({', '.join(sorted(counts))}); remove it or ask an admin for a route "
                 "that redacts.",
                 "pii_detected",
             )
+            refusal.pii, refusal.injection = counts, admission.injection
+            raise refusal
 
     def _detector_for(self, policy: RoutePolicy) -> PiiDetector:
         if not policy.pii_entities:

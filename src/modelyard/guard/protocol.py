@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelyard.guard.injection import InjectionPolicy
+from modelyard.guard.pii import ENTITIES, PiiPolicy
 from modelyard.guard.roles import Role
 
-PiiPolicy = Literal["off", "detect", "redact", "block"]
 KeyStatus = Literal["active", "revoked", "expired"]
-InjectionPolicy = Literal["off", "flag", "block"]
 
 
 class KeyLimits(BaseModel):
@@ -112,6 +112,19 @@ class RoutePolicy(BaseModel):
     injection: InjectionPolicy = "flag"
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
+
+    @field_validator("pii_entities")
+    @classmethod
+    def _known_entities(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        wanted = [entity.upper() for entity in value]
+        unknown = sorted(set(wanted) - ENTITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(sorted(ENTITIES))}"
+            )
+        return wanted or None
 
 
 class RoutePolicyOut(RoutePolicy):

@@ -96,8 +96,10 @@ class RequestLogWriter:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    async with asyncio.timeout(remaining):
+                        batch.append(await self._queue.get())
                 except TimeoutError:
                     break
             await self._write_batch(batch)

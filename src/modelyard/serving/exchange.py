@@ -39,6 +39,7 @@ class Exchange:
     admission: Admission | None = None
     target: Target | None = None
     finished: bool = False
+    found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
     def begin(cls, request: Request, endpoint: str, model: str) -> Exchange:
@@ -72,6 +73,8 @@ class Exchange:
     def failed(self, error: Exception) -> None:
         """Log a request that ended in an error before any output."""
         status, code = _status_of(error)
+        if isinstance(error, Refusal):
+            self.found = (error.pii, error.injection)
         self.finish(status, code)
 
     def finish(
@@ -118,8 +121,8 @@ class Exchange:
                 completion_tokens=completion,
                 cost=cost,
                 streamed=streamed,
-                pii=dict(admission.pii) if admission else {},
-                injection=list(admission.injection) if admission else [],
+                pii=dict(admission.pii if admission else self.found[0]),
+                injection=list(admission.injection if admission else self.found[1]),
                 content=content,
             )
         )

@@ -27,7 +27,7 @@ from modelyard.serving.protocol import (
 )
 
 T = TypeVar("T")
-SERVED_TASKS = {"chat", "completion"}
+SERVED_TASKS = frozenset({"chat", "completion"})
 
 
 class Restorer(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -44,7 +45,7 @@ from modelyard.serving.protocol import (
 )
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_HEADERS = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
 INFER = requires(Access.infer)
 MODELS = requires(Access.infer, Access.read)
 

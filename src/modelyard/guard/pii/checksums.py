@@ -3,7 +3,9 @@ GB 32100 (unified social credit code), ISO 13616 (IBAN), and the US SSN's number
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 
 # GB 11643 / ISO 7064 MOD 11-2: weight of position i is 2^(17-i) mod 11.
 _CN_ID_WEIGHTS = tuple(2 ** (17 - i) % 11 for i in range(17))
@@ -16,11 +18,11 @@ CN_PROVINCES = frozenset(
 
 # GB 32100-2015: 31 characters, no I, O, Z, S, V; weight of position i is 3^i mod 31.
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_VALUES = {c: i for i, c in enumerate(USCC_ALPHABET)}
+_USCC_VALUES = MappingProxyType({c: i for i, c in enumerate(USCC_ALPHABET)})
 _USCC_WEIGHTS = tuple(3**i % 31 for i in range(17))
 
 # ISO 13616 IBAN length per country (SWIFT IBAN registry).
-IBAN_LENGTHS: dict[str, int] = {
+IBAN_LENGTHS: Mapping[str, int] = MappingProxyType({
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
     "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
     "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
@@ -32,7 +34,7 @@ IBAN_LENGTHS: dict[str, int] = {
     "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
     "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
+})  # fmt: skip
 
 
 def luhn_check_digit(payload: str) -> str:
@@ -72,6 +74,17 @@ def cn_id_valid(value: str, today: date | None = None) -> bool:
     if born is None or born.year < 1800 or born > (today or date.today()):
         return False
     return cn_id_check_char(value[:17]) == value[17]
+
+
+def resembles_cn_id(digits: str) -> bool:
+    """A resident ID with a typo more likely than a card number or a credit code: a
+    province code and, for 17-18 digits, a birth year where an ID has it; for 19 digits (an
+    ID with a digit too many) a whole birth date."""
+    if not 17 <= len(digits) <= 19 or not digits.isdigit() or int(digits[:2]) not in CN_PROVINCES:
+        return False
+    if len(digits) == 19:
+        return cn_id_birth_date(digits) is not None and 1900 <= int(digits[6:10]) < 2100
+    return 1800 <= int(digits[6:10]) < 2100
 
 
 def uscc_check_char(first17: str) -> str:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from modelyard.guard.pii.checksums import (
-    CN_PROVINCES,
+    IBAN_LENGTHS,
     cn_id_valid,
     iban_valid,
     luhn_valid,
+    resembles_cn_id,
     us_ssn_valid,
     uscc_valid,
 )
@@ -59,22 +61,32 @@ def _whole(match: re.Match[str], entity: str) -> Span:
     return entity, match.start(), match.end()
 
 
-def _glued(text: str, start: int, end: int, separator: str) -> bool:
-    """Whether a grouped number goes on past the match with its separator and a group of the
-    same width: then it is a piece of a longer number ("1234 5678 9012 3456 7890"), not a
-    number of its own ("4111 1111 1111 1111 12/25" is a card and its expiry date)."""
+def _glued(text: str, start: int, end: int, separators: str) -> bool:
+    """Whether a grouped number goes on past the match with one of its separators and a
+    group of the same width: then it is a piece of a longer number ("1234 5678 9012 3456
+    7890"), not a number of its own ("4111 1111 1111 1111 12/25" is a card and a date)."""
     value = text[start:end]
-    if start and text[start - 1] == separator:
+    if start and text[start - 1] in separators:
         first = len(value) - len(value.lstrip(_DIGITS))
         window = text[max(0, start - 1 - first - 1) : start - 1]
         if first and len(window) - len(window.rstrip(_DIGITS)) == first:
             return True
-    if text[end : end + 1] == separator:
+    if end < len(text) and text[end] in separators:
         last = len(value) - len(value.rstrip(_DIGITS))
         window = text[end + 1 : end + 1 + last + 1]
         if last and len(window) - len(window.lstrip(_DIGITS)) == last:
             return True
     return False
+
+
+def _continued(text: str, start: int, end: int, separator: str) -> bool:
+    """Whether digits go on past the match with its separator, a group of any width: the
+    match is then part of something longer, like the ISBN 957-9684-11-1."""
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    return (before[-1:] == separator and before[:1] in _DIGITS and len(before) == 2) or (
+        after[:1] == separator and after[1:] in _DIGITS and len(after) == 2
+    )
 
 
 # --- Chinese resident ID (GB 11643): 6 region + 8 birth date + 3 sequence + check char.
@@ -99,12 +111,19 @@ _CN_USCC = re.compile(
 
 
 def _judge_uscc(match: re.Match[str]) -> Span | None:
-    return _whole(match, "CN_USCC") if uscc_valid(match.group()) else None
+    value = match.group()
+    if value[:17].isdigit() and resembles_cn_id(value[:17]):
+        return None
+    return _whole(match, "CN_USCC") if uscc_valid(value) else None
 
 
 # --- Card numbers: 13-19 digits, bare or in groups separated by one kind of space or dash.
-_CARD = re.compile(_BEFORE + r"[0-9](?:[ -]?[0-9]){12,18}" + _AFTER, _FLAGS)
-_CARD_LAYOUTS = {(4, 6, 5), (4, 6, 4), (6, 13)}  # Amex, Diners, some 19-digit UnionPay
+# Not the "25" of an expiry date "12/25" before it, nor the "12" of one after it, nor the
+# first digits of an IP address or a decimal number.
+_CARD = re.compile(
+    _BEFORE + r"(?<![0-9][/.])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z]|[/.][0-9])", _FLAGS
+)
+_CARD_LAYOUTS = frozenset({(4, 6, 5), (4, 6, 4), (6, 13)})  # Amex, Diners, some 19-digit UnionPay
 # International networks by IIN prefix, with the lengths their cards have.
 _NETWORKS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("4",), frozenset({13, 16, 19})),  # Visa
@@ -119,23 +138,17 @@ _NETWORKS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
 )
 
 
-def card_entity(digits: str) -> str | None:
+def _card_entity(digits: str) -> str | None:
     """BANK_CARD for Chinese bank cards (UnionPay IIN 62, legacy domestic IIN 9), CREDIT_CARD
-    for international networks' IINs and lengths; the caller has checked the Luhn digit."""
+    for international networks' IINs and lengths; None unless the Luhn digit is right."""
+    if not luhn_valid(digits) or resembles_cn_id(digits):
+        return None
     if digits.startswith(("62", "9")) and 16 <= len(digits) <= 19:
         return "BANK_CARD"
     for prefixes, lengths in _NETWORKS:
         if len(digits) in lengths and digits.startswith(prefixes):
             return "CREDIT_CARD"
     return None
-
-
-def _looks_like_cn_id(digits: str) -> bool:
-    """18 digits with a province code and a birth year where a resident ID has them: a
-    resident ID with a wrong check digit rather than a card (18-digit cards are rare)."""
-    if len(digits) != 18 or int(digits[:2]) not in CN_PROVINCES:
-        return False
-    return 1800 <= int(digits[6:10]) < 2100
 
 
 def _judge_card(match: re.Match[str]) -> Span | None:
@@ -148,31 +161,29 @@ def _judge_card(match: re.Match[str]) -> Span | None:
         return None
     separator = separators.pop()
     groups = [(match.start() + g.start(), match.start() + g.end()) for g in _GROUPS.finditer(value)]
-    # The most groups that make a card: "4111 1111 1111 1111 12/25" ends with an expiry date.
-    for count in range(len(groups), 1, -1):
+    if _card_layout(groups):  # one number, valid or not
+        return _card_in(match.string, groups, separator)
+    # Else the card may be a part: "no. 12 4111 1111 1111 1111". The most groups win.
+    for count in range(len(groups) - 1, 1, -1):
         for first in range(len(groups) - count + 1):
-            found = _card_in(match.string, groups[first : first + count], separator)
-            if found is not None:
+            part = groups[first : first + count]
+            if _card_layout(part) and (found := _card_in(match.string, part, separator)):
                 return found
     return None
 
 
-def _card_in(text: str, groups: list[tuple[int, int]], separator: str) -> Span | None:
+def _card_layout(groups: list[tuple[int, int]]) -> bool:
     layout = tuple(end - start for start, end in groups)
     tidy = all(n == 4 for n in layout[:-1]) and layout[-1] <= 4
-    if sum(layout) < 13 or not (tidy or layout in _CARD_LAYOUTS):
-        return None
+    return 13 <= sum(layout) <= 19 and (tidy or layout in _CARD_LAYOUTS)
+
+
+def _card_in(text: str, groups: list[tuple[int, int]], separator: str) -> Span | None:
     start, end = groups[0][0], groups[-1][1]
     if _glued(text, start, end, separator):
         return None
     entity = _card_entity(text[start:end].replace(separator, ""))
     return None if entity is None else (entity, start, end)
-
-
-def _card_entity(digits: str) -> str | None:
-    if not luhn_valid(digits) or _looks_like_cn_id(digits):
-        return None
-    return card_entity(digits)
 
 
 # --- IBAN (ISO 13616): country, 2 check digits, BBAN, bare or in groups of 4.
@@ -183,7 +194,25 @@ _IBAN = re.compile(
 
 
 def _judge_iban(match: re.Match[str]) -> Span | None:
-    return _whole(match, "IBAN") if iban_valid(match.group().replace(" ", "").upper()) else None
+    value = match.group()
+    length = IBAN_LENGTHS.get(value[:2].upper())
+    # The country's length ends the IBAN; a word after it ("... 5678 THE") is not part of it.
+    end = _end_of_nth_char(value, length) if length else None
+    if end is None or value[end : end + 1] not in ("", " "):
+        return None
+    if not iban_valid(value[:end].replace(" ", "").upper()):
+        return None
+    return "IBAN", match.start(), match.start() + end
+
+
+def _end_of_nth_char(value: str, n: int) -> int | None:
+    """The end of the n-th character of ``value`` that is not a space."""
+    count = 0
+    for i, char in enumerate(value):
+        count += char != " "
+        if count == n:
+            return i + 1
+    return None
 
 
 # --- IP addresses, validated by the ipaddress module.
@@ -216,13 +245,11 @@ _US_SSN = re.compile(
 
 
 def _judge_ssn(match: re.Match[str]) -> Span | None:
+    if not us_ssn_valid(match["area"], match["group"], match["serial"]):
+        return None
     if _glued(match.string, match.start(), match.end(), match["s"]):
         return None
-    return (
-        _whole(match, "US_SSN")
-        if us_ssn_valid(match["area"], match["group"], match["serial"])
-        else None
-    )
+    return _whole(match, "US_SSN")
 
 
 # --- Mainland mobile: 1[3-9]x xxxx xxxx, optional +86 / 0086 / 86, 3-4-4 groups.
@@ -242,8 +269,11 @@ def _judge_mobile(match: re.Match[str]) -> Span | None:
 _AREA = r"(?:10|2[0-9]|[3-9][0-9]{2})"
 _CN_LANDLINE = re.compile(
     rf"""(?<![0-9A-Za-z+])
-    (?:(?:\+|00)86[ -]?(?:\({_AREA}\)|{_AREA})|\(0{_AREA}\)|0{_AREA})
-    [ -]?[2-9][0-9]{{2,3}}[ -]?[0-9]{{4}}
+    (?P<number>
+        (?:(?:\+|00)86[ -]?(?:\((?P<a1>{_AREA})\)|(?P<a2>{_AREA}))
+        |\(0(?P<a3>{_AREA})\)|0(?P<a4>{_AREA}))
+        [ -]?(?P<subscriber>[2-9][0-9]{{2,3}}[ -]?[0-9]{{4}})
+    )
     (?:[ ]?(?:-|转|分机|ext\.?|x)[ ]?[0-9]{{1,6}})?"""
     + _AFTER,
     _FLAGS | re.IGNORECASE,
@@ -251,6 +281,14 @@ _CN_LANDLINE = re.compile(
 
 
 def _judge_landline(match: re.Match[str]) -> Span | None:
+    area = match["a1"] or match["a2"] or match["a3"] or match["a4"]
+    subscriber = sum(c.isdigit() for c in match["subscriber"])
+    if len(area) == 2 and subscriber == 7:
+        return None  # areas 10 and 2x have 8-digit numbers
+    if match["number"].isdigit() and len(match["number"]) == 12:
+        return None  # bare 12 digits from 0: as often an invoice code as a phone number
+    if _glued(match.string, match.start(), match.end(), " -"):
+        return None
     return _whole(match, "CN_LANDLINE")
 
 
@@ -276,7 +314,7 @@ _PHONE = re.compile(
     + _AFTER,
     _FLAGS | re.IGNORECASE,
 )
-_DATE_LAYOUTS = {(4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)}
+_DATE_LAYOUTS = frozenset({(4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)})
 
 
 def _judge_phone(match: re.Match[str]) -> Span | None:
@@ -290,7 +328,7 @@ def _judge_phone(match: re.Match[str]) -> Span | None:
         len(groups) < 3 or _date_like(body, groups) or _counted(separator, groups)
     ):
         return None
-    if separator and _glued(match.string, match.start(), match.end(), separator):
+    if separator and _continued(match.string, match.start(), match.end(), separator):
         return None
     if separator == "." and len(groups) == 4 and max(groups) <= 3:
         return None  # an IPv4 address, valid or not
@@ -346,18 +384,20 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
 )
 
 # When two findings cover the same span: the more specific entity wins.
-PRIORITY: dict[str, int] = {
-    "CN_ID": 100,
-    "CN_USCC": 90,
-    "IBAN": 85,
-    "BANK_CARD": 80,
-    "CREDIT_CARD": 80,
-    "IP_ADDRESS": 70,
-    "EMAIL": 60,
-    "US_SSN": 50,
-    "CN_MOBILE": 45,
-    "CN_LANDLINE": 40,
-    "CN_PASSPORT": 30,
-    "PHONE": 20,
-}
+PRIORITY: Mapping[str, int] = MappingProxyType(
+    {
+        "CN_ID": 100,
+        "CN_USCC": 90,
+        "IBAN": 85,
+        "BANK_CARD": 80,
+        "CREDIT_CARD": 80,
+        "IP_ADDRESS": 70,
+        "EMAIL": 60,
+        "US_SSN": 50,
+        "CN_MOBILE": 45,
+        "CN_LANDLINE": 40,
+        "CN_PASSPORT": 30,
+        "PHONE": 20,
+    }
+)
 ENTITIES: frozenset[str] = frozenset(PRIORITY)
