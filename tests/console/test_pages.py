@@ -4,9 +4,11 @@ import httpx
 import pytest
 
 from modelyard.registry import Registry
-from tests.conftest import register_scripted
+from tests.conftest import AppClient, bearer, new_key, register_scripted
 
 pytestmark = pytest.mark.anyio
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+USER = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +46,56 @@ async def test_models_pages_render_what_the_api_returns(api: httpx.AsyncClient) 
 
 async def test_unknown_model_page_is_404(api: httpx.AsyncClient) -> None:
     assert (await api.get("/ui/models/ghost")).status_code == 404
+
+
+async def test_console_login_sets_a_secure_httponly_cookie(api: AppClient) -> None:
+    anonymous = {"authorization": ""}
+    page = await api.get("/ui/keys", headers=anonymous)
+    assert page.status_code == 303 and page.headers["location"] == "/ui/login?next=%2Fui%2Fkeys"
+    form = await api.get("/ui/login?next=/ui/keys", headers=anonymous)
+    assert form.status_code == 200 and 'name="key"' in form.text
+    wrong = await api.post(
+        "/ui/login", content="key=my_nope&next=/ui/keys", headers={**anonymous, **FORM}
+    )
+    assert wrong.status_code == 401 and "Incorrect API key" in wrong.text
+    admin = api.headers["authorization"].removeprefix("Bearer ")
+    # An outside ``next`` is ignored: login never redirects off this site.
+    logged_in = await api.post(
+        "/ui/login",
+        content=f"key={admin}&next=//evil.example/x",
+        headers={**anonymous, **FORM},
+    )
+    assert logged_in.status_code == 303 and logged_in.headers["location"] == "/"
+    cookie = logged_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=lax" in cookie
+    assert admin not in cookie  # the cookie names the key, it does not hold it
+    session = cookie.split(";")[0].split("=", 1)[1]
+    for path in ("/ui/keys", "/ui/usage", "/ui/audit", "/"):
+        page = await api.get(path, headers={**anonymous, "cookie": f"modelyard_session={session}"})
+        assert page.status_code == 200, path
+    forged = session[:-2] + ("00" if not session.endswith("00") else "11")
+    page = await api.get("/ui/keys", headers={**anonymous, "cookie": f"modelyard_session={forged}"})
+    assert page.status_code == 303
+
+
+async def test_keys_usage_and_audit_pages_render_their_json(api: AppClient) -> None:
+    key = await new_key(api, "viewer", allowed_routes=["alpha"])
+    key_id = key.split("_")[1]
+    await api.post("/v1/chat/completions", json={"model": "alpha", "messages": USER})
+    await api.logged()
+    keys_page = (await api.get("/ui/keys")).text
+    for item in (await api.get("/api/keys")).json()["data"]:
+        assert item["prefix"] in keys_page and item["name"] in keys_page
+    usage_page = (await api.get("/ui/usage")).text
+    for row in (await api.get("/api/usage")).json()["data"]:
+        assert row["key_id"] in usage_page and row["route"] in usage_page
+    assert 'href="/api/usage.csv"' in usage_page
+    audit_page = (await api.get("/ui/audit")).text
+    for event in (await api.get("/api/audit")).json()["data"]:
+        assert event["action"] in audit_page
+    assert key_id in audit_page
+    # A viewer sees the pages but gets no create form; a developer cannot see the keys.
+    viewer_page = (await api.get("/ui/keys", headers=bearer(key))).text
+    assert "create-key" not in viewer_page and key_id in viewer_page
+    developer = await new_key(api, "developer")
+    assert (await api.get("/ui/keys", headers=bearer(developer))).status_code == 403
