@@ -117,3 +117,17 @@ def test_the_first_start_writes_an_admin_key_file_0600(store: Store, tmp_path: P
     assert ring_of(keys).authenticate(key, datetime.now(UTC)).role == Role.admin
     assert ensure_admin_key(tmp_path, keys, actor="modelyard") is None  # only once
     assert read_admin_key(tmp_path) == key
+
+
+def test_the_last_active_admin_key_cannot_be_revoked(store: Store, tmp_path: Path) -> None:
+    keys = KeyService(store)
+    ensure_admin_key(tmp_path, keys, actor="modelyard")
+    (admin,) = keys.list_keys()
+    with pytest.raises(InvalidKeyChange, match="last active admin"):
+        keys.revoke(admin.id, "tests")
+    second = keys.create(KeyCreate(name="ops", role=Role.admin), "tests")
+    assert keys.revoke(admin.id, "tests").status == "revoked"
+    with pytest.raises(InvalidKeyChange, match="last active admin"):
+        keys.revoke(second.id, "tests")
+    # A new home (or a lost key file) gets a fresh admin key only when none is active.
+    assert ensure_admin_key(tmp_path, keys, actor="modelyard") is None

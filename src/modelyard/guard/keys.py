@@ -121,6 +121,11 @@ class KeyService:
             row = _row(session, key_id)
             if row.revoked_at is not None:
                 raise InvalidKeyChange(f"API key '{key_id}' is already revoked")
+            if row.role == Role.admin.value and _active_admins(session, now) <= 1:
+                raise InvalidKeyChange(
+                    f"API key '{key_id}' is the last active admin key; create another admin "
+                    "key first (`modelyard keys create NAME --role admin`)"
+                )
             before = _out(row, now)
             row.revoked_at = now
             row.previous_sha256 = None
@@ -180,12 +185,7 @@ class KeyService:
 
     def has_admin(self) -> bool:
         with self._store.session() as session:
-            count = session.scalar(
-                select(func.count())
-                .select_from(ApiKeyRow)
-                .where(ApiKeyRow.role == Role.admin.value, ApiKeyRow.revoked_at.is_(None))
-            )
-            return bool(count)
+            return _active_admins(session, utcnow()) > 0
 
 
 def ensure_admin_key(home: Path, keys: KeyService, actor: str) -> Path | None:
@@ -214,6 +214,19 @@ def _row(session: Session, key_id: str) -> ApiKeyRow:
     if row is None:
         raise KeyNotFound(key_id)
     return row
+
+
+def _active_admins(session: Session, now: datetime) -> int:
+    count = session.scalar(
+        select(func.count())
+        .select_from(ApiKeyRow)
+        .where(
+            ApiKeyRow.role == Role.admin.value,
+            ApiKeyRow.revoked_at.is_(None),
+            (ApiKeyRow.expires_at.is_(None)) | (ApiKeyRow.expires_at > now),
+        )
+    )
+    return int(count or 0)
 
 
 def _marker(session: Session) -> KeyMarker:
