@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 import httpx
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from modelyard import __version__
@@ -24,6 +25,7 @@ USER_ERRORS = (
     DefaultModelMissing,
     httpx.HTTPError,
     OperationalError,
+    ValidationError,
 )
 
 
@@ -33,6 +35,10 @@ class ModelyardGroup(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if isinstance(error, ValidationError):
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                message = f"invalid {where}: {first['msg'].removeprefix('Value error, ')}"
             if isinstance(error, OperationalError):
                 message = f"cannot reach the database: {error.orig}"
             raise click.ClickException(message) from None
