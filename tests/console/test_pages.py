@@ -94,8 +94,12 @@ async def test_keys_usage_and_audit_pages_render_their_json(api: AppClient) -> N
     for event in (await api.get("/api/audit")).json()["data"]:
         assert event["action"] in audit_page
     assert key_id in audit_page
+    await api.post(f"/api/keys/{key_id}/revoke")
+    audit_page = (await api.get("/ui/audit?action=key.revoke")).text
+    assert 'status: "active" → "revoked"' in audit_page  # only what changed is shown
     # A viewer sees the pages but gets no create form; a developer cannot see the keys.
-    viewer_page = (await api.get("/ui/keys", headers=bearer(key))).text
+    viewer = await new_key(api, "viewer")
+    viewer_page = (await api.get("/ui/keys", headers=bearer(viewer))).text
     assert "create-key" not in viewer_page and key_id in viewer_page
     developer = await new_key(api, "developer")
     assert (await api.get("/ui/keys", headers=bearer(developer))).status_code == 403

@@ -194,9 +194,21 @@ def _when(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[list[Any]]:
+    """The fields an audited change altered: [[field, before, after], ...]."""
+    if before is None or after is None:
+        return []
+    return [
+        [name, before.get(name), after.get(name)]
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
+
+
 def attach(app: FastAPI) -> None:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = _when
+    templates.env.filters["changes"] = lambda event: _changes(event["before"], event["after"])
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
