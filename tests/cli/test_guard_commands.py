@@ -44,6 +44,9 @@ def test_keys_create_list_rotate_revoke(cli: CliRunner) -> None:
     assert secret not in json.dumps(listed)
     table = run(cli, "keys", "list")
     assert "mobile" in table and "chat-*" in table
+    updated = json.loads(run(cli, "keys", "update", key_id, "--daily-tokens", "500", "--json"))
+    assert updated["limits"]["requests_per_minute"] == 60  # kept
+    assert updated["limits"]["daily_tokens"] == 500
     rotated = json.loads(run(cli, "keys", "rotate", key_id, "--grace", "60", "--json"))
     assert rotated["secret"] != secret and rotated["previous_valid_until"]
     assert "revoked" in run(cli, "keys", "revoke", key_id)
@@ -56,6 +59,7 @@ def test_keys_create_list_rotate_revoke(cli: CliRunner) -> None:
     assert [e["action"] for e in audit] == [
         "key.revoke",
         "key.rotate",
+        "key.update",
         "key.create",
         "key.create",
     ]

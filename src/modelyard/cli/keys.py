@@ -1,4 +1,4 @@
-"""``modelyard keys create|list|show|revoke|rotate``: API keys, straight on the store.
+"""``modelyard keys create|update|list|show|revoke|rotate``: API keys, straight on the store.
 
 A revoked or rotated key stops (or starts) working on running servers within their
 refresh interval (``routing_refresh_s``).
@@ -12,14 +12,14 @@ import click
 
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.guard.keys import KeyService
-from modelyard.guard.protocol import KeyCreate, KeyCreated, KeyLimits, KeyOut
+from modelyard.guard.protocol import KeyCreate, KeyCreated, KeyLimits, KeyOut, KeyUpdate
 from modelyard.guard.roles import Role
 from modelyard.services import local_actor
 
 
 @click.group()
 def keys() -> None:
-    """Create, list, revoke and rotate API keys."""
+    """Create, update, list, revoke and rotate API keys."""
 
 
 def _limits_text(limits: KeyLimits) -> str:
@@ -86,6 +86,48 @@ def create(
     with open_home_store() as store:
         created = KeyService(store).create(spec, actor=local_actor())
     _show_secret(created, as_json)
+
+
+@keys.command("update")
+@click.argument("key_id")
+@click.option("--name", help="New name.")
+@click.option("--route", "routes", multiple=True, help="Replace the allowed routes (repeatable).")
+@click.option("--expires-in-days", type=float, help="Expire this many days from now.")
+@click.option("--rpm", type=int, help="Requests per minute.")
+@click.option("--tpm", type=int, help="Tokens per minute.")
+@click.option("--daily-tokens", type=int, help="Token budget per UTC day.")
+@click.option("--monthly-tokens", type=int, help="Token budget per UTC month.")
+@click.option("--daily-cost", type=float, help="Cost budget per UTC day.")
+@click.option("--monthly-cost", type=float, help="Cost budget per UTC month.")
+@json_option
+def update(
+    key_id: str,
+    name: str | None,
+    routes: tuple[str, ...],
+    expires_in_days: float | None,
+    as_json: bool,
+    **limits: float | None,
+) -> None:
+    """Change KEY_ID's name, routes, expiry or limits (limits not given stay as they are)."""
+    renamed = {
+        "rpm": "requests_per_minute",
+        "tpm": "tokens_per_minute",
+    }
+    given = {renamed.get(k, k): v for k, v in limits.items() if v is not None}
+    with open_home_store() as store:
+        service = KeyService(store)
+        current = service.get(key_id)
+        change: dict[str, object] = {}
+        if name is not None:
+            change["name"] = name
+        if routes:
+            change["allowed_routes"] = list(routes)
+        if expires_in_days is not None:
+            change["expires_at"] = datetime.now(UTC) + timedelta(days=expires_in_days)
+        if given:
+            change["limits"] = {**current.limits.model_dump(exclude_none=True), **given}
+        key = service.update(key_id, KeyUpdate.model_validate(change), actor=local_actor())
+    _report(key, as_json)
 
 
 @keys.command("list")

@@ -17,7 +17,7 @@ from modelyard.guard.protocol import KeyLimits, RoutePolicy
 from modelyard.guard.ratelimit import Decision, Limits, RateLimiter, openai_headers
 
 # Texts longer than this are scanned on a worker thread instead of the event loop.
-INLINE_SCAN_CHARS = 4096
+INLINE_SCAN_CHARS = 1024
 
 
 class Refusal(Exception):
