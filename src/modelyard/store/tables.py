@@ -171,3 +171,70 @@ class RequestLogRow(Base):
     pii: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     injection: Mapped[list[str]] = mapped_column(JSON, default=list)
     content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Added by 0003_observe.
+    user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    overhead_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    carbon_g: Mapped[float] = mapped_column(Float, default=0.0)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    prompt_chars: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FeedbackRow(Base):
+    """A judgement of one logged request (by a person, a judge model or code)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # boolean | number | category
+    number: Mapped[float | None] = mapped_column(Float, nullable=True)
+    category: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))  # human | judge | code
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class DriftReportRow(Base):
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    route: Mapped[str] = mapped_column(String(128), index=True)
+    reference_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    reference_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    share_drifted: Mapped[float] = mapped_column(Float)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlertRuleRow(Base):
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class AlertEventRow(Base):
+    """Append-only: a rule started firing or resolved."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deliveries: Mapped[list[Any]] = mapped_column(JSON, default=list)
