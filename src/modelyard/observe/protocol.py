@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FeedbackSource = Literal["human", "judge", "code"]
 
 
 class RequestOut(BaseModel):
@@ -26,11 +29,50 @@ class RequestOut(BaseModel):
     pii: dict[str, int]
     injection: list[str]
     has_content: bool
+    overhead_ms: float | None = None
+    energy_wh: float = 0.0
+    carbon_g: float = 0.0
+    user: str | None = None
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(
+        min_length=1, max_length=64, description="What is judged: `thumbs`, `correct`…"
+    )
+    value: bool | float | str = Field(
+        description="A boolean, a number, or a category (up to 128 characters)."
+    )
+    comment: str = Field(default="", max_length=4000)
+    source: FeedbackSource = "human"
+
+    @field_validator("value")
+    @classmethod
+    def _short_category(cls, value: bool | float | str) -> bool | float | str:
+        if isinstance(value, str) and not 0 < len(value) <= 128:
+            raise ValueError("a category is 1 to 128 characters")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("a number must be finite")
+        return value
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    request_id: str
+    key_id: str
+    name: str
+    value: bool | float | str | None
+    comment: str
+    source: FeedbackSource
+    at: datetime
 
 
 class RequestDetail(RequestOut):
     content: dict[str, Any] | None
     content_error: str | None = None
+    feedback: list[FeedbackOut] = Field(default_factory=list)
 
 
 class RequestList(BaseModel):

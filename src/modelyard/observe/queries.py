@@ -1,18 +1,24 @@
-"""Reading the request log: filtered lists and one request with its content opened."""
+"""Reading the request log: filtered lists, exports, one request with its content opened."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
+from modelyard.observe.feedback import feedback_of
 from modelyard.observe.protocol import RequestDetail, RequestOut
 from modelyard.store import Store
-from modelyard.store.tables import RequestLogRow
+from modelyard.store.tables import FeedbackRow, RequestLogRow
 
 MAX_ROWS = 1000
+EXPORT_BATCH = 1000
 
 
 class RequestNotFound(LookupError):
@@ -20,30 +26,85 @@ class RequestNotFound(LookupError):
         super().__init__(f"no logged request with id '{request_id}'")
 
 
-def list_requests(
-    store: Store,
-    *,
-    key_id: str | None = None,
-    route: str | None = None,
-    status: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-) -> list[RequestOut]:
+@dataclass(frozen=True)
+class RequestFilter:
+    key_id: str | None = None
+    route: str | None = None
+    version: str | None = None
+    status: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    feedback: str | None = None  # requests with feedback of this name ("*": any)
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        t = RequestLogRow
+        if self.key_id is not None:
+            query = query.where(t.key_id == self.key_id)
+        if self.route is not None:
+            query = query.where(t.route == self.route)
+        if self.version is not None:
+            query = query.where(t.version == self.version)
+        if self.status is not None:
+            query = query.where(t.status == self.status)
+        if self.since is not None:
+            query = query.where(t.at >= self.since)
+        if self.until is not None:
+            query = query.where(t.at < self.until)
+        if self.feedback is not None:
+            given = select(FeedbackRow.request_id)
+            if self.feedback != "*":
+                given = given.where(FeedbackRow.name == self.feedback)
+            query = query.where(t.id.in_(given))
+        return query
+
+
+def list_requests(store: Store, where: RequestFilter, limit: int = 100) -> list[RequestOut]:
     t = RequestLogRow
-    query = select(t).order_by(t.at.desc(), t.id).limit(min(limit, MAX_ROWS))
-    if key_id is not None:
-        query = query.where(t.key_id == key_id)
-    if route is not None:
-        query = query.where(t.route == route)
-    if status is not None:
-        query = query.where(t.status == status)
-    if since is not None:
-        query = query.where(t.at >= since)
-    if until is not None:
-        query = query.where(t.at < until)
+    query = where.apply(select(t)).order_by(t.at.desc(), t.id).limit(min(limit, MAX_ROWS))
     with store.session() as session:
         return [_out(row) for row in session.scalars(query)]
+
+
+def export_rows(store: Store, where: RequestFilter) -> Iterator[RequestOut]:
+    """Every matching row, oldest first, read in batches (keyset pagination)."""
+    t = RequestLogRow
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = where.apply(select(t)).order_by(t.at, t.id).limit(EXPORT_BATCH)
+        if after is not None:
+            query = query.where((t.at > after[0]) | ((t.at == after[0]) & (t.id > after[1])))
+        with store.session() as session:
+            rows = [_out(row) for row in session.scalars(query)]
+        yield from rows
+        if len(rows) < EXPORT_BATCH:
+            return
+        after = (rows[-1].at, rows[-1].id)
+
+
+def as_jsonl(rows: Iterator[RequestOut]) -> Iterator[str]:
+    for row in rows:
+        yield row.model_dump_json() + "\n"
+
+
+CSV_COLUMNS = tuple(RequestOut.model_fields)
+
+
+def as_csv(rows: Iterator[RequestOut]) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow(
+            [
+                json.dumps(data[c]) if isinstance(data[c], dict | list) else data[c]
+                for c in CSV_COLUMNS
+            ]
+        )
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
 
 
 def get_request(
@@ -61,7 +122,12 @@ def get_request(
             content = json.loads(open_content(blob))
         except ValueError as failure:
             error = str(failure)
-    return RequestDetail(**out.model_dump(), content=content, content_error=error)
+    return RequestDetail(
+        **out.model_dump(),
+        content=content,
+        content_error=error,
+        feedback=feedback_of(store, request_id),
+    )
 
 
 def _out(row: RequestLogRow) -> RequestOut:
@@ -83,4 +149,8 @@ def _out(row: RequestLogRow) -> RequestOut:
         pii=dict(row.pii),
         injection=list(row.injection),
         has_content=row.content is not None,
+        overhead_ms=row.overhead_ms,
+        energy_wh=row.energy_wh,
+        carbon_g=row.carbon_g,
+        user=row.user,
     )

@@ -44,6 +44,10 @@ class RequestRecord:
     pii: dict[str, int] = field(default_factory=dict)
     injection: list[str] = field(default_factory=list)
     content: dict[str, Any] | None = None
+    overhead_ms: float | None = None
+    energy_wh: float = 0.0
+    carbon_g: float = 0.0
+    user: str | None = None
 
 
 @dataclass
@@ -72,8 +76,15 @@ class RequestLogWriter:
         self._batch_rows = batch_rows
         self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=queue_rows)
         self.stats = WriterStats()
+        # Who made each recent request (insertion-ordered, bounded): feedback checks
+        # ownership here before it asks the store.
+        self._recent: dict[str, str] = {}
+        self._recent_max = max(queue_rows, 10_000)
 
     def submit(self, record: RequestRecord) -> None:
+        self._recent[record.id] = record.key_id
+        if len(self._recent) > self._recent_max:
+            del self._recent[next(iter(self._recent))]
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
@@ -81,6 +92,10 @@ class RequestLogWriter:
             log.warning("request log queue full: dropped the row of request %s", record.id)
             return
         self.stats.submitted += 1
+
+    def recent_owner(self, request_id: str) -> str | None:
+        """The key that made a request this process logged recently, if it did."""
+        return self._recent.get(request_id)
 
     @property
     def queued(self) -> int:
@@ -166,4 +181,8 @@ class RequestLogWriter:
             pii=record.pii,
             injection=record.injection,
             content=content,
+            overhead_ms=record.overhead_ms,
+            energy_wh=record.energy_wh,
+            carbon_g=record.carbon_g,
+            user=record.user,
         )

@@ -1,4 +1,5 @@
-"""Request log JSON API: ``/api/requests``. A developer key sees its own requests only."""
+"""Observe's HTTP faces: ``/api/requests`` (the request log and its exports),
+``POST /v1/feedback`` and ``GET /metrics``. A developer key sees its own requests only."""
 
 from __future__ import annotations
 
@@ -7,54 +8,126 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from modelyard.guard.auth import Forbidden, principal_of, requires
-from modelyard.guard.roles import Access
-from modelyard.observe.protocol import RequestDetail, RequestList
-from modelyard.observe.queries import RequestNotFound, get_request, list_requests
+from modelyard.guard.keyring import Principal
+from modelyard.guard.roles import Access, Role
+from modelyard.observe.feedback import FeedbackRefused, add_feedback, owner_of
+from modelyard.observe.metrics import CONTENT_TYPE
+from modelyard.observe.protocol import FeedbackIn, FeedbackOut, RequestDetail, RequestList
+from modelyard.observe.queries import (
+    RequestFilter,
+    RequestNotFound,
+    as_csv,
+    as_jsonl,
+    export_rows,
+    get_request,
+    list_requests,
+)
+from modelyard.services import services_of
 
-router = APIRouter(prefix="/api/requests", tags=["observe"])
+router = APIRouter(tags=["observe"])
+READ = requires(Access.read)
 READ_OWN = requires(Access.read_own)
+INFER = requires(Access.infer)
 
 
-@router.get("", response_model=RequestList, dependencies=[READ_OWN])
-async def requests_list(
-    request: Request,
-    key_id: str | None = None,
-    route: str | None = None,
-    status: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> RequestList:
-    principal = principal_of(request)
+def _filter(
+    principal: Principal,
+    key_id: str | None,
+    route: str | None,
+    version: str | None,
+    status: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    feedback: str | None,
+) -> RequestFilter:
     if not principal.sees_all:
         if key_id is not None and key_id != principal.key_id:
             raise Forbidden("A developer key may read its own requests only.")
         key_id = principal.key_id
-    services = request.app.state.services
-    rows = await asyncio.to_thread(
-        list_requests,
-        services.store,
-        key_id=key_id,
-        route=route,
-        status=status,
-        since=since,
-        until=until,
-        limit=limit,
-    )
+    return RequestFilter(key_id, route, version, status, since, until, feedback)
+
+
+FilterQuery = Annotated[str | None, Query()]
+
+
+@router.get("/api/requests", response_model=RequestList, dependencies=[READ_OWN])
+async def requests_list(
+    request: Request,
+    key_id: FilterQuery = None,
+    route: FilterQuery = None,
+    version: FilterQuery = None,
+    status: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    feedback: Annotated[
+        str | None, Query(description="Only requests with feedback of this name (`*`: any).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RequestList:
+    where = _filter(principal_of(request), key_id, route, version, status, since, until, feedback)
+    rows = await asyncio.to_thread(list_requests, services_of(request).store, where, limit)
     return RequestList(data=rows)
 
 
-@router.get("/{request_id}", response_model=RequestDetail, dependencies=[READ_OWN])
+@router.get("/api/requests.jsonl", dependencies=[READ_OWN], response_class=StreamingResponse)
+@router.get("/api/requests.csv", dependencies=[READ_OWN], response_class=StreamingResponse)
+async def requests_export(
+    request: Request,
+    key_id: FilterQuery = None,
+    route: FilterQuery = None,
+    version: FilterQuery = None,
+    status: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    feedback: FilterQuery = None,
+) -> StreamingResponse:
+    """Every matching row, oldest first (metadata; content stays in the detail view)."""
+    where = _filter(principal_of(request), key_id, route, version, status, since, until, feedback)
+    rows = export_rows(services_of(request).store, where)
+    if request.url.path.endswith(".csv"):
+        # A sync iterator: Starlette reads it on a worker thread, off the event loop.
+        return StreamingResponse(
+            as_csv(rows),
+            media_type="text/csv",
+            headers={"content-disposition": 'attachment; filename="requests.csv"'},
+        )
+    return StreamingResponse(as_jsonl(rows), media_type="application/x-ndjson")
+
+
+@router.get("/api/requests/{request_id}", response_model=RequestDetail, dependencies=[READ_OWN])
 async def request_detail(request_id: str, request: Request) -> RequestDetail:
-    services = request.app.state.services
+    services = services_of(request)
     detail = await asyncio.to_thread(
         get_request, services.store, request_id, services.guard.cipher.open
     )
     if not principal_of(request).owns(detail.key_id):
         raise RequestNotFound(request_id)
     return detail
+
+
+@router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, dependencies=[INFER])
+async def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
+    """Feedback on a logged request, from the key that made it (or an admin)."""
+    services = services_of(request)
+    principal = principal_of(request)
+    owner = services.request_log.recent_owner(body.request_id)
+    if owner is None:
+        owner = await asyncio.to_thread(owner_of, services.store, body.request_id)
+    if owner is None or (owner != principal.key_id and principal.role != Role.admin):
+        raise FeedbackRefused(body.request_id)
+    out = await asyncio.to_thread(add_feedback, services.store, body, principal.key_id)
+    services.metrics.feedback.labels(out.name, out.source).inc()
+    return out
+
+
+@router.get("/metrics", dependencies=[READ], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. Scrape with a viewer key (`authorization` in the scrape
+    config)."""
+    return Response(services_of(request).metrics.render(), media_type=CONTENT_TYPE)
 
 
 def attach(app: FastAPI) -> None:

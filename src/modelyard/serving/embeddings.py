@@ -34,9 +34,11 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Respons
         admission = await exchange.admit(body.texts(), RequestShape(None, 0))
         target = exchange.resolve()
         _check_task(target, body.model)
+        exchange.engine_starts()
         engine = await services.engines.get(target.spec)
         _check_dimensions(body.dimensions, _dimensions_of(engine))
         result = await unless_disconnected(request, engine.embed(admission.texts))
+        exchange.engine_answered()
         if result.vectors:
             _check_dimensions(body.dimensions, len(result.vectors[0]))
     except ClientDisconnected:

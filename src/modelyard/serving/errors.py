@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +18,7 @@ from modelyard.guard.auth import Forbidden, LoginRequired
 from modelyard.guard.errors import GuardError
 from modelyard.guard.gate import Refusal
 from modelyard.guard.keyring import AuthenticationFailed
+from modelyard.observe.feedback import FeedbackRefused
 from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import (
     AliasNotFound,
@@ -25,7 +27,7 @@ from modelyard.registry import (
     RegistryError,
     VersionNotFound,
 )
-from modelyard.routing import ModelNotRoutable
+from modelyard.routing import ModelNotRoutable, route_of
 from modelyard.serving.protocol import ErrorBody
 
 _STATUS_TYPES = MappingProxyType(
@@ -67,11 +69,6 @@ def error_response(error: APIError, headers: Mapping[str, str] | None = None) ->
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-def _request_id(request: Request) -> dict[str, str]:
-    request_id = getattr(request.state, "request_id", None)
-    return {"x-modelyard-request-id": request_id} if request_id else {}
-
-
 def engine_api_error(error: EngineError) -> APIError:
     return APIError(error.status, str(error), code=error.code, error_type=error.error_type)
 
@@ -88,6 +85,16 @@ def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
     return f"Invalid value for {where}: {message}", param
 
 
+async def _route_of_body(request: Request) -> str | None:
+    """The route an invalid request named, for its request-log row (if it named one)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return route_of(model) if isinstance(model, str) and model else None
+
+
 def install(app: FastAPI) -> None:
     """Map every exception modelyard raises on purpose to an OpenAI-shaped response once."""
 
@@ -96,7 +103,9 @@ def install(app: FastAPI) -> None:
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        request.state.route = await _route_of_body(request)
+        request.state.error_code = "invalid_request"
         errors = error.errors()
         message, param = _validation_message(errors[0]) if errors else ("Invalid request.", None)
         if len(errors) > 1:
@@ -122,7 +131,7 @@ def install(app: FastAPI) -> None:
         return error_response(engine_api_error(error), headers=headers)
 
     @app.exception_handler(Refusal)
-    async def _refused(request: Request, error: Refusal) -> JSONResponse:
+    async def _refused(_request: Request, error: Refusal) -> JSONResponse:
         api = APIError(
             error.status,
             error.message,
@@ -130,7 +139,7 @@ def install(app: FastAPI) -> None:
             param=error.param,
             error_type=error.error_type,
         )
-        return error_response(api, headers={**error.headers, **_request_id(request)})
+        return error_response(api, headers=error.headers)
 
     @app.exception_handler(AuthenticationFailed)
     async def _unauthenticated(_request: Request, error: AuthenticationFailed) -> JSONResponse:
@@ -151,6 +160,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GuardError)
     async def _guard(_request: Request, error: GuardError) -> JSONResponse:
         return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(FeedbackRefused)
+    async def _feedback_refused(_request: Request, error: FeedbackRefused) -> JSONResponse:
+        return error_response(
+            APIError(404, str(error), code="request_not_found", param="request_id")
+        )
 
     @app.exception_handler(RequestNotFound)
     async def _no_request(_request: Request, error: RequestNotFound) -> JSONResponse:

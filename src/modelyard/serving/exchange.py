@@ -1,14 +1,16 @@
-"""One API request's passage through the guard, and its row in the request log."""
+"""One API request's passage through the guard, and what it leaves behind: its row in
+the request log, its metrics, its charges."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
+from starlette.datastructures import State
 from starlette.requests import Request
 
 from modelyard.engines import EngineError
@@ -16,36 +18,40 @@ from modelyard.guard.auth import principal_of
 from modelyard.guard.gate import Admission, Refusal, RequestShape
 from modelyard.guard.keyring import Principal
 from modelyard.observe.cost import cost_of
+from modelyard.observe.metrics import Served
 from modelyard.observe.requestlog import RequestRecord
 from modelyard.routing import ModelNotRoutable, Target, route_of
 from modelyard.services import Services, services_of
 from modelyard.serving.errors import APIError
 from modelyard.serving.generation import Generation
 
-REQUEST_ID_HEADER = "x-modelyard-request-id"
 CLIENT_CLOSED_REQUEST = 499  # nginx's "client closed request": nobody reads it, the log does.
 GUARDED_ERRORS = (Refusal, APIError, EngineError, ModelNotRoutable)
+OPERATIONS = MappingProxyType({"chat.completions": "chat", "completions": "text_completion"})
 
 
 @dataclass
 class Exchange:
     services: Services
+    state: State
     principal: Principal
     endpoint: str
     model: str
-    id: str = field(default_factory=lambda: f"req_{secrets.token_hex(12)}")
-    started: float = field(default_factory=time.perf_counter)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     admission: Admission | None = None
     target: Target | None = None
-    finished: bool = False
+    engine_started: float | None = None
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
     def begin(cls, request: Request, endpoint: str, model: str) -> Exchange:
-        exchange = cls(services_of(request), principal_of(request), endpoint, model)
-        request.state.request_id = exchange.id
-        return exchange
+        request.state.route = route_of(model)
+        return cls(services_of(request), request.state, principal_of(request), endpoint, model)
+
+    @property
+    def id(self) -> str:
+        request_id: str = self.state.request_id
+        return request_id
 
     @property
     def route(self) -> str:
@@ -61,8 +67,17 @@ class Exchange:
         self.target = self.services.routing.resolve(self.model)
         return self.target
 
+    def engine_starts(self) -> None:
+        self.engine_started = time.perf_counter()
+
+    def engine_answered(self, until: float | None = None) -> None:
+        """Count the engine's time so far (to its first token, or to its end) out of the
+        overhead the response's header reports."""
+        if self.engine_started is not None:
+            self.state.engine_s = (until or time.perf_counter()) - self.engine_started
+
     def headers(self) -> dict[str, str]:
-        headers = {REQUEST_ID_HEADER: self.id}
+        headers: dict[str, str] = {}
         if self.admission is not None:
             headers.update(self.admission.headers)
         if self.target is not None:
@@ -87,10 +102,12 @@ class Exchange:
         prompt_tokens: int | None = None,
         streamed: bool = False,
     ) -> None:
-        """Charge what was used and queue the log row; runs once per request."""
-        if self.finished:
+        """Charge what was used, count it, queue the log row; once per request."""
+        if getattr(self.state, "logged", False):
             return
-        self.finished = True
+        self.state.logged = True
+        now = time.perf_counter()
+        started: float = self.state.started
         usage = generation.usage if generation is not None else None
         prompt = usage.prompt_tokens if usage else (prompt_tokens or 0)
         completion = usage.completion_tokens if usage else 0
@@ -102,9 +119,14 @@ class Exchange:
             self.services.guard.gate.settle_soon(admission, prompt + completion, cost)
         ttft = None
         if generation is not None and generation.first_token_at:
-            ttft = (generation.first_token_at - self.started) * 1000
+            ttft = generation.first_token_at - started
+        engine_s = now - self.engine_started if self.engine_started is not None else 0.0
+        latency = now - started
         if content is not None and generation is not None:
             content = {**content, "response": "".join(generation.produced)}
+        version = _version(self.target)
+        pii = dict(admission.pii if admission else self.found[0])
+        injection = list(admission.injection if admission else self.found[1])
         self.services.request_log.submit(
             RequestRecord(
                 id=self.id,
@@ -112,18 +134,36 @@ class Exchange:
                 key_id=self.principal.key_id,
                 endpoint=self.endpoint,
                 route=self.route,
-                version=generation.version_name if generation is not None else _version(self),
+                version=version,
                 status=status,
                 error_code=error_code,
-                latency_ms=(time.perf_counter() - self.started) * 1000,
-                ttft_ms=ttft,
+                latency_ms=latency * 1000,
+                ttft_ms=ttft * 1000 if ttft is not None else None,
                 prompt_tokens=prompt,
                 completion_tokens=completion,
                 cost=cost,
                 streamed=streamed,
-                pii=dict(admission.pii if admission else self.found[0]),
-                injection=list(admission.injection if admission else self.found[1]),
+                pii=pii,
+                injection=injection,
                 content=content,
+                overhead_ms=max(latency - engine_s, 0.0) * 1000,
+            )
+        )
+        self.services.metrics.served(
+            Served(
+                operation=OPERATIONS.get(self.endpoint, "embeddings"),
+                route=self.route,
+                version=version or "-",
+                status=status,
+                error_code=error_code,
+                duration_s=latency,
+                ttft_s=ttft,
+                input_tokens=prompt,
+                output_tokens=completion,
+                cost=cost,
+                energy_wh=0.0,
+                pii=pii,
+                injection=injection,
             )
         )
 
@@ -148,11 +188,10 @@ class Exchange:
             self.finish(status, code, generation=generation, content=content, streamed=True)
 
 
-def _version(exchange: Exchange) -> str | None:
-    if exchange.target is None:
+def _version(target: Target | None) -> str | None:
+    if target is None:
         return None
-    v = exchange.target.version
-    return f"{v.model}@{v.number}"
+    return f"{target.version.model}@{target.version.number}"
 
 
 def _status_of(error: Exception) -> tuple[int, str | None]:

@@ -99,6 +99,7 @@ async def _serve(
         forwarded = with_texts(wanted, admission.texts)
         target = exchange.resolve()
         deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_s
+        exchange.engine_starts()
         generation = await start_generation(
             services.engines,
             target,
@@ -113,6 +114,7 @@ async def _serve(
     content = logged_content(forwarded)
     model = body.model
     if body.stream:
+        exchange.engine_answered(until=generation.first_token_at)
         usage_event = (
             (lambda u: render_usage(generation, model, u)) if body.include_usage() else None
         )
@@ -132,6 +134,7 @@ async def _serve(
     except EngineError as error:
         exchange.finish(error.status, error.code, generation=generation, content=content)
         raise
+    exchange.engine_answered()
     exchange.finish(200, generation=generation, content=content)
     return Response(
         render_final(generation, model, result).model_dump_json(),
