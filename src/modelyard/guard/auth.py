@@ -73,12 +73,13 @@ def requires(*accesses: Access, page: bool = False) -> DependsParam:
     async def dependency(request: Request) -> Principal:
         ring, signer = _context(request)
         principal = authenticate(request, ring, signer, page=page)
+        # Set before the role check: a refused but authenticated request is still logged.
+        request.state.principal = principal
         if not allows(principal.role, needed):
             raise Forbidden(
                 f"This API key's role ({principal.role}) may not do this; it needs "
                 f"{' or '.join(sorted(needed))} access."
             )
-        request.state.principal = principal
         return principal
 
     setattr(dependency, REQUIRED_ACCESS, needed)

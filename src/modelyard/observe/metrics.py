@@ -216,6 +216,10 @@ class Metrics:
     def watch_log(self, log: RequestLogWriter) -> None:
         self.registry.register(_LogCollector(log))
 
+    def unserved(self, route: str, status: int) -> None:
+        """A request that ended before a handler served it (invalid body, wrong role)."""
+        self.requests.labels(route, "-", str(status)).inc()
+
     def served(self, s: Served) -> None:
         labels = (s.operation, s.route, s.version)
         self.requests.labels(s.route, s.version, str(s.status)).inc()

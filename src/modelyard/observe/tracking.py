@@ -79,13 +79,15 @@ class RequestTracking:
                 principal = state.get("principal")
                 if principal is not None:
                     state["logged"] = True
+                    route = str(state.get("route") or "-")
+                    services.metrics.unserved(route, status)
                     services.request_log.submit(
                         RequestRecord(
                             id=request_id,
                             at=datetime.now(UTC),
                             key_id=principal.key_id,
                             endpoint=endpoint,
-                            route=str(state.get("route") or "-"),
+                            route=route,
                             version=None,
                             status=status,
                             error_code=state.get("error_code"),

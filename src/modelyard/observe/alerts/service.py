@@ -209,7 +209,7 @@ def _existing(session: Session, name: str) -> AlertRuleRow:
 
 
 def _body(rule: AlertRule) -> dict[str, Any]:
-    return rule.model_dump(mode="json", exclude=set(OWN_COLUMNS))
+    return rule.model_dump(mode="json", include=set(AlertRule.model_fields) - OWN_COLUMNS)
 
 
 def _audited(rule: AlertRuleOut) -> dict[str, Any]:

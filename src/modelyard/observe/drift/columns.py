@@ -14,7 +14,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +49,7 @@ class Column:
     def counts(self) -> tuple[CountArray, CountArray]:
         """How often each distinct value occurs in each window (same order for both)."""
         dtype = {"integer": np.float64, "float": np.float64, "bool": np.bool_, "str": object}
-        both = np.asarray(self.reference + self.current, dtype=dtype[self.values])
+        both: npt.NDArray[Any] = np.asarray(self.reference + self.current, dtype=dtype[self.values])
         distinct, index = np.unique(both, return_inverse=True)
         split = len(self.reference)
         return (
@@ -121,12 +121,10 @@ def infer_kind(column: Column) -> ColumnKind:
 
 
 def _present(values: Sequence[Value]) -> list[Present]:
-    return [v for v in values if not _missing(v)]
+    return [v for v in values if v is not None and not _not_finite(v)]
 
 
-def _missing(value: Value) -> bool:
-    if value is None:
-        return True
+def _not_finite(value: Present) -> bool:
     return isinstance(value, float | np.floating) and not math.isfinite(value)
 
 

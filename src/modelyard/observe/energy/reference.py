@@ -57,17 +57,24 @@ def cpu_tdp(cpu_model: str) -> CpuTdp | None:
 
     with Path(_data_source().cpu_power_path).open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    tdp_by_name: dict[str, float] = {}
-    for row in rows:
-        tdp_by_name.setdefault(row["Name"], float(row["TDP"]))
     # TDP() would detect the CPU and load pandas in __init__; the matcher needs neither,
-    # and only reads table["Name"] (any sequence suits rapidfuzz).
+    # and only reads table["Name"] (any sequence suits rapidfuzz). All rows, in order, so
+    # ties resolve as in CodeCarbon.
     matcher = TDP.__new__(TDP)
-    table = cast(Any, {"Name": list(tdp_by_name)})
+    table = cast(Any, {"Name": [row["Name"] for row in rows]})
     matched = matcher._get_matching_cpu(cpu_model, table)
     if not matched:
         return None
-    return CpuTdp(matched=matched, tdp_w=tdp_by_name[matched])
+    tdp = _watts(next(row["TDP"] for row in rows if row["Name"] == matched))
+    # A few rows hold a range ("27.29.5"), which CodeCarbon fails to read: unknown to us.
+    return None if tdp is None else CpuTdp(matched=matched, tdp_w=tdp)
+
+
+def _watts(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def default_w_per_thread() -> float:
