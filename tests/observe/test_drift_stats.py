@@ -81,7 +81,7 @@ def window(rng: np.random.Generator, n: int, drift: bool) -> pd.DataFrame:
             "cat_int": rng.integers(0, 7, n),
             "cat_few_floats": rng.choice([0.5, 1.5, 2.5, 3.5], n),
             "bin_same": rng.choice(["yes", "no"], n, p=[0.3, 0.7]),
-            "bin_shift": rng.choice(["yes", "no"], n, p=[0.45, 0.55] if drift else [0.3, 0.7]),
+            "bin_shift": rng.choice(["yes", "no"], n, p=[0.5, 0.5] if drift else [0.3, 0.7]),
             "bin_bool": rng.random(n) < (0.5 if drift else 0.6),
             "bin_floats": rng.choice([0.0, 1.0], n),
             "bin_const": np.full(n, "same"),
@@ -99,7 +99,7 @@ FRAMES: dict[str, Frames] = {
     "small": frames(2, 400, 300),
     "at-1000": frames(3, 1000, 700),
     "large": frames(4, 1500, 1200),
-    "large-small-current": frames(5, 3000, 200),
+    "large-small-current": frames(5, 3000, 400),
 }
 
 

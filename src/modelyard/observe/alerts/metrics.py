@@ -53,7 +53,7 @@ def _aggregate(expression: Callable[[], ColumnElement[Any]], *, share: bool) -> 
 
 def _flagged(column: InstrumentedAttribute[Any], empty: str) -> Callable[[], ColumnElement[Any]]:
     """Requests whose JSON ``column`` is not empty (JSON text compares alike on both DBs)."""
-    return lambda: func.sum(case((cast(column, Text).in_(["null"]), 0), else_=1))
+    return lambda: func.sum(case((cast(column, Text).in_([empty, "null"]), 0), else_=1))
 
 
 def _count_where(condition: Callable[[], ColumnElement[bool]]) -> Callable[[], Any]:
