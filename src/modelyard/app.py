@@ -19,6 +19,7 @@ from modelyard.guard.keys import ensure_admin_key
 from modelyard.guard.retention import purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
+from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.observe.tracking import RequestTracking
@@ -61,6 +62,13 @@ def open_services(settings: Settings) -> Services:
         batch_rows=settings.log_batch_rows,
         queue_rows=settings.log_queue_rows,
     )
+    power = load_power_model(
+        settings.energy_cpu_tdp_w,
+        settings.energy_pue,
+        settings.energy_carbon_intensity_g_per_kwh,
+        settings.energy_country_iso_code,
+        ram_power_w=settings.energy_ram_power_w,
+    )
     metrics = Metrics()
     metrics.watch_engines(engines.states)
     metrics.watch_log(request_log)
@@ -74,6 +82,8 @@ def open_services(settings: Settings) -> Services:
         guard=guard,
         request_log=request_log,
         metrics=metrics,
+        power=power,
+        meter=CpuMeter(),
     )
 
 
@@ -91,6 +101,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(services.refresher.watch(settings.routing_refresh_s)),
             asyncio.create_task(services.guard.watch(settings.routing_refresh_s)),
             asyncio.create_task(services.request_log.run()),
+            asyncio.create_task(services.meter.run(settings.energy_tick_s)),
             asyncio.create_task(
                 purge_periodically(services.store, settings.content_retention_days)
             ),

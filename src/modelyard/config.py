@@ -174,6 +174,34 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(
         default=12 * 3600, ge=60, description="How long a console login lasts."
     )
+    energy_cpu_tdp_w: float | None = Field(
+        default=None,
+        gt=0,
+        description="CPU power of the whole machine at full load (all sockets), W; replaces "
+        "CodeCarbon's TDP table lookup.",
+    )
+    energy_ram_power_w: float | None = Field(
+        default=None, ge=0, description="RAM power, W; replaces CodeCarbon's RAM model."
+    )
+    energy_pue: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="Data-centre power usage effectiveness; multiplies every energy figure.",
+    )
+    energy_carbon_intensity_g_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        description="Grid carbon intensity, gCO2e/kWh; before the country's. With neither, "
+        "CodeCarbon's world average (475).",
+    )
+    energy_country_iso_code: str | None = Field(
+        default=None,
+        description="ISO 3166-1 alpha-3 code (FRA, DEU, USA) whose grid intensity to take "
+        "from CodeCarbon's data.",
+    )
+    energy_tick_s: float = Field(
+        default=1.0, gt=0, description="How often CPU time is shared out among requests."
+    )
     log_flush_interval_s: float = Field(
         default=1.0,
         gt=0,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from modelyard.config import Settings
 from modelyard.engines.pool import EnginePool
 from modelyard.guard.runtime import GuardServices
+from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.registry import Registry
@@ -30,6 +31,8 @@ class Services:
     guard: GuardServices
     request_log: RequestLogWriter
     metrics: Metrics
+    power: PowerModel
+    meter: CpuMeter
 
 
 def services_of(request: Request) -> Services:

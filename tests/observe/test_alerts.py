@@ -3,6 +3,7 @@ evaluator's state machine (pending → firing → resolved) across restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
@@ -505,8 +506,6 @@ async def test_disabling_a_firing_rule_resolves_it_and_deleting_forgets_it(
 
 
 async def test_run_evaluates_in_the_background_until_cancelled(store: Store) -> None:
-    import asyncio
-
     alerts = AlertService(store)
     alerts.create(rule(window_s=3600), actor="t")
     log_request(store, datetime.now(UTC) - timedelta(seconds=5), status=500)

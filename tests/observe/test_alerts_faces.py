@@ -43,7 +43,7 @@ async def _alert_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 @pytest.fixture
-async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
+async def alerts_api(home_registry: Registry) -> AsyncIterator[AppClient]:
     """The full app, with the alert routes and their error mapping if it lacks them."""
     settings = Settings()
     app = build_app(settings)
@@ -60,64 +60,66 @@ async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
         yield client
 
 
-async def test_admins_manage_rules_and_readers_read_them(api: AppClient) -> None:
-    viewer = bearer(await new_key(api, role="viewer"))
-    developer = bearer(await new_key(api, role="developer"))
+async def test_admins_manage_rules_and_readers_read_them(alerts_api: AppClient) -> None:
+    viewer = bearer(await new_key(alerts_api, role="viewer"))
+    developer = bearer(await new_key(alerts_api, role="developer"))
 
-    created = await api.post("/api/alerts/rules", json=RULE)
+    created = await alerts_api.post("/api/alerts/rules", json=RULE)
     assert created.status_code == 201, created.text
     body = created.json()
     assert {k: body[k] for k in RULE} == RULE
     assert body["comparison"] == ">" and body["updated_by"].startswith("key:")
 
-    again = await api.post("/api/alerts/rules", json=RULE)
+    again = await alerts_api.post("/api/alerts/rules", json=RULE)
     assert again.status_code == 409 and again.json()["error"]["code"] == "alert_rule_exists"
-    wrong = await api.post("/api/alerts/rules", json={**RULE, "name": "x", "threshold": 5})
+    wrong = await alerts_api.post("/api/alerts/rules", json={**RULE, "name": "x", "threshold": 5})
     assert wrong.status_code == 400 and "0.05 for 5%" in wrong.json()["error"]["message"]
-    refused = await api.post("/api/alerts/rules", json={**RULE, "name": "y"}, headers=viewer)
+    refused = await alerts_api.post("/api/alerts/rules", json={**RULE, "name": "y"}, headers=viewer)
     assert refused.status_code == 403
 
-    listed = await api.get("/api/alerts/rules", headers=viewer)
+    listed = await alerts_api.get("/api/alerts/rules", headers=viewer)
     assert [r["name"] for r in listed.json()["data"]] == ["bot-errors"]
-    assert (await api.get("/api/alerts/rules", headers=developer)).status_code == 403
-    one = await api.get("/api/alerts/rules/bot-errors", headers=viewer)
+    assert (await alerts_api.get("/api/alerts/rules", headers=developer)).status_code == 403
+    one = await alerts_api.get("/api/alerts/rules/bot-errors", headers=viewer)
     assert one.json()["id"] == body["id"]
-    missing = await api.get("/api/alerts/rules/nope")
+    missing = await alerts_api.get("/api/alerts/rules/nope")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "alert_rule_not_found"
 
-    changed = await api.put(
+    changed = await alerts_api.put(
         "/api/alerts/rules/bot-errors", json={**RULE, "threshold": 0.1, "enabled": False}
     )
     assert changed.status_code == 200 and changed.json()["threshold"] == 0.1
     assert not changed.json()["enabled"]
-    put_by_viewer = await api.put("/api/alerts/rules/bot-errors", json=RULE, headers=viewer)
+    put_by_viewer = await alerts_api.put("/api/alerts/rules/bot-errors", json=RULE, headers=viewer)
     assert put_by_viewer.status_code == 403
-    gone = await api.put("/api/alerts/rules/nope", json=RULE)
+    gone = await alerts_api.put("/api/alerts/rules/nope", json=RULE)
     assert gone.status_code == 404
 
-    assert (await api.delete("/api/alerts/rules/bot-errors", headers=viewer)).status_code == 403
-    assert (await api.delete("/api/alerts/rules/bot-errors")).status_code == 204
-    assert (await api.delete("/api/alerts/rules/bot-errors")).status_code == 404
-    audit = (await api.get("/api/audit", params={"action": "alert"})).json()["data"]
+    path = "/api/alerts/rules/bot-errors"
+    assert (await alerts_api.delete(path, headers=viewer)).status_code == 403
+    assert (await alerts_api.delete(path)).status_code == 204
+    assert (await alerts_api.delete(path)).status_code == 404
+    audit = (await alerts_api.get("/api/audit", params={"action": "alert"})).json()["data"]
     assert [e["action"] for e in audit] == ["alert.delete", "alert.update", "alert.create"]
 
 
-async def test_events_are_listed_with_filters(api: AppClient) -> None:
-    alerts = AlertService(api.services.store)
-    rule = (await api.post("/api/alerts/rules", json=RULE)).json()
+async def test_events_are_listed_with_filters(alerts_api: AppClient) -> None:
+    alerts = AlertService(alerts_api.services.store)
+    rule = (await alerts_api.post("/api/alerts/rules", json=RULE)).json()
     alerts.record_event(rule["id"], "firing", at=T0, value=0.2, details={"samples": 9})
-    viewer = bearer(await new_key(api, role="viewer"))
-    events = await api.get("/api/alerts/events", params={"rule": "bot-errors"}, headers=viewer)
+    viewer = bearer(await new_key(alerts_api, role="viewer"))
+    params = {"rule": "bot-errors"}
+    events = await alerts_api.get("/api/alerts/events", params=params, headers=viewer)
     assert events.status_code == 200, events.text
     (event,) = events.json()["data"]
     assert (event["rule"], event["state"], event["value"]) == ("bot-errors", "firing", 0.2)
     assert event["details"]["samples"] == 9 and event["deliveries"] == []
-    resolved = await api.get("/api/alerts/events", params={"state": "resolved"})
+    resolved = await alerts_api.get("/api/alerts/events", params={"state": "resolved"})
     assert resolved.json()["data"] == []
-    bad = await api.get("/api/alerts/events", params={"state": "pending"})
+    bad = await alerts_api.get("/api/alerts/events", params={"state": "pending"})
     assert bad.status_code == 400
-    too_many = await api.get("/api/alerts/events", params={"limit": 5000})
+    too_many = await alerts_api.get("/api/alerts/events", params={"limit": 5000})
     assert too_many.status_code == 400
 
 

@@ -5,7 +5,6 @@ for the dataset."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,20 +23,7 @@ IMPORT_DEPRECATIONS = [
 ]
 LETTERS = np.array(list("abcdef"))
 WORDS = np.array(
-    [
-        "card",
-        "transfer",
-        "refund",
-        "pin",
-        "cash",
-        "balance",
-        "fee",
-        "limit",
-        "app",
-        "account",
-        "top",
-        "up",
-    ]
+    ["card", "transfer", "refund", "pin", "cash", "balance", "fee", "limit", "app", "top", "up"]
 )
 
 
@@ -117,34 +103,48 @@ class EvidentlyRun:
     drifted: bool
 
 
-@pytest.fixture(scope="module")
-def evidently() -> Callable[[Frames], EvidentlyRun]:
-    """Runs Evidently's ValueDrift per column and DriftedColumnsCount on a pair of frames."""
-    with warnings.catch_warnings():
-        for message in IMPORT_DEPRECATIONS:
-            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
-        from evidently import Report
-        from evidently.legacy.calculations import stattests
-        from evidently.metrics import DriftedColumnsCount, ValueDrift
+class Evidently:
+    """The oracle: Evidently's reports, and its default test choice on its own."""
 
-    known = [
-        stattests.ks_stat_test,
-        stattests.chi_stat_test,
-        stattests.z_stat_test,
-        stattests.wasserstein_stat_test,
-        stattests.jensenshannon_stat_test,
-        stattests.perc_text_content_drift_stat_test,
-        stattests.abs_text_content_drift_stat_test,
-    ]
-    names = {test.display_name: test.name for test in known}
-    runs: dict[int, EvidentlyRun] = {}
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            for message in IMPORT_DEPRECATIONS:
+                warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
+            from evidently import Report
+            from evidently.core.datasets import infer_column_type
+            from evidently.legacy.calculations import stattests
+            from evidently.metrics import DriftedColumnsCount, ValueDrift
 
-    def run(pair: Frames) -> EvidentlyRun:
-        if id(pair) in runs:
-            return runs[id(pair)]
-        reference, current = pair
-        metrics = [ValueDrift(column=str(name)) for name in reference.columns]
-        report = Report([*metrics, DriftedColumnsCount()], include_tests=True)
+        self._report = lambda columns: Report(
+            [*(ValueDrift(column=c) for c in columns), DriftedColumnsCount()], include_tests=True
+        )
+        self._infer_column_type = infer_column_type
+        self._get_stattest = stattests.get_stattest
+        known = [
+            stattests.ks_stat_test,
+            stattests.chi_stat_test,
+            stattests.z_stat_test,
+            stattests.wasserstein_stat_test,
+            stattests.jensenshannon_stat_test,
+        ]
+        self._names = {test.display_name: test.name for test in known}
+        self._runs: dict[int, EvidentlyRun] = {}
+
+    def run(self, pair: Frames) -> EvidentlyRun:
+        """ValueDrift of every column and DriftedColumnsCount (run once per pair)."""
+        if id(pair) not in self._runs:
+            self._runs[id(pair)] = self._run(*pair)
+        return self._runs[id(pair)]
+
+    def choice(self, reference: pd.Series, current: pd.Series) -> str:
+        """The test a report would pick: the column type inferred from the current data,
+        then ``get_stattest`` without a stattest."""
+        column_type = self._infer_column_type(current)
+        name: str = self._get_stattest(reference, current, column_type, None).name
+        return name
+
+    def _run(self, reference: pd.DataFrame, current: pd.DataFrame) -> EvidentlyRun:
+        report = self._report([str(name) for name in reference.columns])
         # Evidently's summaries average the infinities (inf - inf), and scipy's chisquare
         # divides by the zero reference count of a value new in the current window.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,7 +155,7 @@ def evidently() -> Callable[[Frames], EvidentlyRun]:
         }
         columns = {
             metric["config"]["column"]: Verdict(
-                names[metric["config"]["method"]],
+                self._names[metric["config"]["method"]],
                 metric["value"],
                 flags[metric["config"]["column"]],
             )
@@ -164,12 +164,12 @@ def evidently() -> Callable[[Frames], EvidentlyRun]:
         }
         (count,) = (m for m in snapshot["metrics"] if "DriftedColumnsCount" in m["metric_name"])
         (share_test,) = (t for t in snapshot["tests"] if t["name"].startswith("Share"))
-        runs[id(pair)] = EvidentlyRun(
-            columns, count["value"]["share"], share_test["status"] == "FAIL"
-        )
-        return runs[id(pair)]
+        return EvidentlyRun(columns, count["value"]["share"], share_test["status"] == "FAIL")
 
-    return run
+
+@pytest.fixture(scope="module")
+def evidently() -> Evidently:
+    return Evidently()
 
 
 def values(frame: pd.DataFrame, column: str) -> list[Any]:
@@ -182,11 +182,9 @@ CASES = [(frame, str(column)) for frame, pair in FRAMES.items() for column in pa
 
 
 @pytest.mark.parametrize(("frame", "column"), CASES, ids=[f"{f}-{c}" for f, c in CASES])
-def test_column_drift_matches_evidently(
-    frame: str, column: str, evidently: Callable[[Frames], EvidentlyRun]
-) -> None:
+def test_column_drift_matches_evidently(frame: str, column: str, evidently: Evidently) -> None:
     reference, current = FRAMES[frame]
-    expected = evidently(FRAMES[frame]).columns[column]
+    expected = evidently.run(FRAMES[frame]).columns[column]
 
     ours = column_drift(column, values(reference, column), values(current, column))
 
@@ -199,19 +197,17 @@ def test_column_drift_matches_evidently(
         assert not ours.drifted, "the data meant to stay should not drift"
 
 
-def test_the_cases_cover_every_test(evidently: Callable[[Frames], EvidentlyRun]) -> None:
+def test_the_cases_cover_every_test(evidently: Evidently) -> None:
     chosen = {
-        verdict.test for pair in FRAMES.values() for verdict in evidently(pair).columns.values()
+        verdict.test for pair in FRAMES.values() for verdict in evidently.run(pair).columns.values()
     }
     assert chosen == {"ks", "chisquare", "z", "wasserstein", "jensenshannon"}
 
 
 @pytest.mark.parametrize("frame", list(FRAMES))
-def test_dataset_drift_matches_evidently(
-    frame: str, evidently: Callable[[Frames], EvidentlyRun]
-) -> None:
+def test_dataset_drift_matches_evidently(frame: str, evidently: Evidently) -> None:
     reference, current = FRAMES[frame]
-    expected = evidently(FRAMES[frame])
+    expected = evidently.run(FRAMES[frame])
 
     report = drift_report(
         {str(c): values(reference, str(c)) for c in reference.columns},
@@ -221,3 +217,34 @@ def test_dataset_drift_matches_evidently(
     assert [c.column for c in report.columns] == list(reference.columns)
     assert report.share_drifted == pytest.approx(expected.share_drifted, abs=1e-12)
     assert report.drifted == expected.drifted
+
+
+TEXT_WINDOWS = {"small": (300, 200), "large": (1200, 800)}
+
+
+@pytest.mark.parametrize("size", list(TEXT_WINDOWS))
+def test_text_columns_get_a_domain_classifier_where_evidently_picks_text_drift(
+    size: str, evidently: Evidently
+) -> None:
+    rng = np.random.default_rng(6)
+    reference, current = (texts(rng, rows) for rows in TEXT_WINDOWS[size])
+
+    ours = column_drift("prompt", reference, current)
+
+    # Evidently's percentile variant up to 1,000 reference rows, the absolute one above.
+    variant = {"small": "perc", "large": "abs"}[size]
+    choice = evidently.choice(pd.Series(reference), pd.Series(current))
+    assert choice == f"{variant}_text_content_drift"
+    assert (ours.kind, ours.test) == ("text", "domain_classifier")
+    assert not ours.drifted
+
+
+def test_the_choice_alone_is_the_reports_choice(evidently: Evidently) -> None:
+    """Guards ``choice`` (the text test's oracle) against the reports' own choice."""
+    for pair in FRAMES.values():
+        cleaned = [w.replace([np.inf, -np.inf], np.nan) for w in pair]
+        chosen = {
+            str(c): evidently.choice(*(w[c].dropna() for w in cleaned)) for c in pair[0].columns
+        }
+        reported = {c: verdict.test for c, verdict in evidently.run(pair).columns.items()}
+        assert chosen == reported

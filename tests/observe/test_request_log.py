@@ -78,7 +78,7 @@ def test_two_thousand_requests_make_two_thousand_rows(tmp_path: Path) -> None:
             elif kind == "timeout":
                 body["model"] = "slow"
             elif kind == "disconnect":
-                body["model"], timeout = "slow", 0.3
+                body["model"], timeout = "slow", 0.1
             elif kind == "forbidden":
                 headers = {"authorization": f"Bearer {viewer}"}
             if not hasattr(clients, "http"):

@@ -123,6 +123,16 @@ async def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
     return out
 
 
+@router.get("/api/energy", dependencies=[READ])
+async def energy(request: Request) -> dict[str, object]:
+    """How per-request energy and carbon are estimated here: method, sources, figures."""
+    services = services_of(request)
+    return {
+        "assumptions": services.power.assumptions(),
+        "unattributed_cpu_seconds": services.meter.idle_cpu_seconds,
+    }
+
+
 @router.get("/metrics", dependencies=[READ], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format. Scrape with a viewer key (`authorization` in the scrape

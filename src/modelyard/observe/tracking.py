@@ -74,6 +74,8 @@ class RequestTracking:
         finally:
             if metrics is not None:
                 metrics.in_flight.dec()
+            if state.get("metered") and services is not None:
+                services.meter.finish(request_id)  # a handler that failed unexpectedly
             endpoint = LOGGED_PATHS.get(scope["path"])
             if endpoint and services is not None and not state.get("logged"):
                 principal = state.get("principal")

@@ -39,6 +39,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Respons
         _check_dimensions(body.dimensions, _dimensions_of(engine))
         result = await unless_disconnected(request, engine.embed(admission.texts))
         exchange.engine_answered()
+        exchange.work(float(result.prompt_tokens))
         if result.vectors:
             _check_dimensions(body.dimensions, len(result.vectors[0]))
     except ClientDisconnected:

@@ -46,7 +46,14 @@ class Exchange:
     @classmethod
     def begin(cls, request: Request, endpoint: str, model: str) -> Exchange:
         request.state.route = route_of(model)
-        return cls(services_of(request), request.state, principal_of(request), endpoint, model)
+        exchange = cls(services_of(request), request.state, principal_of(request), endpoint, model)
+        exchange.services.meter.start(exchange.id)
+        request.state.metered = True
+        return exchange
+
+    def work(self, units: float) -> None:
+        """Work this request did (tokens), which its share of CPU time follows."""
+        self.services.meter.work(self.id, units)
 
     @property
     def id(self) -> str:
@@ -121,6 +128,9 @@ class Exchange:
         if generation is not None and generation.first_token_at:
             ttft = generation.first_token_at - started
         engine_s = now - self.engine_started if self.engine_started is not None else 0.0
+        self.state.metered = False
+        used = self.services.meter.finish(self.id)
+        energy = self.services.power.estimate(used.cpu_seconds, used.wall_share_seconds)
         latency = now - started
         if content is not None and generation is not None:
             content = {**content, "response": "".join(generation.produced)}
@@ -147,6 +157,8 @@ class Exchange:
                 injection=injection,
                 content=content,
                 overhead_ms=max(latency - engine_s, 0.0) * 1000,
+                energy_wh=energy.total_wh,
+                carbon_g=energy.carbon_g,
             )
         )
         self.services.metrics.served(
@@ -161,7 +173,7 @@ class Exchange:
                 input_tokens=prompt,
                 output_tokens=completion,
                 cost=cost,
-                energy_wh=0.0,
+                energy_wh=energy.total_wh,
                 pii=pii,
                 injection=injection,
             )

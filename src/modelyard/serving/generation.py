@@ -60,6 +60,7 @@ class Generation:
     first_token_at: float = 0.0
     deadline: float | None = None  # event-loop time after which the generation is cut off
     restorer: Restorer | None = None
+    worked: Callable[[float], None] | None = None  # reports work units (tokens) for energy
     produced: list[str] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
@@ -105,6 +106,8 @@ class Generation:
 
     def _seen(self, chunk: Chunk) -> Chunk:
         self.produced.append(chunk.text)
+        if self.worked is not None:
+            self.worked(1.0)
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
@@ -149,6 +152,7 @@ async def start_generation(
     *,
     deadline: float | None = None,
     restorer: Restorer | None = None,
+    worked: Callable[[float], None] | None = None,
 ) -> Generation:
     """Get the engine and wait for the first chunk, so that early errors keep their HTTP
     status instead of surfacing inside a 200 stream."""
@@ -183,6 +187,7 @@ async def start_generation(
         first_token_at=time.perf_counter(),
         deadline=deadline,
         restorer=restorer,
+        worked=worked,
     )
 
 

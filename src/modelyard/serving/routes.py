@@ -107,6 +107,7 @@ async def _serve(
             prefix,
             deadline=deadline,
             restorer=admission.stream_restorer(),
+            worked=exchange.work,
         )
     except GUARDED_ERRORS as error:
         exchange.failed(error)

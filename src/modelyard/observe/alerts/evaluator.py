@@ -101,10 +101,11 @@ class AlertEvaluator:
     async def _evaluate(self, rule: AlertRuleOut, now: datetime) -> AlertEventOut | None:
         state = self._states.setdefault(rule.id, RuleState())
         if not rule.enabled:
-            del self._states[rule.id]
+            event = None
             if state.phase == "firing":
-                return await self._record(rule, "resolved", now, None, {"reason": "disabled"})
-            return None
+                event = await self._record(rule, "resolved", now, None, {"reason": "disabled"})
+            del self._states[rule.id]
+            return event
         value, samples = await asyncio.to_thread(self._service.evaluate_metric, rule, now)
         measured = {"samples": samples}
         if value is None or samples < rule.min_requests or not rule.holds(value):
