@@ -19,6 +19,8 @@ from modelyard.guard.keys import ensure_admin_key
 from modelyard.guard.retention import purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
+from modelyard.observe.alerts import AlertEvaluator, AlertService
+from modelyard.observe.alerts import routes as alerts_routes
 from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
@@ -106,6 +108,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 purge_periodically(services.store, settings.content_retention_days)
             ),
         ]
+        alerts = AlertEvaluator(AlertService(services.store))
+        tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s)))
         try:
             yield
         finally:
@@ -114,6 +118,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await alerts.aclose()
             await services.guard.gate.drain()
             await services.request_log.close()
             await services.guard.aclose()
@@ -138,6 +143,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     registry_routes.attach(app)
     guard_routes.attach(app)
     observe_routes.attach(app)
+    app.include_router(alerts_routes.router)
     docs.attach(app)
     console_routes.attach(app)
     return app

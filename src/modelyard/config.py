@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     energy_tick_s: float = Field(
         default=1.0, gt=0, description="How often CPU time is shared out among requests."
     )
+    alert_interval_s: float = Field(
+        default=30.0, gt=0, description="How often alert rules are evaluated."
+    )
     log_flush_interval_s: float = Field(
         default=1.0,
         gt=0,

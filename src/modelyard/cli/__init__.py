@@ -14,12 +14,14 @@ from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
+from modelyard.observe.alerts import AlertError
 from modelyard.registry import RegistryError
 
 # User mistakes and unreachable services: one line on stderr, exit 1, no traceback.
 USER_ERRORS = (
     RegistryError,
     GuardError,
+    AlertError,
     ContentKeyError,
     EngineError,
     DefaultModelMissing,
@@ -51,7 +53,18 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modelyard.cli import alias, audit, chat, content, keys, models, policy, serve, usage
+    from modelyard.cli import (
+        alert,
+        alias,
+        audit,
+        chat,
+        content,
+        keys,
+        models,
+        policy,
+        serve,
+        usage,
+    )
 
     main.add_command(serve.serve)
     main.add_command(chat.chat)
@@ -62,6 +75,7 @@ def _register() -> None:
     main.add_command(usage.usage)
     main.add_command(audit.audit)
     main.add_command(content.content)
+    main.add_command(alert.alert)
 
 
 _register()

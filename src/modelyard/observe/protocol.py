@@ -78,3 +78,30 @@ class RequestDetail(RequestOut):
 class RequestList(BaseModel):
     object: Literal["list"] = "list"
     data: list[RequestOut]
+
+
+class SeriesPoint(BaseModel):
+    at: datetime
+    version: str
+    requests: int
+    per_second: float
+    errors: int
+    client_errors: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    energy_wh: float
+    carbon_g: float
+
+
+class Stats(BaseModel):
+    route: str | None
+    since: datetime
+    until: datetime
+    bucket_s: int
+    truncated: bool = Field(description="The window held more rows than were read.")
+    points: list[SeriesPoint]

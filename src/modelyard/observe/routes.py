@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -15,7 +15,13 @@ from modelyard.guard.keyring import Principal
 from modelyard.guard.roles import Access, Role
 from modelyard.observe.feedback import FeedbackRefused, add_feedback, owner_of
 from modelyard.observe.metrics import CONTENT_TYPE
-from modelyard.observe.protocol import FeedbackIn, FeedbackOut, RequestDetail, RequestList
+from modelyard.observe.protocol import (
+    FeedbackIn,
+    FeedbackOut,
+    RequestDetail,
+    RequestList,
+    Stats,
+)
 from modelyard.observe.queries import (
     RequestFilter,
     RequestNotFound,
@@ -25,6 +31,7 @@ from modelyard.observe.queries import (
     get_request,
     list_requests,
 )
+from modelyard.observe.stats import stats
 from modelyard.services import services_of
 
 router = APIRouter(tags=["observe"])
@@ -121,6 +128,19 @@ async def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
     out = await asyncio.to_thread(add_feedback, services.store, body, principal.key_id)
     services.metrics.feedback.labels(out.name, out.source).inc()
     return out
+
+
+@router.get("/api/stats", response_model=Stats, dependencies=[READ])
+async def get_stats(
+    request: Request,
+    route: FilterQuery = None,
+    hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0,
+) -> Stats:
+    """Time series per version over the last ``hours`` (about 60 buckets)."""
+    until = datetime.now(UTC)
+    return await asyncio.to_thread(
+        stats, services_of(request).store, until - timedelta(hours=hours), until, route
+    )
 
 
 @router.get("/api/energy", dependencies=[READ])

@@ -18,6 +18,7 @@ from modelyard.guard.auth import Forbidden, LoginRequired
 from modelyard.guard.errors import GuardError
 from modelyard.guard.gate import Refusal
 from modelyard.guard.keyring import AuthenticationFailed
+from modelyard.observe.alerts import AlertError
 from modelyard.observe.feedback import FeedbackRefused
 from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import (
@@ -159,6 +160,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GuardError)
     async def _guard(_request: Request, error: GuardError) -> JSONResponse:
+        return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(AlertError)
+    async def _alert(_request: Request, error: AlertError) -> JSONResponse:
         return error_response(APIError(error.status, str(error), code=error.code))
 
     @app.exception_handler(FeedbackRefused)
