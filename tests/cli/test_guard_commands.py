@@ -169,3 +169,36 @@ async def test_content_key_rotation_and_purge(cli: CliRunner, modelyard_home: Pa
     actions = [e["action"] for e in json.loads(run(cli, "audit", "--json"))]
     assert actions == ["encryption.rotate"]
     assert (modelyard_home / "content.keys").exists()
+
+
+@pytest.mark.anyio
+async def test_requests_list_show_export(cli: CliRunner) -> None:
+    at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    await write_rows(
+        [
+            RequestRecord(
+                id=f"r{i}",
+                at=at,
+                key_id="k1",
+                endpoint="chat.completions",
+                route="chat" if i else "other",
+                version="chat@1",
+                status=200,
+                error_code=None,
+                latency_ms=5.0,
+                content={"prompt": f"secret {i}"},
+            )
+            for i in range(3)
+        ]
+    )
+    listed = json.loads(run(cli, "requests", "list", "--route", "chat", "--json"))
+    assert sorted(r["id"] for r in listed) == ["r1", "r2"]
+    assert "r0" in run(cli, "requests", "list")
+    shown = json.loads(run(cli, "requests", "show", "r2"))
+    assert shown["content"] == {"prompt": "secret 2"}
+    jsonl = run(cli, "requests", "export").strip().split("\n")
+    assert [json.loads(line)["id"] for line in jsonl] == ["r0", "r1", "r2"]
+    csv_rows = run(cli, "requests", "export", "--format", "csv", "--route", "other").split("\n")
+    assert csv_rows[0].startswith("id,") and csv_rows[1].startswith("r0,")
+    missing = cli.invoke(main, ["requests", "show", "nope"])
+    assert missing.exit_code == 1 and "no logged request with id 'nope'" in missing.output

@@ -134,3 +134,37 @@ def test_admin_creates_a_key_and_sees_it_in_usage_and_audit(
         assert "key.create" in audit and key_id in audit
         page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
         page.close()
+
+
+def test_monitor_draws_live_data_and_a_request_opens(browser: Browser, tmp_path: Path) -> None:
+    home = tmp_path / "monitor-ui"
+    home.mkdir()
+    store = open_store(Settings(home=home).store_url)
+    register_scripted(Registry(store), "bot", replies=["ok then"], token_delay_ms=5)
+    store.close()
+    with live_server(home) as base:
+        ask = {"model": "bot", "messages": [{"role": "user", "content": "mail me at a@b.example"}]}
+        ids = [
+            httpx.post(f"{base}/v1/chat/completions", headers=base.headers, json=ask).headers[
+                "x-modelyard-request-id"
+            ]
+            for _ in range(5)
+        ]
+        page = browser.new_page()
+        log_in(page, base, "/ui/requests")
+        deadline = time.monotonic() + 10
+        while ids[-1] not in page.content() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            page.reload()
+        page.click(f"a[href='/ui/requests/{ids[-1]}']")
+        page.wait_for_url(f"{base}/ui/requests/{ids[-1]}")
+        assert page.locator("#response").inner_text() == "ok then"
+        assert "EMAIL" in page.locator("#request").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "request.png"), full_page=True)
+        page.goto(base + "/ui/monitor?hours=1")
+        page.wait_for_selector("#charts[data-ready=true]")
+        page.wait_for_selector("#chart-throughput .main-svg", timeout=10_000)
+        assert page.locator(".js-plotly-plot").count() == 7
+        assert "bot@1" in page.locator("#chart-latency").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "monitor.png"), full_page=True)
+        page.close()

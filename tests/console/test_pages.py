@@ -103,3 +103,29 @@ async def test_keys_usage_and_audit_pages_render_their_json(api: AppClient) -> N
     assert "create-key" not in viewer_page and key_id in viewer_page
     developer = await new_key(api, "developer")
     assert (await api.get("/ui/keys", headers=bearer(developer))).status_code == 403
+
+
+async def test_observe_pages_render_their_json(api: AppClient) -> None:
+    made = await api.post("/v1/chat/completions", json={"model": "alpha", "messages": USER})
+    request_id = made.headers["x-modelyard-request-id"]
+    await api.post(
+        "/v1/feedback", json={"request_id": request_id, "name": "thumbs", "value": False}
+    )
+    await api.post(
+        "/api/alerts/rules",
+        json={"name": "slow", "metric": "p95_latency_ms", "comparison": ">", "threshold": 500},
+    )
+    await api.logged()
+    monitor = await api.get("/ui/monitor?hours=1")
+    assert monitor.status_code == 200 and "/ui/vendor/plotly.min.js" in monitor.text
+    stats = (await api.get("/api/stats?hours=1")).json()
+    assert stats["points"] and stats["points"][0]["version"] in monitor.text
+    plotly = await api.get("/ui/vendor/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    listing = (await api.get("/ui/requests")).text
+    assert f'href="/ui/requests/{request_id}"' in listing
+    detail = (await api.get(f"/ui/requests/{request_id}")).text
+    for part in ("echo: hi", "thumbs", "alpha@1"):
+        assert part in detail, part
+    alerts = (await api.get("/ui/alerts")).text
+    assert "p95_latency_ms &gt; 500" in alerts or "p95_latency_ms > 500" in alerts

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from modelyard.observe.drift import ColumnKind, column_drift, drift_report
+from modelyard.observe.drift import ColumnKind, column_drift, drift_report, stattests
 
 rng = np.random.default_rng(11)
 NORMAL = rng.normal(0, 1, 300).tolist()
@@ -236,3 +236,17 @@ def test_the_report_is_json_and_states_each_method() -> None:
         0.0,
         True,
     )
+
+
+def test_at_the_threshold_only_kolmogorov_smirnov_flags_drift_as_in_evidently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ks = column_drift("x", NORMAL, SHIFTED[:20])
+    chi = column_drift("c", ["a", "b", "c"] * 20, ["a", "b", "c", "c"] * 5)
+    assert ks.p_value is not None
+    assert chi.p_value is not None
+
+    monkeypatch.setattr(stattests, "P_VALUE_THRESHOLD", ks.p_value)
+    assert column_drift("x", NORMAL, SHIFTED[:20]).drifted
+    monkeypatch.setattr(stattests, "P_VALUE_THRESHOLD", chi.p_value)
+    assert not column_drift("c", ["a", "b", "c"] * 20, ["a", "b", "c", "c"] * 5).drifted

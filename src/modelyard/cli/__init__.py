@@ -15,11 +15,13 @@ from modelyard.engines import EngineError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
 from modelyard.observe.alerts import AlertError
+from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import RegistryError
 
 # User mistakes and unreachable services: one line on stderr, exit 1, no traceback.
 USER_ERRORS = (
     RegistryError,
+    RequestNotFound,
     GuardError,
     AlertError,
     ContentKeyError,
@@ -62,6 +64,7 @@ def _register() -> None:
         keys,
         models,
         policy,
+        requests,
         serve,
         usage,
     )
@@ -76,6 +79,7 @@ def _register() -> None:
     main.add_command(audit.audit)
     main.add_command(content.content)
     main.add_command(alert.alert)
+    main.add_command(requests.requests)
 
 
 _register()

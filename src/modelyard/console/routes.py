@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import importlib.util
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -20,15 +21,32 @@ from modelyard.guard.keyring import AuthenticationFailed
 from modelyard.guard.roles import Access
 from modelyard.guard.sessions import COOKIE
 from modelyard.guard.usage import usage
+from modelyard.observe.alerts import AlertService
+from modelyard.observe.queries import RequestFilter, RequestNotFound, get_request, list_requests
+from modelyard.observe.stats import stats
 from modelyard.services import services_of
 
 HERE = Path(__file__).parent
+
+
+def _plotly_js() -> Path:
+    """plotly.min.js inside the installed plotly package, found without importing it."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the plotly package is not installed")
+    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
+
+
 router = APIRouter(include_in_schema=False)
 
 # Navigation of the console; later packages add their pages here.
 NAV = (
     ("Playground", "/"),
     ("Models", "/ui/models"),
+    ("Monitor", "/ui/monitor"),
+    ("Requests", "/ui/requests"),
+    ("Drift", "/ui/drift"),
+    ("Alerts", "/ui/alerts"),
     ("Keys", "/ui/keys"),
     ("Usage", "/ui/usage"),
     ("Audit", "/ui/audit"),
@@ -185,6 +203,103 @@ async def audit_page(request: Request, action: str | None = None) -> HTMLRespons
             "json_url": f"/api/audit{query}",
         },
     )
+
+
+@router.get("/ui/monitor", response_class=HTMLResponse, dependencies=[READ])
+async def monitor_page(
+    request: Request, route: str | None = None, hours: float = 24.0
+) -> HTMLResponse:
+    services = services_of(request)
+    hours = min(max(hours, 0.1), 24 * 90)
+    until = datetime.now(UTC)
+    series = await asyncio.to_thread(
+        stats, services.store, until - timedelta(hours=hours), until, route or None
+    )
+    routes = sorted({t.model for t in services.routing.public_models()})
+    query = f"?hours={hours:g}" + (f"&route={route}" if route else "")
+    return _render(
+        request,
+        "monitor.html",
+        {
+            "title": "Monitor",
+            "stats": series.model_dump(mode="json"),
+            "routes": routes,
+            "route": route or "",
+            "hours": hours,
+            "json_url": f"/api/stats{query}",
+        },
+    )
+
+
+@router.get("/ui/requests", response_class=HTMLResponse, dependencies=[READ_OWN])
+async def requests_page(
+    request: Request,
+    route: str | None = None,
+    status: int | None = None,
+    feedback: str | None = None,
+) -> HTMLResponse:
+    principal = principal_of(request)
+    where = RequestFilter(
+        key_id=None if principal.sees_all else principal.key_id,
+        route=route or None,
+        status=status,
+        feedback=feedback or None,
+    )
+    rows = await asyncio.to_thread(list_requests, services_of(request).store, where, 200)
+    return _render(
+        request,
+        "requests.html",
+        {
+            "title": "Requests",
+            "rows": [r.model_dump(mode="json") for r in rows],
+            "route": route or "",
+            "status": status or "",
+            "feedback": feedback or "",
+            "json_url": "/api/requests",
+        },
+    )
+
+
+@router.get("/ui/requests/{request_id}", response_class=HTMLResponse, dependencies=[READ_OWN])
+async def request_page(request_id: str, request: Request) -> HTMLResponse:
+    services = services_of(request)
+    detail = await asyncio.to_thread(
+        get_request, services.store, request_id, services.guard.cipher.open
+    )
+    if not principal_of(request).owns(detail.key_id):
+        raise RequestNotFound(request_id)
+    return _render(
+        request,
+        "request.html",
+        {
+            "title": f"Request {request_id}",
+            "r": detail.model_dump(mode="json"),
+            "json_url": f"/api/requests/{request_id}",
+        },
+    )
+
+
+@router.get("/ui/alerts", response_class=HTMLResponse, dependencies=[READ])
+async def alerts_page(request: Request) -> HTMLResponse:
+    service = AlertService(services_of(request).store)
+    rules = await asyncio.to_thread(service.list_rules)
+    events = await asyncio.to_thread(lambda: service.events(limit=100))
+    return _render(
+        request,
+        "alerts.html",
+        {
+            "title": "Alerts",
+            "rules": [r.model_dump(mode="json") for r in rules],
+            "events": [e.model_dump(mode="json") for e in events],
+            "json_url": "/api/alerts/rules",
+        },
+    )
+
+
+@router.get("/ui/vendor/plotly.min.js", dependencies=[READ])
+async def plotly_js() -> FileResponse:
+    """plotly.js as the plotly package ships it (no CDN: the console works offline)."""
+    return FileResponse(_plotly_js(), media_type="text/javascript")
 
 
 def _when(value: str | None) -> str:

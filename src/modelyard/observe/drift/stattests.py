@@ -52,7 +52,7 @@ def chi_square(reference: CountArray, current: CountArray) -> StatResult:
     # A value the reference never had makes the statistic infinite and the p-value 0.
     with np.errstate(divide="ignore"):
         statistic = float(np.sum((current - expected) ** 2 / expected))
-    p_value = float(stats.chi2.sf(statistic, len(reference)))
+    p_value = float(stats.chi2.sf(statistic, len(reference) - 1))
     drifted = p_value < P_VALUE_THRESHOLD
     return StatResult("chisquare", statistic, P_VALUE_THRESHOLD, p_value, drifted)
 
