@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from modelyard.observe.language import prompt_text, script_of
 from modelyard.store import Store
 from modelyard.store.tables import RequestLogRow
 
@@ -158,6 +159,7 @@ class RequestLogWriter:
             session.add_all(rows)
 
     def _row(self, record: RequestRecord) -> RequestLogRow:
+        prompt = prompt_text(record.content)
         content: bytes | None = None
         if self._store_content and record.content is not None:
             plain = json.dumps(record.content, ensure_ascii=False).encode("utf-8")
@@ -185,4 +187,6 @@ class RequestLogWriter:
             energy_wh=record.energy_wh,
             carbon_g=record.carbon_g,
             user=record.user,
+            language=script_of(prompt),
+            prompt_chars=len(prompt),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 Value = float | str | bool | None
-Present = float | str | bool
 ColumnKind = Literal["numeric", "categorical", "binary", "text"]
 ValueType = Literal["integer", "float", "bool", "str"]
 FloatArray = npt.NDArray[np.float64]
@@ -35,22 +34,22 @@ BINARY_CATEGORIES = 2
 
 @dataclass(frozen=True)
 class Column:
+    """One column's present values in each window: floats for numbers, else booleans or
+    strings (as objects)."""
+
     name: str
-    reference: list[Present]
-    current: list[Present]
+    reference: npt.NDArray[Any]
+    current: npt.NDArray[Any]
     values: ValueType
 
     def numbers(self) -> tuple[FloatArray, FloatArray]:
-        return (
-            np.asarray(self.reference, dtype=np.float64),
-            np.asarray(self.current, dtype=np.float64),
-        )
+        return self.reference, self.current
 
     def counts(self) -> tuple[CountArray, CountArray]:
         """How often each distinct value occurs in each window (same order for both)."""
-        dtype = {"integer": np.float64, "float": np.float64, "bool": np.bool_, "str": object}
-        both: npt.NDArray[Any] = np.asarray(self.reference + self.current, dtype=dtype[self.values])
-        distinct, index = np.unique(both, return_inverse=True)
+        distinct, index = np.unique(
+            np.concatenate([self.reference, self.current]), return_inverse=True
+        )
         split = len(self.reference)
         return (
             np.bincount(index[:split], minlength=len(distinct)),
@@ -58,7 +57,7 @@ class Column:
         )
 
     def distinct(self) -> int:
-        return len(set(self.reference) | set(self.current))
+        return len(np.unique(np.concatenate([self.reference, self.current])))
 
     def texts(self) -> tuple[list[str], list[str]]:
         return [str(v) for v in self.reference], [str(v) for v in self.current]
@@ -66,23 +65,32 @@ class Column:
 
 def prepare(name: str, reference: Sequence[Value], current: Sequence[Value]) -> Column:
     """Drop missing values; both windows must keep some, all of one type."""
-    present = {"reference": _present(reference), "current": _present(current)}
-    for window, values in present.items():
-        if not values:
+    windows = {"reference": reference, "current": current}
+    types = _value_types(
+        name, [cls for values in windows.values() for cls in set(map(type, values))]
+    )
+    if types <= {"integer", "float"}:
+        # numpy reads None as NaN; NaN and infinities then go in one vectorised step.
+        arrays = {w: _finite(np.asarray(values, dtype=np.float64)) for w, values in windows.items()}
+        value_type: ValueType = "integer" if types == {"integer"} else "float"
+    else:
+        present = {w: [v for v in values if not _missing(v)] for w, values in windows.items()}
+        types = _value_types(name, [type(v) for values in present.values() for v in values])
+        if len(types) > 1:
+            raise ValueError(
+                f"column {name!r} mixes {' and '.join(sorted(types))} values; "
+                "give each column values of one type"
+            )
+        value_type = types.pop()
+        dtype = np.bool_ if value_type == "bool" else object
+        arrays = {w: np.asarray(values, dtype=dtype) for w, values in present.items()}
+    for window, array in arrays.items():
+        if not len(array):
             raise ValueError(
                 f"column {name!r}: the {window} window has no values (None, NaN and "
                 "infinities are dropped); compare windows that both have data"
             )
-    classes = {type(v) for values in present.values() for v in values}
-    types = {_value_type(name, cls) for cls in classes}
-    if types == {"integer", "float"}:
-        types = {"float"}
-    if len(types) > 1:
-        raise ValueError(
-            f"column {name!r} mixes {' and '.join(sorted(types))} values; "
-            "give each column values of one type"
-        )
-    return Column(name, present["reference"], present["current"], types.pop())
+    return Column(name, arrays["reference"], arrays["current"], value_type)
 
 
 def resolve_kind(column: Column, declared: ColumnKind | None) -> ColumnKind:
@@ -120,12 +128,19 @@ def infer_kind(column: Column) -> ColumnKind:
     return "categorical"
 
 
-def _present(values: Sequence[Value]) -> list[Present]:
-    return [v for v in values if v is not None and not _not_finite(v)]
+def _finite(values: FloatArray) -> FloatArray:
+    finite: FloatArray = values[np.isfinite(values)]
+    return finite
 
 
-def _not_finite(value: Present) -> bool:
+def _missing(value: Value) -> bool:
+    if value is None:
+        return True
     return isinstance(value, float | np.floating) and not math.isfinite(value)
+
+
+def _value_types(name: str, classes: Iterable[type]) -> set[ValueType]:
+    return {_value_type(name, cls) for cls in set(classes) if cls is not type(None)}
 
 
 def _value_type(name: str, cls: type) -> ValueType:
