@@ -21,8 +21,10 @@ from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.alerts import AlertEvaluator, AlertService
 from modelyard.observe.alerts import routes as alerts_routes
+from modelyard.observe.drift_jobs import DriftScheduler
 from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
+from modelyard.observe.protocol import DriftRun
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.observe.tracking import RequestTracking
 from modelyard.registry import Registry
@@ -108,6 +110,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 purge_periodically(services.store, settings.content_retention_days)
             ),
         ]
+        drift = DriftScheduler(
+            services.store,
+            services.guard.cipher.open,
+            DriftRun(
+                current_hours=settings.drift_current_hours,
+                reference_days=settings.drift_reference_days,
+            ),
+        )
+        tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s)))
         alerts = AlertEvaluator(AlertService(services.store))
         tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s)))
         try:

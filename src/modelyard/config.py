@@ -202,6 +202,18 @@ class Settings(BaseSettings):
     energy_tick_s: float = Field(
         default=1.0, gt=0, description="How often CPU time is shared out among requests."
     )
+    drift_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often drift reports are computed for each route."
+    )
+    drift_current_hours: float = Field(
+        default=24.0, gt=0, description="The current window of scheduled drift reports."
+    )
+    drift_reference_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="The reference window of scheduled drift reports: the days before the "
+        "current window.",
+    )
     alert_interval_s: float = Field(
         default=30.0, gt=0, description="How often alert rules are evaluated."
     )

@@ -15,6 +15,7 @@ from modelyard.engines import EngineError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
 from modelyard.observe.alerts import AlertError
+from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
 from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import RegistryError
 
@@ -22,6 +23,8 @@ from modelyard.registry import RegistryError
 USER_ERRORS = (
     RegistryError,
     RequestNotFound,
+    NotEnoughData,
+    DriftReportNotFound,
     GuardError,
     AlertError,
     ContentKeyError,
@@ -61,6 +64,7 @@ def _register() -> None:
         audit,
         chat,
         content,
+        drift,
         keys,
         models,
         policy,
@@ -80,6 +84,7 @@ def _register() -> None:
     main.add_command(content.content)
     main.add_command(alert.alert)
     main.add_command(requests.requests)
+    main.add_command(drift.drift)
 
 
 _register()

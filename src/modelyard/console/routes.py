@@ -22,6 +22,7 @@ from modelyard.guard.roles import Access
 from modelyard.guard.sessions import COOKIE
 from modelyard.guard.usage import usage
 from modelyard.observe.alerts import AlertService
+from modelyard.observe.drift_jobs import get_report, list_reports
 from modelyard.observe.queries import RequestFilter, RequestNotFound, get_request, list_requests
 from modelyard.observe.stats import stats
 from modelyard.services import services_of
@@ -275,6 +276,34 @@ async def request_page(request_id: str, request: Request) -> HTMLResponse:
             "title": f"Request {request_id}",
             "r": detail.model_dump(mode="json"),
             "json_url": f"/api/requests/{request_id}",
+        },
+    )
+
+
+@router.get("/ui/drift", response_class=HTMLResponse, dependencies=[READ])
+async def drift_page(request: Request, route: str | None = None) -> HTMLResponse:
+    reports = await asyncio.to_thread(list_reports, services_of(request).store, route or None, 50)
+    return _render(
+        request,
+        "drift.html",
+        {
+            "title": "Drift",
+            "reports": [r.model_dump(mode="json") for r in reports],
+            "json_url": "/api/drift",
+        },
+    )
+
+
+@router.get("/ui/drift/{report_id}", response_class=HTMLResponse, dependencies=[READ])
+async def drift_report_page(report_id: int, request: Request) -> HTMLResponse:
+    report = await asyncio.to_thread(get_report, services_of(request).store, report_id)
+    return _render(
+        request,
+        "drift_report.html",
+        {
+            "title": f"Drift report {report_id}",
+            "d": report.model_dump(mode="json"),
+            "json_url": f"/api/drift/{report_id}",
         },
     )
 

@@ -105,3 +105,31 @@ class Stats(BaseModel):
     bucket_s: int
     truncated: bool = Field(description="The window held more rows than were read.")
     points: list[SeriesPoint]
+
+
+class DriftRun(BaseModel):
+    """Which windows a drift report compares (and, for a manual run, which route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    route: str | None = Field(default=None, description="One route; empty: every active route.")
+    current_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    reference_days: float = Field(default=7.0, gt=0, le=365)
+
+
+class DriftReportOut(BaseModel):
+    id: int
+    at: datetime
+    route: str
+    reference_from: datetime
+    reference_to: datetime
+    current_from: datetime
+    current_to: datetime
+    drifted: bool
+    share_drifted: float
+    report: dict[str, Any]
+
+
+class DriftReportList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DriftReportOut]

@@ -13,9 +13,13 @@ from fastapi.responses import Response, StreamingResponse
 from modelyard.guard.auth import Forbidden, principal_of, requires
 from modelyard.guard.keyring import Principal
 from modelyard.guard.roles import Access, Role
+from modelyard.observe.drift_jobs import DriftScheduler, get_report, list_reports, run_drift
 from modelyard.observe.feedback import FeedbackRefused, add_feedback, owner_of
 from modelyard.observe.metrics import CONTENT_TYPE
 from modelyard.observe.protocol import (
+    DriftReportList,
+    DriftReportOut,
+    DriftRun,
     FeedbackIn,
     FeedbackOut,
     RequestDetail,
@@ -38,6 +42,7 @@ router = APIRouter(tags=["observe"])
 READ = requires(Access.read)
 READ_OWN = requires(Access.read_own)
 INFER = requires(Access.infer)
+ADMIN = requires(Access.admin)
 
 
 def _filter(
@@ -141,6 +146,35 @@ async def get_stats(
     return await asyncio.to_thread(
         stats, services_of(request).store, until - timedelta(hours=hours), until, route
     )
+
+
+@router.get("/api/drift", response_model=DriftReportList, dependencies=[READ])
+async def drift_reports(
+    request: Request,
+    route: FilterQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DriftReportList:
+    rows = await asyncio.to_thread(list_reports, services_of(request).store, route, limit)
+    return DriftReportList(data=rows)
+
+
+@router.get("/api/drift/{report_id}", response_model=DriftReportOut, dependencies=[READ])
+async def drift_report_detail(report_id: int, request: Request) -> DriftReportOut:
+    return await asyncio.to_thread(get_report, services_of(request).store, report_id)
+
+
+@router.post("/api/drift/run", response_model=DriftReportList, dependencies=[ADMIN])
+async def drift_run(body: DriftRun, request: Request) -> DriftReportList:
+    """Compute drift reports now: for one route (400 if it lacks data) or every active one."""
+    services = services_of(request)
+    scheduler = DriftScheduler(services.store, services.guard.cipher.open, body)
+    if body.route is None:
+        return DriftReportList(data=await asyncio.to_thread(scheduler.run_once))
+    windows = scheduler.windows(datetime.now(UTC))
+    report = await asyncio.to_thread(
+        run_drift, services.store, body.route, windows, services.guard.cipher.open
+    )
+    return DriftReportList(data=[report])
 
 
 @router.get("/api/energy", dependencies=[READ])

@@ -19,6 +19,7 @@ from modelyard.guard.errors import GuardError
 from modelyard.guard.gate import Refusal
 from modelyard.guard.keyring import AuthenticationFailed
 from modelyard.observe.alerts import AlertError
+from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
 from modelyard.observe.feedback import FeedbackRefused
 from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import (
@@ -165,6 +166,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AlertError)
     async def _alert(_request: Request, error: AlertError) -> JSONResponse:
         return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(NotEnoughData)
+    async def _no_data(_request: Request, error: NotEnoughData) -> JSONResponse:
+        return error_response(APIError(400, str(error), code="not_enough_data"))
+
+    @app.exception_handler(DriftReportNotFound)
+    async def _no_report(_request: Request, error: DriftReportNotFound) -> JSONResponse:
+        return error_response(APIError(404, str(error), code="not_found"))
 
     @app.exception_handler(FeedbackRefused)
     async def _feedback_refused(_request: Request, error: FeedbackRefused) -> JSONResponse:

@@ -1,11 +1,12 @@
 """A column's present values in both windows, and what kind of feature they are.
 
 Missing values (None, NaN, ±inf) are dropped per column, as Evidently does. Without a
-declared kind, the kind is inferred like Evidently 0.7's ``infer_column_type``, from both
-windows together: floats are numeric, integers with at most 10 distinct values and booleans
-are categorical, strings are text when more than half of them are distinct. Then, as
-Evidently's default test choice does, a column with at most two distinct values is binary
-and a numeric one with at most five is categorical.
+declared kind, the kind is inferred like Evidently 0.7's ``infer_column_type``: floats are
+numeric, integers with at most 10 distinct values and booleans are categorical, strings are
+text when more than half of them are distinct (a NaN makes integers floats, as in pandas).
+Evidently looks at the current window alone; we look at both, so that a drifting current
+window cannot change the kind. Then, as Evidently's default test choice does, a column with
+at most two distinct values is binary and a numeric one with at most five is categorical.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +47,7 @@ class Column:
     def numbers(self) -> tuple[FloatArray, FloatArray]:
         return self.reference, self.current
 
+    @cached_property
     def counts(self) -> tuple[CountArray, CountArray]:
         """How often each distinct value occurs in each window (same order for both)."""
         distinct, index = np.unique(
@@ -57,7 +60,7 @@ class Column:
         )
 
     def distinct(self) -> int:
-        return len(np.unique(np.concatenate([self.reference, self.current])))
+        return len(self.counts[0])
 
     def texts(self) -> tuple[list[str], list[str]]:
         return [str(v) for v in self.reference], [str(v) for v in self.current]
@@ -66,16 +69,17 @@ class Column:
 def prepare(name: str, reference: Sequence[Value], current: Sequence[Value]) -> Column:
     """Drop missing values; both windows must keep some, all of one type."""
     windows = {"reference": reference, "current": current}
-    types = _value_types(
-        name, [cls for values in windows.values() for cls in set(map(type, values))]
-    )
+    classes = {cls for values in windows.values() for cls in set(map(type, values))}
+    types = _value_types(name, classes)
     if types <= {"integer", "float"}:
         # numpy reads None as NaN; NaN and infinities then go in one vectorised step.
         arrays = {w: _finite(np.asarray(values, dtype=np.float64)) for w, values in windows.items()}
         value_type: ValueType = "integer" if types == {"integer"} else "float"
     else:
-        present = {w: [v for v in values if not _missing(v)] for w, values in windows.items()}
-        types = _value_types(name, [type(v) for values in present.values() for v in values])
+        present = {w: list(values) for w, values in windows.items()}
+        if type(None) in classes or "float" in types:  # floats here can only be NaN
+            present = {w: [v for v in values if not _missing(v)] for w, values in present.items()}
+            types = _value_types(name, [type(v) for values in present.values() for v in values])
         if len(types) > 1:
             raise ValueError(
                 f"column {name!r} mixes {' and '.join(sorted(types))} values; "

@@ -1,11 +1,14 @@
 """Per-column drift and the dataset verdict, with Evidently 0.7's default test choice.
 
-| kind        | reference ≤ 1,000 values        | more reference values        |
-|-------------|---------------------------------|------------------------------|
-| numeric     | Kolmogorov-Smirnov (p ≤ 0.05)   | normed Wasserstein (≥ 0.1)   |
-| categorical | chi-square (p < 0.05)           | Jensen-Shannon (≥ 0.1)       |
-| binary      | two-proportion z-test (p < 0.05) | Jensen-Shannon (≥ 0.1)      |
-| text        | domain classifier (ROC-AUC > 0.55 and p < 0.05)                |
+The kind is narrowed first (see ``columns``): at most two distinct values make a column
+binary, a numeric one with at most five is categorical. Then:
+
+| kind        | reference ≤ 1,000 values          | more reference values      |
+|-------------|-----------------------------------|----------------------------|
+| numeric     | Kolmogorov-Smirnov (p ≤ 0.05)     | normed Wasserstein (≥ 0.1) |
+| categorical | chi-square (p < 0.05)             | Jensen-Shannon (≥ 0.1)     |
+| binary      | two-proportion z-test (p < 0.05)  | Jensen-Shannon (≥ 0.1)     |
+| text        | domain classifier (ROC-AUC > 0.55 and p < 0.05), any size      |
 
 The dataset drifted when the share of drifted columns is at least ``drift_share``.
 """
@@ -144,7 +147,7 @@ def _test(column: Column, kind: ColumnKind) -> StatResult:
         categorical = stattests.jensen_shannon
     else:
         categorical = stattests.z_test if kind == "binary" else stattests.chi_square
-    return categorical(*column.counts())
+    return categorical(*column.counts)
 
 
 def _finite(value: float) -> float | None:

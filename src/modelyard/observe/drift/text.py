@@ -1,7 +1,8 @@
 """Text drift: how well a classifier tells current texts from reference texts.
 
 As Evidently's text content drift does: TF-IDF features and a linear classifier trained on
-half of the pooled texts (split with random_state 42), scored by ROC-AUC on the other half.
+half of the pooled texts (split with random_state 42, here stratified), scored by ROC-AUC on
+the other half.
 Drift when the AUC is above 0.55 and, so that small windows do not alarm on noise (the job
 Evidently's percentile variant does), the held-out scores separate the windows at p < 0.05
 (one-sided Mann-Whitney U, whose statistic is the AUC times the pair count).
@@ -34,11 +35,11 @@ TOKEN_PATTERN = rf"(?u)[{_CJK}]|[^\W{_CJK}]{{2,}}"
 
 
 def domain_classifier(reference: list[str], current: list[str]) -> StatResult:
-    for window, texts in (("reference", reference), ("current", current)):
-        if len(texts) < MIN_TEXTS:
+    for window, given in (("reference", reference), ("current", current)):
+        if len(given) < MIN_TEXTS:
             raise ValueError(
                 f"text drift needs at least {MIN_TEXTS} texts in each window; the {window} "
-                f"window has {len(texts)}"
+                f"window has {len(given)}"
             )
     rng = np.random.default_rng(SEED)
     texts = _sample(reference, rng) + _sample(current, rng)
