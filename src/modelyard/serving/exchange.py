@@ -118,9 +118,13 @@ class Exchange:
         usage = generation.usage if generation is not None else None
         prompt = usage.prompt_tokens if usage else (prompt_tokens or 0)
         completion = usage.completion_tokens if usage else 0
+        self.state.metered = False
+        used = self.services.meter.finish(self.id)
+        energy = self.services.power.estimate(used.cpu_seconds, used.wall_share_seconds)
         cost = 0.0
         if self.target is not None:
-            cost = cost_of(self.target.version.parameters, prompt, completion)
+            parameters = self.target.version.parameters
+            cost = cost_of(parameters, prompt, completion, used.cpu_seconds)
         admission = self.admission
         if admission is not None and (prompt or completion or cost):
             self.services.guard.gate.settle_soon(admission, prompt + completion, cost)
@@ -128,9 +132,6 @@ class Exchange:
         if generation is not None and generation.first_token_at:
             ttft = generation.first_token_at - started
         engine_s = now - self.engine_started if self.engine_started is not None else 0.0
-        self.state.metered = False
-        used = self.services.meter.finish(self.id)
-        energy = self.services.power.estimate(used.cpu_seconds, used.wall_share_seconds)
         latency = now - started
         if content is not None and generation is not None:
             content = {**content, "response": "".join(generation.produced)}
