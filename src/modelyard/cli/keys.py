@@ -6,7 +6,10 @@ refresh interval (``routing_refresh_s``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +18,30 @@ from modelyard.guard.keys import KeyService
 from modelyard.guard.protocol import KeyCreate, KeyCreated, KeyLimits, KeyOut, KeyUpdate
 from modelyard.guard.roles import Role
 from modelyard.services import local_actor
+
+LIMIT_OPTIONS = (
+    click.option("--rpm", type=int, help="Requests per minute."),
+    click.option("--tpm", type=int, help="Tokens per minute."),
+    click.option("--daily-tokens", type=int, help="Token budget per UTC day."),
+    click.option("--monthly-tokens", type=int, help="Token budget per UTC month."),
+    click.option("--daily-cost", type=float, help="Cost budget per UTC day."),
+    click.option("--monthly-cost", type=float, help="Cost budget per UTC month."),
+)
+OPTION_FIELDS = MappingProxyType({"rpm": "requests_per_minute", "tpm": "tokens_per_minute"})
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def limit_options(command: F) -> F:
+    for option in reversed(LIMIT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def given_limits(options: dict[str, float | None]) -> dict[str, float]:
+    """The limits given on the command line, named as KeyLimits names them."""
+    return {OPTION_FIELDS.get(k, k): v for k, v in options.items() if v is not None}
 
 
 @click.group()
@@ -45,25 +72,15 @@ def _show_secret(created: KeyCreated, as_json: bool) -> None:
 )
 @click.option("--route", "routes", multiple=True, help="Route pattern it may call (repeatable).")
 @click.option("--expires-in-days", type=float, help="Expire this many days from now.")
-@click.option("--rpm", type=int, help="Requests per minute.")
-@click.option("--tpm", type=int, help="Tokens per minute.")
-@click.option("--daily-tokens", type=int, help="Token budget per UTC day.")
-@click.option("--monthly-tokens", type=int, help="Token budget per UTC month.")
-@click.option("--daily-cost", type=float, help="Cost budget per UTC day.")
-@click.option("--monthly-cost", type=float, help="Cost budget per UTC month.")
+@limit_options
 @json_option
 def create(
     name: str,
     role: str,
     routes: tuple[str, ...],
     expires_in_days: float | None,
-    rpm: int | None,
-    tpm: int | None,
-    daily_tokens: int | None,
-    monthly_tokens: int | None,
-    daily_cost: float | None,
-    monthly_cost: float | None,
     as_json: bool,
+    **limits: float | None,
 ) -> None:
     """Create a key named NAME and print it (once)."""
     expires = None
@@ -74,14 +91,7 @@ def create(
         role=Role(role),
         allowed_routes=list(routes) or ["*"],
         expires_at=expires,
-        limits=KeyLimits(
-            requests_per_minute=rpm,
-            tokens_per_minute=tpm,
-            daily_tokens=daily_tokens,
-            monthly_tokens=monthly_tokens,
-            daily_cost=daily_cost,
-            monthly_cost=monthly_cost,
-        ),
+        limits=KeyLimits.model_validate(given_limits(limits)),
     )
     with open_home_store() as store:
         created = KeyService(store).create(spec, actor=local_actor())
@@ -93,12 +103,7 @@ def create(
 @click.option("--name", help="New name.")
 @click.option("--route", "routes", multiple=True, help="Replace the allowed routes (repeatable).")
 @click.option("--expires-in-days", type=float, help="Expire this many days from now.")
-@click.option("--rpm", type=int, help="Requests per minute.")
-@click.option("--tpm", type=int, help="Tokens per minute.")
-@click.option("--daily-tokens", type=int, help="Token budget per UTC day.")
-@click.option("--monthly-tokens", type=int, help="Token budget per UTC month.")
-@click.option("--daily-cost", type=float, help="Cost budget per UTC day.")
-@click.option("--monthly-cost", type=float, help="Cost budget per UTC month.")
+@limit_options
 @json_option
 def update(
     key_id: str,
@@ -109,11 +114,7 @@ def update(
     **limits: float | None,
 ) -> None:
     """Change KEY_ID's name, routes, expiry or limits (limits not given stay as they are)."""
-    renamed = {
-        "rpm": "requests_per_minute",
-        "tpm": "tokens_per_minute",
-    }
-    given = {renamed.get(k, k): v for k, v in limits.items() if v is not None}
+    given = given_limits(limits)
     with open_home_store() as store:
         service = KeyService(store)
         current = service.get(key_id)

@@ -6,7 +6,7 @@ import asyncio
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from modelyard.guard.audit import audit_events
@@ -24,6 +24,7 @@ from modelyard.guard.protocol import (
     RoutePolicyList,
     RoutePolicyOut,
     UsageList,
+    UsageRow,
 )
 from modelyard.guard.roles import Access
 from modelyard.guard.runtime import GuardServices
@@ -110,15 +111,15 @@ def _usage_key(request: Request, key_id: str | None) -> str | None:
     return principal.key_id
 
 
-@router.get("/usage", response_model=UsageList, dependencies=[READ_OWN])
-async def get_usage(
+async def _usage_rows(
     request: Request,
     key_id: str | None = None,
     route: str | None = None,
     since: date | None = None,
     until: date | None = None,
-) -> UsageList:
-    rows = await asyncio.to_thread(
+) -> list[UsageRow]:
+    """The usage rows a request asks for (a dependency shared by the JSON and CSV routes)."""
+    return await asyncio.to_thread(
         usage,
         _guard(request).store,
         key_id=_usage_key(request, key_id),
@@ -126,25 +127,18 @@ async def get_usage(
         since=since,
         until=until,
     )
+
+
+UsageRows = Annotated[list[UsageRow], Depends(_usage_rows)]
+
+
+@router.get("/usage", response_model=UsageList, dependencies=[READ_OWN])
+async def get_usage(rows: UsageRows) -> UsageList:
     return UsageList(data=rows)
 
 
 @router.get("/usage.csv", dependencies=[READ_OWN], response_class=Response)
-async def get_usage_csv(
-    request: Request,
-    key_id: str | None = None,
-    route: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
-) -> Response:
-    rows = await asyncio.to_thread(
-        usage,
-        _guard(request).store,
-        key_id=_usage_key(request, key_id),
-        route=route,
-        since=since,
-        until=until,
-    )
+async def get_usage_csv(rows: UsageRows) -> Response:
     return Response(
         as_csv(rows),
         media_type="text/csv",
