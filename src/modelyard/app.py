@@ -154,7 +154,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     registry_routes.attach(app)
     guard_routes.attach(app)
     observe_routes.attach(app)
-    app.include_router(alerts_routes.router)
+    alerts_routes.attach(app)
     docs.attach(app)
     console_routes.attach(app)
     return app

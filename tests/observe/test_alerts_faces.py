@@ -9,18 +9,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fastapi import Request
-from fastapi.responses import JSONResponse
 
-from modelyard.app import build_app
 from modelyard.cli.alert import alert
 from modelyard.cli.common import open_home_store
 from modelyard.config import Settings
-from modelyard.observe.alerts import AlertError, AlertRuleExists, AlertService
-from modelyard.observe.alerts.routes import router
+from modelyard.observe.alerts import AlertRuleExists, AlertService
 from modelyard.registry import Registry
-from modelyard.serving.errors import APIError, error_response
-from tests.conftest import AppClient, admin_key, bearer, new_key
+from tests.conftest import AppClient, app_client, bearer, new_key
 from tests.observe.test_alerts import T0
 
 pytestmark = pytest.mark.anyio
@@ -37,26 +32,10 @@ RULE: dict[str, Any] = {
 }
 
 
-async def _alert_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, AlertError)
-    return error_response(APIError(error.status, str(error), code=error.code))
-
-
 @pytest.fixture
 async def alerts_api(home_registry: Registry) -> AsyncIterator[AppClient]:
-    """The full app, with the alert routes and their error mapping if it lacks them."""
-    settings = Settings()
-    app = build_app(settings)
-    if not any(getattr(route, "path", None) == "/api/alerts/rules" for route in app.routes):
-        app.include_router(router)
-    if AlertError not in app.exception_handlers:
-        app.add_exception_handler(AlertError, _alert_error)
-    async with (
-        app.router.lifespan_context(app),
-        AppClient(
-            app, base_url="http://modelyard", headers=bearer(admin_key(settings.home))
-        ) as client,
-    ):
+    """The full app as its admin."""
+    async with app_client(Settings()) as client:
         yield client
 
 

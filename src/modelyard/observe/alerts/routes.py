@@ -10,7 +10,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from modelyard.guard.auth import actor_of, principal_of, requires
@@ -74,3 +74,7 @@ async def list_events(
         _alerts(request).events, rule=rule, state=state, since=since, limit=limit
     )
     return AlertEventList(data=events)
+
+
+def attach(app: FastAPI) -> None:
+    app.include_router(router)
