@@ -142,7 +142,10 @@ def test_monitor_draws_live_data_and_a_request_opens(browser: Browser, tmp_path:
     store = open_store(Settings(home=home).store_url)
     register_scripted(Registry(store), "bot", replies=["ok then"], token_delay_ms=5)
     store.close()
-    with live_server(home) as base:
+    with live_server(home, MODELYARD_ALERT_INTERVAL_S="0.5") as base:
+        rule = {"name": "busy", "metric": "requests", "comparison": ">", "threshold": 2}
+        created = httpx.post(f"{base}/api/alerts/rules", headers=base.headers, json=rule)
+        assert created.status_code == 201, created.text
         ask = {"model": "bot", "messages": [{"role": "user", "content": "mail me at a@b.example"}]}
         ids = [
             httpx.post(f"{base}/v1/chat/completions", headers=base.headers, json=ask).headers[
@@ -167,4 +170,14 @@ def test_monitor_draws_live_data_and_a_request_opens(browser: Browser, tmp_path:
         assert page.locator(".js-plotly-plot").count() == 7
         assert "bot@1" in page.locator("#chart-latency").inner_text()
         page.screenshot(path=str(ARTIFACTS / "monitor.png"), full_page=True)
+        deadline = time.monotonic() + 10  # the evaluator runs every half second here
+        page.goto(base + "/ui/alerts")
+        while "firing" not in page.locator("#events").inner_text() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            page.reload()
+        assert "firing" in page.locator("#events").inner_text()
+        assert "requests > 2" in page.locator("#rules").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "alerts.png"), full_page=True)
+        page.goto(base + "/ui/drift")
+        assert "30 requests in both windows" in page.locator("#drift").inner_text()
         page.close()

@@ -17,7 +17,9 @@ async def test_feedback_by_owner_or_admin_and_where_it_shows(
     register_scripted(home_registry, "bot", replies=["hello"])
     await api.reload_routes()
     alice, bob = await new_key(api), await new_key(api)
-    made = await api.post("/v1/chat/completions", json=ASK, headers=bearer(alice))
+    made = await api.post(
+        "/v1/chat/completions", json={**ASK, "user": "end-user-42"}, headers=bearer(alice)
+    )
     request_id = made.headers["x-modelyard-request-id"]
 
     # Right after the answer, before the log row is even written: the owner may judge it.
@@ -45,6 +47,7 @@ async def test_feedback_by_owner_or_admin_and_where_it_shows(
         assert response.status_code == 400, bad
 
     detail = (await api.get(f"/api/requests/{request_id}", headers=bearer(alice))).json()
+    assert detail["user"] == "end-user-42"  # the client's end-user id, kept for the log
     assert [(f["name"], f["value"], f["source"]) for f in detail["feedback"]] == [
         ("thumbs", True, "human"),
         ("helpfulness", 0.25, "judge"),

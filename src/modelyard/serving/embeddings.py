@@ -29,7 +29,7 @@ EMBEDDING_TASK = "embedding"
 @router.post("/embeddings", response_model=EmbeddingList, dependencies=[INFER])
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> Response:
     services = services_of(request)
-    exchange = Exchange.begin(request, "embeddings", body.model)
+    exchange = Exchange.begin(request, "embeddings", body.model, body.user)
     try:
         admission = await exchange.admit(body.texts(), RequestShape(None, 0))
         target = exchange.resolve()

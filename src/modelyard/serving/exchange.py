@@ -41,12 +41,16 @@ class Exchange:
     admission: Admission | None = None
     target: Target | None = None
     engine_started: float | None = None
+    user: str | None = None  # the client's own end-user id (OpenAI's ``user`` field)
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
-    def begin(cls, request: Request, endpoint: str, model: str) -> Exchange:
+    def begin(
+        cls, request: Request, endpoint: str, model: str, user: str | None = None
+    ) -> Exchange:
         request.state.route = route_of(model)
         exchange = cls(services_of(request), request.state, principal_of(request), endpoint, model)
+        exchange.user = user
         exchange.services.meter.start(exchange.id)
         request.state.metered = True
         return exchange
@@ -160,6 +164,7 @@ class Exchange:
                 overhead_ms=max(latency - engine_s, 0.0) * 1000,
                 energy_wh=energy.total_wh,
                 carbon_g=energy.carbon_g,
+                user=self.user,
             )
         )
         self.services.metrics.served(

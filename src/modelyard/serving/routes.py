@@ -89,7 +89,7 @@ async def _serve(
 ) -> Response:
     services = services_of(request)
     endpoint = "chat.completions" if prefix == "chatcmpl" else "completions"
-    exchange = Exchange.begin(request, endpoint, body.model)
+    exchange = Exchange.begin(request, endpoint, body.model, body.user)
     wanted = generation_request(body)
     try:
         admission = await exchange.admit(
