@@ -28,6 +28,7 @@ PATH_VALUES = {
     "key_id": "nokey",
     "route": "noroute",
     "request_id": "noreq",
+    "report_id": "1",
 }
 
 

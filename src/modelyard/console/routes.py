@@ -6,10 +6,11 @@ import asyncio
 import importlib.util
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -236,7 +237,7 @@ async def monitor_page(
 async def requests_page(
     request: Request,
     route: str | None = None,
-    status: int | None = None,
+    status: Annotated[int | None, Query(ge=100, le=599)] = None,
     feedback: str | None = None,
 ) -> HTMLResponse:
     principal = principal_of(request)
@@ -295,7 +296,9 @@ async def drift_page(request: Request, route: str | None = None) -> HTMLResponse
 
 
 @router.get("/ui/drift/{report_id}", response_class=HTMLResponse, dependencies=[READ])
-async def drift_report_page(report_id: int, request: Request) -> HTMLResponse:
+async def drift_report_page(
+    report_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
+) -> HTMLResponse:
     report = await asyncio.to_thread(get_report, services_of(request).store, report_id)
     return _render(
         request,

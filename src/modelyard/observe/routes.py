@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from modelyard.guard.auth import Forbidden, principal_of, requires
@@ -71,7 +71,7 @@ async def requests_list(
     key_id: FilterQuery = None,
     route: FilterQuery = None,
     version: FilterQuery = None,
-    status: int | None = None,
+    status: Annotated[int | None, Query(ge=100, le=599)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     feedback: Annotated[
@@ -91,7 +91,7 @@ async def requests_export(
     key_id: FilterQuery = None,
     route: FilterQuery = None,
     version: FilterQuery = None,
-    status: int | None = None,
+    status: Annotated[int | None, Query(ge=100, le=599)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     feedback: FilterQuery = None,
@@ -159,7 +159,9 @@ async def drift_reports(
 
 
 @router.get("/api/drift/{report_id}", response_model=DriftReportOut, dependencies=[READ])
-async def drift_report_detail(report_id: int, request: Request) -> DriftReportOut:
+async def drift_report_detail(
+    report_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
+) -> DriftReportOut:
     return await asyncio.to_thread(get_report, services_of(request).store, report_id)
 
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
@@ -69,7 +69,9 @@ async def add_version(name: str, body: VersionCreate, request: Request) -> Versi
 
 
 @router.get("/{name}/versions/{number}", response_model=VersionOut, dependencies=[READ])
-async def get_version(name: str, number: int, request: Request) -> VersionOut:
+async def get_version(
+    name: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
+) -> VersionOut:
     return await asyncio.to_thread(services_of(request).registry.version, name, number)
 
 
