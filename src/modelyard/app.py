@@ -21,7 +21,7 @@ from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.alerts import AlertEvaluator, AlertService
 from modelyard.observe.alerts import routes as alerts_routes
-from modelyard.observe.drift_jobs import DriftScheduler
+from modelyard.observe.drift_jobs import DriftScheduler, Embedder
 from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.protocol import DriftRun
@@ -91,6 +91,22 @@ def open_services(settings: Settings) -> Services:
     )
 
 
+def prompt_embedder(services: Services) -> Embedder | None:
+    """Embeds prompts for drift reports with the configured embedding model."""
+    name = services.settings.drift_embedding_model
+    if name.lower() == "none":
+        return None
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        target = services.routing.resolve(name)
+        if target.task != "embedding":
+            raise ValueError(f"'{name}' is a {target.task} model, not an embedding model")
+        engine = await services.engines.get(target.spec)
+        return [list(vector) for vector in (await engine.embed(texts)).vectors]
+
+    return embed
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -110,6 +126,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 purge_periodically(services.store, settings.content_retention_days)
             ),
         ]
+        app.state.prompt_embedder = prompt_embedder(services)
         drift = DriftScheduler(
             services.store,
             services.guard.cipher.open,
@@ -117,6 +134,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 current_hours=settings.drift_current_hours,
                 reference_days=settings.drift_reference_days,
             ),
+            app.state.prompt_embedder,
         )
         tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s)))
         alerts = AlertEvaluator(AlertService(services.store))

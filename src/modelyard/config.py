@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         description="The reference window of scheduled drift reports: the days before the "
         "current window.",
     )
+    drift_embedding_model: str = Field(
+        default="default-embedding",
+        description="Embedding model whose vectors of sampled prompts add an embedding-drift "
+        "column to drift reports; `none` leaves it out.",
+    )
     alert_interval_s: float = Field(
         default=30.0, gt=0, description="How often alert rules are evaluated."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import click
@@ -60,15 +61,13 @@ def run(
         reference_days=reference_days or settings.drift_reference_days,
     )
     with open_home_store() as store:
+        # No engines here: the CLI's reports leave prompt embeddings out.
         scheduler = DriftScheduler(store, _cipher(settings).open, windows)
         if route is None:
-            reports = scheduler.run_once()
+            reports = asyncio.run(scheduler.run_once())
         else:
-            reports = [
-                run_drift(
-                    store, route, scheduler.windows(datetime.now(UTC)), _cipher(settings).open
-                )
-            ]
+            window = scheduler.windows(datetime.now(UTC))
+            reports = [asyncio.run(run_drift(store, route, window, _cipher(settings).open))]
     if as_json:
         print_json(reports)
     elif not reports:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from modelyard.observe.drift import ColumnKind, drift_report
+from modelyard.engines import EngineError
+from modelyard.observe.drift import ColumnKind, drift_report, embedding_drift
 from modelyard.observe.language import prompt_text
 from modelyard.observe.protocol import DriftReportOut, DriftRun
 from modelyard.store import Store
@@ -36,10 +37,17 @@ KINDS: Mapping[str, ColumnKind] = MappingProxyType(
     }
 )
 MIN_ROWS = 30
+EMBED_SAMPLE = 300  # prompts embedded per window
+Embedder = Callable[[list[str]], Awaitable[list[list[float]]]]
 
 
 class NotEnoughData(ValueError):
     pass
+
+
+# What an embedder may raise: the model is not routable or not an embedding model
+# (LookupError, ValueError), or its engine fails.
+EMBEDDING_FAILURES = (LookupError, ValueError, EngineError)
 
 
 @dataclass(frozen=True)
@@ -88,15 +96,14 @@ def window_features(
     return features
 
 
-def run_drift(
+def windows_of(
     store: Store,
     route: str,
     windows: Windows,
     open_content: Callable[[bytes], bytes],
     max_rows: int = 5000,
-) -> DriftReportOut:
-    """Compare the two windows of ``route``, store the report and return it (CPU and DB
-    work: run it on a worker thread)."""
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Both windows' features, or NotEnoughData."""
     reference = window_features(
         store, route, windows.reference_from, windows.reference_to, open_content, max_rows
     )
@@ -109,14 +116,30 @@ def run_drift(
             f"route '{route}' has {sizes[0]} reference and {sizes[1]} current requests; "
             f"a drift report needs {MIN_ROWS} in each"
         )
+    return reference, current
+
+
+def texts_of(features: dict[str, list[Any]]) -> list[str]:
+    return [text for text in features["prompt"] if text is not None]
+
+
+def stored_report(
+    store: Store,
+    route: str,
+    windows: Windows,
+    reference: dict[str, list[Any]],
+    current: dict[str, list[Any]],
+    embeddings: tuple[list[list[float]], list[list[float]]] | None = None,
+) -> DriftReportOut:
+    """Compare the windows (CPU work: on a worker thread), store the report, return it."""
+    reference, current = dict(reference), dict(current)
     kinds = dict(KINDS)
-    texts = (
-        sum(t is not None for t in reference["prompt"]),
-        sum(t is not None for t in current["prompt"]),
-    )
-    if min(texts) < MIN_ROWS:  # content not stored (or purged): no text drift
+    if min(len(texts_of(reference)), len(texts_of(current))) < MIN_ROWS:
+        # Content not stored (or purged): no text drift.
         del reference["prompt"], current["prompt"], kinds["prompt"]
     report = drift_report(reference, current, kinds)
+    if embeddings is not None:
+        report = report.with_column(embedding_drift("prompt_embedding", *embeddings))
     row = DriftReportRow(
         at=utcnow(),
         route=route,
@@ -132,6 +155,28 @@ def run_drift(
         session.add(row)
         session.flush()
         return report_out(row)
+
+
+async def run_drift(
+    store: Store,
+    route: str,
+    windows: Windows,
+    open_content: Callable[[bytes], bytes],
+    embed: Embedder | None = None,
+) -> DriftReportOut:
+    """One route's report: features read and compared on worker threads; prompt
+    embeddings (a sample of each window) from ``embed`` when given."""
+    reference, current = await asyncio.to_thread(windows_of, store, route, windows, open_content)
+    embeddings = None
+    texts = texts_of(reference)[:EMBED_SAMPLE], texts_of(current)[:EMBED_SAMPLE]
+    if embed is not None and min(len(texts[0]), len(texts[1])) >= MIN_ROWS:
+        try:
+            embeddings = (await embed(texts[0]), await embed(texts[1]))
+        except EMBEDDING_FAILURES as error:
+            log.warning("drift: no prompt embeddings for %s: %s", route, error)
+    return await asyncio.to_thread(
+        stored_report, store, route, windows, reference, current, embeddings
+    )
 
 
 def active_routes(store: Store, since: datetime) -> list[str]:
@@ -188,22 +233,25 @@ class DriftScheduler:
         store: Store,
         open_content: Callable[[bytes], bytes],
         run: DriftRun,
+        embed: Embedder | None = None,
     ) -> None:
         self._store = store
         self._open = open_content
         self._run = run
+        self._embed = embed
 
     def windows(self, now: datetime) -> Windows:
         return Windows.ending(
             now, timedelta(hours=self._run.current_hours), timedelta(days=self._run.reference_days)
         )
 
-    def run_once(self, now: datetime | None = None) -> list[DriftReportOut]:
+    async def run_once(self, now: datetime | None = None) -> list[DriftReportOut]:
         windows = self.windows(now or utcnow())
+        routes = await asyncio.to_thread(active_routes, self._store, windows.reference_from)
         done = []
-        for route in active_routes(self._store, windows.reference_from):
+        for route in routes:
             try:
-                done.append(run_drift(self._store, route, windows, self._open))
+                done.append(await run_drift(self._store, route, windows, self._open, self._embed))
             except NotEnoughData as reason:
                 log.info("drift: %s", reason)
         return done
@@ -212,6 +260,6 @@ class DriftScheduler:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await asyncio.to_thread(self.run_once)
+                await self.run_once()
             except SQLAlchemyError as error:
                 log.warning("drift reports failed this round: %s", error)

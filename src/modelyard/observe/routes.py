@@ -169,13 +169,12 @@ async def drift_report_detail(
 async def drift_run(body: DriftRun, request: Request) -> DriftReportList:
     """Compute drift reports now: for one route (400 if it lacks data) or every active one."""
     services = services_of(request)
-    scheduler = DriftScheduler(services.store, services.guard.cipher.open, body)
+    embed = request.app.state.prompt_embedder
+    scheduler = DriftScheduler(services.store, services.guard.cipher.open, body, embed)
     if body.route is None:
-        return DriftReportList(data=await asyncio.to_thread(scheduler.run_once))
+        return DriftReportList(data=await scheduler.run_once())
     windows = scheduler.windows(datetime.now(UTC))
-    report = await asyncio.to_thread(
-        run_drift, services.store, body.route, windows, services.guard.cipher.open
-    )
+    report = await run_drift(services.store, body.route, windows, services.guard.cipher.open, embed)
     return DriftReportList(data=[report])
 
 

@@ -5,6 +5,14 @@ their choice follow Evidently 0.7's defaults (see ``report``).
 """
 
 from modelyard.observe.drift.columns import ColumnKind
+from modelyard.observe.drift.embeddings import embedding_drift
 from modelyard.observe.drift.report import ColumnDrift, DriftReport, column_drift, drift_report
 
-__all__ = ["ColumnDrift", "ColumnKind", "DriftReport", "column_drift", "drift_report"]
+__all__ = [
+    "ColumnDrift",
+    "ColumnKind",
+    "DriftReport",
+    "column_drift",
+    "drift_report",
+    "embedding_drift",
+]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from modelyard.observe.drift import stattests
 from modelyard.observe.drift.columns import (
@@ -43,7 +43,7 @@ class ColumnDrift:
     missing values."""
 
     column: str
-    kind: ColumnKind
+    kind: ColumnKind | Literal["embedding"]
     test: str
     statistic: float
     threshold: float
@@ -77,6 +77,12 @@ class DriftReport:
     share_drifted: float
     drifted: bool
     drift_share: float = DRIFT_SHARE
+
+    def with_column(self, column: ColumnDrift) -> DriftReport:
+        """The report with one more column (an embedding drift, say), its share redone."""
+        columns = [*self.columns, column]
+        share = sum(c.drifted for c in columns) / len(columns)
+        return DriftReport(columns, share, share >= self.drift_share, self.drift_share)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready; infinite statistics (a category new in the current window) are None."""

@@ -47,15 +47,19 @@ def domain_classifier(reference: list[str], current: list[str]) -> StatResult:
     train, test, train_labels, test_labels = train_test_split(
         texts, labels, test_size=0.5, random_state=SEED, shuffle=True, stratify=labels
     )
-    scores = _scores(train, train_labels, test)
-    auc = float(roc_auc_score(test_labels, scores))
+    return separation("domain_classifier", test_labels, _scores(train, train_labels, test))
+
+
+def separation(
+    test: str, labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]
+) -> StatResult:
+    """The verdict on held-out classifier scores: AUC above 0.55, and significant."""
+    auc = float(roc_auc_score(labels, scores))
     p_value = float(
-        stats.mannwhitneyu(
-            scores[test_labels == 1], scores[test_labels == 0], alternative="greater"
-        ).pvalue
+        stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater").pvalue
     )
     drifted = auc > AUC_THRESHOLD and p_value < P_VALUE_THRESHOLD
-    return StatResult("domain_classifier", auc, AUC_THRESHOLD, p_value, drifted)
+    return StatResult(test, auc, AUC_THRESHOLD, p_value, drifted)
 
 
 def _sample(texts: list[str], rng: np.random.Generator) -> list[str]:
