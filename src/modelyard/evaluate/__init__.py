@@ -1,0 +1,1 @@
+"""Evaluate: tasks, metrics, runs, comparisons, gates, reports."""
