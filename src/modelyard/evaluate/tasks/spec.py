@@ -1,0 +1,69 @@
+"""The shape of a task file, validated with pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DatasetFormat = Literal["jsonl", "csv", "tsv", "json", "squad"]
+Filter = str | dict[str, Any]
+
+
+class DatasetSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="File path, relative to the task file (or absolute).")
+    format: DatasetFormat | None = Field(
+        default=None, description="Default: from the file's extension (.jsonl .csv .tsv .json)."
+    )
+    records: str | None = Field(
+        default=None, description="For `json`: the key holding the list of items."
+    )
+    columns: list[str] | None = Field(
+        default=None, description="For `csv`/`tsv` without a header row: the column names."
+    )
+    limit: int | None = Field(default=None, ge=1, description="Use the first N items.")
+
+
+class PromptSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system: str | None = None
+    template: str = Field(min_length=1, description="Jinja2, rendered with the item's fields.")
+    few_shot: int = Field(default=0, ge=0, le=16, description="Worked examples before it.")
+    few_shot_answer: str | None = Field(
+        default=None, description="Jinja2 for a worked example's answer (default: the target)."
+    )
+
+
+class MetricSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    higher_is_better: bool | None = Field(
+        default=None, description="Default: the metric's own direction."
+    )
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    description: str = ""
+    dataset: DatasetSource
+    prompt: PromptSpec
+    target: str = Field(description="The item field holding the reference (string or list).")
+    filters: list[Filter] = Field(
+        default_factory=list,
+        description="Answer extraction, in order: strip, lower, normalize, first_line, "
+        "first_number, choice_letter, {regex: PATTERN}.",
+    )
+    metrics: list[MetricSpec] = Field(min_length=1)
+    generation: dict[str, Any] = Field(
+        default_factory=lambda: {"temperature": 0, "max_tokens": 64},
+        description="Sampling fields sent with each request.",
+    )
+    source_file: Path | None = Field(default=None, exclude=True)
