@@ -12,6 +12,9 @@ from sqlalchemy.exc import OperationalError
 from modelyard import __version__
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
+from modelyard.evaluate.compare import NotComparable
+from modelyard.evaluate.runs import RunNotFound
+from modelyard.evaluate.tasks import TaskError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
 from modelyard.observe.alerts import AlertError
@@ -27,6 +30,9 @@ USER_ERRORS = (
     DriftReportNotFound,
     GuardError,
     AlertError,
+    TaskError,
+    RunNotFound,
+    NotComparable,
     ContentKeyError,
     EngineError,
     DefaultModelMissing,
@@ -65,6 +71,7 @@ def _register() -> None:
         chat,
         content,
         drift,
+        eval,
         keys,
         models,
         policy,
@@ -85,6 +92,7 @@ def _register() -> None:
     main.add_command(alert.alert)
     main.add_command(requests.requests)
     main.add_command(drift.drift)
+    main.add_command(eval.eval_group)
 
 
 _register()

@@ -238,3 +238,42 @@ class AlertEventRow(Base):
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     deliveries: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class EvalRunRow(Base):
+    """One evaluation of a task against a model name, through the serving path."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(64), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(160))
+    versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    item_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class EvalItemRow(Base):
+    """One item's answer in a run; a resumed run skips the items it already holds."""
+
+    __tablename__ = "eval_items"
+    __table_args__ = (UniqueConstraint("run_id", "item_index", name="uq_eval_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id"), index=True)
+    item_index: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    prediction: Mapped[str] = mapped_column(Text, default="")
+    extracted: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[Any] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)

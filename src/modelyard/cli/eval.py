@@ -1,0 +1,272 @@
+"""``modelyard eval run|list|show|report|compare|gate``: evaluation runs through the serving
+path, their comparison, and gates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import click
+import httpx
+import yaml
+from rich.progress import Progress
+
+from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
+from modelyard.config import Settings
+from modelyard.evaluate.compare import compare, gate
+from modelyard.evaluate.gates import GateRule
+from modelyard.evaluate.metrics import METRICS
+from modelyard.evaluate.protocol import EvalRunOut
+from modelyard.evaluate.report import report, task_of
+from modelyard.evaluate.runner import run_task
+from modelyard.evaluate.runs import EvalRuns
+from modelyard.evaluate.tasks import load_task
+from modelyard.guard.keys import read_admin_key
+from modelyard.registry import Registry
+from modelyard.services import local_actor
+from modelyard.store import Store
+
+
+@click.group(name="eval")
+def eval_group() -> None:
+    """Run eval tasks against a model, and read the results."""
+
+
+@asynccontextmanager
+async def serving_client(
+    settings: Settings, base_url: str | None, api_key: str | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a running server (``--base-url``), or of this machine's app started
+    in-process (its models load here)."""
+    timeout = httpx.Timeout(settings.request_timeout_s, connect=10)
+    if base_url is not None:
+        key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(
+            base_url=base_url.rstrip("/").removesuffix("/v1"), headers=headers, timeout=timeout
+        ) as client:
+            yield client
+        return
+    from modelyard.app import build_app
+
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        key = api_key or read_admin_key(settings.home)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://modelyard",
+            headers={"authorization": f"Bearer {key}"},
+            timeout=timeout,
+        ) as client:
+            yield client
+
+
+@eval_group.command("run")
+@click.argument("task_file", type=click.Path(path_type=Path))
+@click.option("-m", "--model", default="default", show_default=True, help="Public model name.")
+@click.option("--limit", type=click.IntRange(1), help="A sample of this many items.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--resume", "resume", type=int, help="Finish an interrupted run.")
+@click.option("--base-url", help="A running server (default: start the app in-process).")
+@click.option("--api-key", help="Key for --base-url (default: MODELYARD_API_KEY).")
+@json_option
+def run(
+    task_file: Path,
+    model: str,
+    limit: int | None,
+    seed: int,
+    concurrency: int,
+    resume: int | None,
+    base_url: str | None,
+    api_key: str | None,
+    as_json: bool,
+) -> None:
+    """Run TASK_FILE against MODEL (every item goes through /v1/chat/completions)."""
+    task, items = load_task(task_file, set(METRICS))  # fails before any request
+    settings = Settings()
+
+    async def go(store: Store) -> EvalRunOut:
+        runs = EvalRuns(store)
+        with Progress(transient=True, disable=as_json) as bar:
+            tracked = bar.add_task(f"{task.name} on {model}", total=None)
+            async with serving_client(settings, base_url, api_key) as client:
+                return await run_task(
+                    client,
+                    runs,
+                    task,
+                    items,
+                    model,
+                    limit=limit,
+                    seed=seed,
+                    concurrency=concurrency,
+                    actor=local_actor(),
+                    resume=resume,
+                    progress=lambda done, total: bar.update(tracked, completed=done, total=total),
+                )
+
+    with open_home_store() as store:
+        result = asyncio.run(go(store))
+    if as_json:
+        print_json(result)
+        return
+    _show(result)
+
+
+def _show(run: EvalRunOut) -> None:
+    click.echo(
+        f"run {run.id}: {run.task} on {run.model} ({', '.join(run.versions) or 'no version'}), "
+        f"{run.done}/{run.item_count} items, {run.status}"
+    )
+    print_table(
+        "Metrics",
+        ["metric", "value", "higher is better"],
+        [[name, f"{m['value']:.4f}", m["higher_is_better"]] for name, m in run.metrics.items()],
+    )
+
+
+@eval_group.command("list")
+@click.option("--task", help="Only this task.")
+@json_option
+def list_runs(task: str | None, as_json: bool) -> None:
+    """Runs, newest first."""
+    with open_home_store() as store:
+        runs = EvalRuns(store).list_runs(task)
+    if as_json:
+        print_json(runs)
+        return
+    print_table(
+        "Eval runs",
+        ["id", "when", "task", "model", "versions", "items", "status", "metrics"],
+        [
+            [
+                r.id,
+                when(r.created_at),
+                r.task,
+                r.model,
+                " ".join(r.versions),
+                f"{r.done}/{r.item_count}",
+                r.status,
+                " ".join(f"{k}={m['value']:.3f}" for k, m in r.metrics.items()),
+            ]
+            for r in runs
+        ],
+    )
+
+
+@eval_group.command("show")
+@click.argument("run_id", type=int)
+@json_option
+def show(run_id: int, as_json: bool) -> None:
+    """One run's metrics."""
+    with open_home_store() as store:
+        result = EvalRuns(store).get(run_id)
+    if as_json:
+        print_json(result)
+    else:
+        _show(result)
+
+
+@eval_group.command("report")
+@click.argument("run_id", type=int)
+@click.option("--out", type=click.Path(path_type=Path), help="Write the JSON report here.")
+def report_command(run_id: int, out: Path | None) -> None:
+    """A run's report as JSON (the console shows it as HTML at /ui/eval/runs/RUN_ID)."""
+    with open_home_store() as store:
+        runs = EvalRuns(store)
+        data = report(
+            runs.get(run_id), runs.items(run_id), Registry(store), task_of(runs.spec(run_id))
+        )
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+
+
+@eval_group.command("compare")
+@click.argument("baseline", type=int)
+@click.argument("candidate", type=int)
+@json_option
+def compare_command(baseline: int, candidate: int, as_json: bool) -> None:
+    """Compare two runs of one task on the same items: paired bootstrap 95% CIs per
+    metric, and McNemar's exact test on per-item correctness."""
+    with open_home_store() as store:
+        runs = EvalRuns(store)
+        result = compare(
+            task_of(runs.spec(candidate)),
+            runs.get(baseline),
+            runs.items(baseline),
+            runs.get(candidate),
+            runs.items(candidate),
+        )
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"Run {candidate} against run {baseline} ({result['items']} paired items)",
+        ["metric", "baseline", "candidate", "difference", "95% CI", "significant"],
+        [
+            [
+                name,
+                f"{d['baseline']:.4f}",
+                f"{d['candidate']:.4f}",
+                f"{d['difference']:+.4f}",
+                f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]",
+                "yes" if d["significant"] else "no",
+            ]
+            for name, d in result["differences"].items()
+        ],
+    )
+    if result["mcnemar"]:
+        m = result["mcnemar"]
+        click.echo(
+            f"McNemar (exact, {m['metric']}): {m['baseline_only']} items only the baseline got "
+            f"right, {m['candidate_only']} only the candidate; p = {m['p_value']:.4g}"
+        )
+
+
+@eval_group.command("gate")
+@click.argument("run_id", type=int)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="YAML or JSON list of gate rules.",
+)
+@click.option("--baseline", type=int, help="A baseline run for change thresholds.")
+@json_option
+def gate_command(run_id: int, rules_file: Path, baseline: int | None, as_json: bool) -> None:
+    """Pass or fail RUN_ID against thresholds; exits 1 on failure (for any CI)."""
+    raw = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+    if not isinstance(raw, list):
+        raise click.ClickException(f"{rules_file} must hold a list of rules")
+    rules = [GateRule.model_validate(rule) for rule in raw]
+    with open_home_store() as store:
+        runs = EvalRuns(store)
+        result = gate(
+            rules,
+            task_of(runs.spec(run_id)),
+            runs.get(run_id),
+            runs.items(run_id),
+            runs.get(baseline) if baseline is not None else None,
+            runs.items(baseline) if baseline is not None else None,
+        )
+    if as_json:
+        print_json(
+            {
+                "passed": result.passed,
+                "checks": [{"passed": c.passed, "reason": c.reason} for c in result.checks],
+            }
+        )
+    else:
+        for check in result.checks:
+            click.echo(f"{'PASS' if check.passed else 'FAIL'}  {check.reason}")
+        click.echo("gate passed" if result.passed else "gate FAILED")
+    if not result.passed:
+        raise SystemExit(1)
