@@ -146,3 +146,29 @@ def test_the_cli_fails_fast_and_gates_with_an_exit_code(
     out = tmp_path / "report.json"
     written = cli.invoke(main, ["eval", "report", str(good_id), "--out", str(out)])
     assert written.exit_code == 0 and json.loads(out.read_text())["metrics"] == {"exact_match": 1.0}
+
+
+async def test_api_and_console_show_runs_reports_and_comparisons(
+    api: AppClient, home_registry: Registry, tmp_path: Path
+) -> None:
+    register_scripted(home_registry, "echo")
+    register_scripted(home_registry, "wrong", replies=["nope"])
+    await api.reload_routes()
+    task, items = load_task(task_file(tmp_path), set(METRICS))
+    runs = EvalRuns(api.services.store)
+    good = await run_task(api, runs, task, items, "echo", actor="tests")
+    bad = await run_task(api, runs, task, items, "wrong", actor="tests")
+    listed = (await api.get("/api/eval/runs")).json()["data"]
+    assert [r["id"] for r in listed] == [bad.id, good.id]
+    data = (await api.get(f"/api/eval/runs/{bad.id}/report")).json()
+    assert data["metrics"] == {"exact_match": 0.0} and len(data["worst"]) == 10
+    assert len((await api.get(f"/api/eval/runs/{good.id}/items")).json()) == ITEMS
+    versus = (await api.get(f"/api/eval/compare?baseline={bad.id}&candidate={good.id}")).json()
+    assert versus["differences"]["exact_match"]["difference"] == 1.0
+    assert (await api.get("/api/eval/runs/999")).status_code == 404
+    page = (await api.get("/ui/eval")).text
+    assert f'href="/ui/eval/runs/{good.id}"' in page
+    report_page = (await api.get(f"/ui/eval/runs/{bad.id}")).text
+    assert "nope" in report_page and "exact_match" in report_page
+    compare_page = (await api.get(f"/ui/eval/compare?baseline={bad.id}&candidate={good.id}")).text
+    assert "+1.0000" in compare_page and "McNemar" in compare_page

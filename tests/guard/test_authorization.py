@@ -29,6 +29,7 @@ PATH_VALUES = {
     "route": "noroute",
     "request_id": "noreq",
     "report_id": "1",
+    "run_id": "1",
 }
 
 

@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from modelyard import __version__
+from modelyard.evaluate.routes import run_comparison, run_report
+from modelyard.evaluate.runs import EvalRuns
 from modelyard.guard.audit import audit_events
 from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.keyring import AuthenticationFailed
@@ -49,6 +51,7 @@ NAV = (
     ("Requests", "/ui/requests"),
     ("Drift", "/ui/drift"),
     ("Alerts", "/ui/alerts"),
+    ("Evals", "/ui/eval"),
     ("Keys", "/ui/keys"),
     ("Usage", "/ui/usage"),
     ("Audit", "/ui/audit"),
@@ -307,6 +310,54 @@ async def drift_report_page(
             "title": f"Drift report {report_id}",
             "d": report.model_dump(mode="json"),
             "json_url": f"/api/drift/{report_id}",
+        },
+    )
+
+
+@router.get("/ui/eval", response_class=HTMLResponse, dependencies=[READ])
+async def eval_page(request: Request) -> HTMLResponse:
+    runs = await asyncio.to_thread(EvalRuns(services_of(request).store).list_runs)
+    return _render(
+        request,
+        "eval_runs.html",
+        {
+            "title": "Eval runs",
+            "runs": [r.model_dump(mode="json") for r in runs],
+            "json_url": "/api/eval/runs",
+        },
+    )
+
+
+@router.get("/ui/eval/runs/{run_id}", response_class=HTMLResponse, dependencies=[READ])
+async def eval_run_page(
+    run_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
+) -> HTMLResponse:
+    data = await asyncio.to_thread(run_report, request, run_id)
+    return _render(
+        request,
+        "eval_report.html",
+        {
+            "title": f"Eval run {run_id}: {data['run']['task']}",
+            "r": data,
+            "json_url": f"/api/eval/runs/{run_id}/report",
+        },
+    )
+
+
+@router.get("/ui/eval/compare", response_class=HTMLResponse, dependencies=[READ])
+async def eval_compare_page(
+    request: Request,
+    baseline: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    candidate: Annotated[int, Query(ge=1, le=2**31 - 1)],
+) -> HTMLResponse:
+    data = await asyncio.to_thread(run_comparison, request, baseline, candidate)
+    return _render(
+        request,
+        "eval_compare.html",
+        {
+            "title": f"Run {candidate} against run {baseline}",
+            "c": data,
+            "json_url": f"/api/eval/compare?baseline={baseline}&candidate={candidate}",
         },
     )
 

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.engines import EngineError
+from modelyard.evaluate.compare import NotComparable
+from modelyard.evaluate.runs import RunNotFound
 from modelyard.guard.auth import Forbidden, LoginRequired
 from modelyard.guard.errors import GuardError
 from modelyard.guard.gate import Refusal
@@ -162,6 +164,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GuardError)
     async def _guard(_request: Request, error: GuardError) -> JSONResponse:
         return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(RunNotFound)
+    async def _no_run(_request: Request, error: RunNotFound) -> JSONResponse:
+        return error_response(APIError(404, str(error), code="not_found"))
+
+    @app.exception_handler(NotComparable)
+    async def _not_comparable(_request: Request, error: NotComparable) -> JSONResponse:
+        return error_response(APIError(400, str(error), code="not_comparable"))
 
     @app.exception_handler(AlertError)
     async def _alert(_request: Request, error: AlertError) -> JSONResponse:
