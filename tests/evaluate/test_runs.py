@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from modelyard.cli import main
 from modelyard.evaluate.compare import compare, gate
 from modelyard.evaluate.gates import GateRule
+from modelyard.evaluate.judges import Judgements, pairwise, summary
 from modelyard.evaluate.metrics import METRICS
 from modelyard.evaluate.report import report, task_of
 from modelyard.evaluate.runner import run_task
@@ -172,3 +173,45 @@ async def test_api_and_console_show_runs_reports_and_comparisons(
     assert "nope" in report_page and "exact_match" in report_page
     compare_page = (await api.get(f"/ui/eval/compare?baseline={bad.id}&candidate={good.id}")).text
     assert "+1.0000" in compare_page and "McNemar" in compare_page
+
+
+async def test_rubric_and_pairwise_judges_keep_their_prompts_and_outputs(
+    api: AppClient, home_registry: Registry, tmp_path: Path
+) -> None:
+    register_scripted(home_registry, "echo")
+    register_scripted(home_registry, "wrong", replies=["nope"])
+    register_scripted(home_registry, "grader", replies=["Score: 4"])
+    register_scripted(home_registry, "picker", replies=["A"])  # always the first answer
+    register_scripted(home_registry, "mute", replies=["no idea"])
+    await api.reload_routes()
+    path = task_file(tmp_path)
+    path.write_text(
+        path.read_text()
+        + "judges:\n"
+        + "  - {name: quality, model: grader, rubric: 'Is it right?', scale: [1, 5]}\n"
+        + "  - {name: silent, model: mute, rubric: 'Is it right?'}\n"
+    )
+    task, items = load_task(path, set(METRICS))
+    runs = EvalRuns(api.services.store)
+    good = await run_task(api, runs, task, items, "echo", actor="tests")
+    assert good.metrics["judge:quality"]["value"] == 4.0
+    assert good.metrics["judge:quality"]["scored"] == ITEMS
+    assert good.metrics["judge:silent"]["value"] is None  # no score in "no idea"
+    assert good.metrics["judge:silent"]["failed"] == ITEMS
+    stored = Judgements(api.services.store).of_run(good.id)
+    quality = [j for j in stored if j["judge"] == "quality"]
+    assert len(quality) == ITEMS and quality[0]["outputs"] == ["Score: 4"]
+    assert "Answer to grade:\necho: answer" in quality[0]["prompts"][0]
+
+    bad = await run_task(api, runs, task, items, "wrong", actor="tests")
+    answers_b, answers_c = runs.items(bad.id), runs.items(good.id)
+    judged = await pairwise(
+        api, "picker", "Which is right?", [a.question for a in answers_c], answers_b, answers_c
+    )
+    # A judge that always says "A" picks the candidate first, the baseline when swapped:
+    # position bias shows up as a tie, never as a win.
+    assert {j.score for j in judged} == {0.5}
+    assert all(len(j.prompts) == 2 and j.outputs == ["A", "A"] for j in judged)
+    assert "Answer A:\necho: answer" in judged[0].prompts[0]
+    assert "Answer B:\necho: answer" in judged[0].prompts[1]
+    assert summary(judged)["value"] == 0.5

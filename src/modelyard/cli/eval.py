@@ -16,8 +16,9 @@ from rich.progress import Progress
 
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.config import Settings
-from modelyard.evaluate.compare import compare, gate
+from modelyard.evaluate.compare import compare, gate, paired
 from modelyard.evaluate.gates import GateRule
+from modelyard.evaluate.judges import Judgements, pairwise, summary
 from modelyard.evaluate.metrics import METRICS
 from modelyard.evaluate.protocol import EvalRunOut
 from modelyard.evaluate.report import report, task_of
@@ -116,6 +117,10 @@ def run(
     _show(result)
 
 
+def _value(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _show(run: EvalRunOut) -> None:
     click.echo(
         f"run {run.id}: {run.task} on {run.model} ({', '.join(run.versions) or 'no version'}), "
@@ -124,7 +129,7 @@ def _show(run: EvalRunOut) -> None:
     print_table(
         "Metrics",
         ["metric", "value", "higher is better"],
-        [[name, f"{m['value']:.4f}", m["higher_is_better"]] for name, m in run.metrics.items()],
+        [[name, _value(m["value"]), m["higher_is_better"]] for name, m in run.metrics.items()],
     )
 
 
@@ -150,7 +155,7 @@ def list_runs(task: str | None, as_json: bool) -> None:
                 " ".join(r.versions),
                 f"{r.done}/{r.item_count}",
                 r.status,
-                " ".join(f"{k}={m['value']:.3f}" for k, m in r.metrics.items()),
+                " ".join(f"{k}={_value(m['value'])}" for k, m in r.metrics.items()),
             ]
             for r in runs
         ],
@@ -270,3 +275,57 @@ def gate_command(run_id: int, rules_file: Path, baseline: int | None, as_json: b
         click.echo("gate passed" if result.passed else "gate FAILED")
     if not result.passed:
         raise SystemExit(1)
+
+
+@eval_group.command("judge-pair")
+@click.argument("baseline", type=int)
+@click.argument("candidate", type=int)
+@click.option("--judge", "judge_model", required=True, help="The judge: a route or version.")
+@click.option(
+    "--criteria",
+    default="Which answer is more correct and helpful?",
+    show_default=True,
+    help="What the judge weighs.",
+)
+@click.option("--base-url", help="A running server (default: start the app in-process).")
+@click.option("--api-key", help="Key for --base-url.")
+@json_option
+def judge_pair(
+    baseline: int,
+    candidate: int,
+    judge_model: str,
+    criteria: str,
+    base_url: str | None,
+    api_key: str | None,
+    as_json: bool,
+) -> None:
+    """Let a judge model pick the better answer of two runs item by item, each pair asked
+    twice with the positions swapped; stored with the candidate run."""
+    settings = Settings()
+
+    async def go(store: Store) -> dict[str, object]:
+        runs = EvalRuns(store)
+        b_items, c_items = paired(
+            task_of(runs.spec(candidate)),
+            runs.get(baseline),
+            runs.items(baseline),
+            runs.get(candidate),
+            runs.items(candidate),
+        )
+        questions = [item.question for item in c_items]
+        async with serving_client(settings, base_url, api_key) as client:
+            judged = await pairwise(client, judge_model, criteria, questions, b_items, c_items)
+        name = f"pairwise-vs-{baseline}"
+        Judgements(store).save(candidate, name, "pairwise", judge_model, judged)
+        return {"judge": name, "model": judge_model, **summary(judged)}
+
+    with open_home_store() as store:
+        result = asyncio.run(go(store))
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(
+            f"candidate {candidate} against baseline {baseline}, judged by {judge_model}: "
+            f"win rate {_value(result['value'])} over {result['scored']} items "  # type: ignore[arg-type]
+            f"(ties count 0.5; {result['failed']} not judged)"
+        )

@@ -85,11 +85,13 @@ def gate(
     baseline: EvalRunOut | None = None,
     baseline_items: list[EvalItemOut] | None = None,
 ) -> GateResult:
-    values = {name: float(m["value"]) for name, m in candidate.metrics.items()}
+    values = {n: float(m["value"]) for n, m in candidate.metrics.items() if m["value"] is not None}
     base_values = None
     differences: dict[str, PairedDifference] | None = None
     if baseline is not None and baseline_items is not None:
-        base_values = {name: float(m["value"]) for name, m in baseline.metrics.items()}
+        base_values = {
+            n: float(m["value"]) for n, m in baseline.metrics.items() if m["value"] is not None
+        }
         b_items, c_items = paired(task, baseline, baseline_items, candidate, candidate_items)
         b_scores, c_scores = per_item(task, b_items), per_item(task, c_items)
         differences = {

@@ -12,6 +12,7 @@ class EvalItemOut(BaseModel):
     item_index: int
     request_id: str | None
     version: str | None
+    question: str
     prediction: str
     extracted: str
     reference: Any

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from modelyard.evaluate.judges import Judgements, RubricJudge, rubric_scores, summary
 from modelyard.evaluate.metrics import metric
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
 from modelyard.evaluate.runs import EvalRuns, ItemResult, dataset_digest, sample
@@ -79,7 +80,28 @@ async def run_task(
             await asyncio.to_thread(runs.add, run_id, pending[:])
     answers = await asyncio.to_thread(runs.items, run_id)
     metrics = await asyncio.to_thread(score, task, answers)
+    for judge in task.judges:
+        metrics[f"judge:{judge.name}"] = await judge_run(client, runs, run_id, answers, judge)
     return await asyncio.to_thread(runs.finish, run_id, metrics)
+
+
+async def judge_run(
+    client: httpx.AsyncClient,
+    runs: EvalRuns,
+    run_id: int,
+    answers: list[EvalItemOut],
+    judge: RubricJudge,
+) -> dict[str, Any]:
+    """Score a run's answers with a rubric judge; the judge's prompts and outputs are
+    stored with each score."""
+    judged = await rubric_scores(client, judge, [a.question for a in answers], answers)
+    store = Judgements(runs.store)
+    await asyncio.to_thread(store.save, run_id, judge.name, "rubric", judge.model, judged)
+    return {
+        **summary(judged),
+        "higher_is_better": True,
+        "details": {"model": judge.model, "scale": list(judge.scale)},
+    }
 
 
 async def _ask(
@@ -91,11 +113,8 @@ async def _ask(
     filters: list[Callable[[str], str]],
 ) -> ItemResult:
     item = items[index]
-    body = {
-        "model": model,
-        "messages": messages_for(task, item, few_shot_pool(task, items, index)),
-        **task.generation,
-    }
+    messages = messages_for(task, item, few_shot_pool(task, items, index))
+    body = {"model": model, "messages": messages, **task.generation}
     started = time.perf_counter()
     error: str | None = None
     text, version, request_id = "", None, None
@@ -116,6 +135,7 @@ async def _ask(
         item_index=index,
         request_id=request_id,
         version=version,
+        question=str(messages[-1]["content"]),
         prediction=text,
         extracted=apply_filters(text, filters),
         reference=reference_of(task, item),

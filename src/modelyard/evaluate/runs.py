@@ -40,6 +40,7 @@ class ItemResult:
     item_index: int
     request_id: str | None
     version: str | None
+    question: str
     prediction: str
     extracted: str
     reference: Any
@@ -52,6 +53,10 @@ class ItemResult:
 class EvalRuns:
     def __init__(self, store: Store) -> None:
         self._store = store
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def create(
         self, task: Task, digest: str, model: str, indices: list[int], seed: int, actor: str
@@ -155,6 +160,7 @@ def _item_out(row: EvalItemRow) -> EvalItemOut:
         item_index=row.item_index,
         request_id=row.request_id,
         version=row.version,
+        question=row.question,
         prediction=row.prediction,
         extracted=row.extracted,
         reference=row.reference,

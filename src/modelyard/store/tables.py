@@ -270,6 +270,7 @@ class EvalItemRow(Base):
     item_index: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     version: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    question: Mapped[str] = mapped_column(Text, default="")
     prediction: Mapped[str] = mapped_column(Text, default="")
     extracted: Mapped[str] = mapped_column(Text, default="")
     reference: Mapped[Any] = mapped_column(JSON)
@@ -277,6 +278,23 @@ class EvalItemRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EvalJudgementRow(Base):
+    """A judge model's verdict on one item: its prompt and raw output are kept with it."""
+
+    __tablename__ = "eval_judgements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id"), index=True)
+    item_index: Mapped[int] = mapped_column(Integer)
+    judge: Mapped[str] = mapped_column(String(128))  # the judgement's name
+    kind: Mapped[str] = mapped_column(String(16))  # rubric | pairwise
+    model: Mapped[str] = mapped_column(String(160))  # the judge model (route or version)
+    prompts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    outputs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DatasetRow(Base):

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.evaluate.judges import RubricJudge
+
 DatasetFormat = Literal["jsonl", "csv", "tsv", "json", "squad"]
 Filter = str | dict[str, Any]
 
@@ -62,6 +64,9 @@ class Task(BaseModel):
         "first_number, choice_letter, {regex: PATTERN}.",
     )
     metrics: list[MetricSpec] = Field(min_length=1)
+    judges: list[RubricJudge] = Field(
+        default_factory=list, description="LLM judges scoring each answer against a rubric."
+    )
     generation: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0, "max_tokens": 64},
         description="Sampling fields sent with each request.",

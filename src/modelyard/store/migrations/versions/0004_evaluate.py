@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("item_index", sa.Integer, nullable=False),
         sa.Column("request_id", sa.String(64), nullable=True),
         sa.Column("version", sa.String(160), nullable=True),
+        sa.Column("question", sa.Text, nullable=False),
         sa.Column("prediction", sa.Text, nullable=False),
         sa.Column("extracted", sa.Text, nullable=False),
         sa.Column("reference", sa.JSON, nullable=False),
@@ -52,8 +53,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "item_index", name="uq_eval_item"),
     )
     op.create_index("ix_eval_items_run_id", "eval_items", ["run_id"])
+    op.create_table(
+        "eval_judgements",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), nullable=False),
+        sa.Column("item_index", sa.Integer, nullable=False),
+        sa.Column("judge", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("model", sa.String(160), nullable=False),
+        sa.Column("prompts", sa.JSON, nullable=False),
+        sa.Column("outputs", sa.JSON, nullable=False),
+        sa.Column("score", sa.Float, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_eval_judgements_run_id", "eval_judgements", ["run_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("eval_judgements")
     op.drop_table("eval_items")
     op.drop_table("eval_runs")
