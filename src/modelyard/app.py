@@ -14,6 +14,7 @@ from modelyard.bootstrap import ensure_default_embedding_model, ensure_default_m
 from modelyard.config import Settings
 from modelyard.console import routes as console_routes
 from modelyard.engines.pool import EnginePool
+from modelyard.evaluate import dataset_routes
 from modelyard.evaluate import routes as eval_routes
 from modelyard.guard import routes as guard_routes
 from modelyard.guard.keys import ensure_admin_key
@@ -175,6 +176,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     observe_routes.attach(app)
     alerts_routes.attach(app)
     eval_routes.attach(app)
+    dataset_routes.attach(app)
     docs.attach(app)
     console_routes.attach(app)
     return app

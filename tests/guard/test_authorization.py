@@ -30,6 +30,7 @@ PATH_VALUES = {
     "request_id": "noreq",
     "report_id": "1",
     "run_id": "1",
+    "version": "1",
 }
 
 

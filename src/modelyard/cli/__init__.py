@@ -13,6 +13,7 @@ from modelyard import __version__
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
 from modelyard.evaluate.compare import NotComparable
+from modelyard.evaluate.datasets import DatasetNotFound, InvalidDataset
 from modelyard.evaluate.runs import RunNotFound
 from modelyard.evaluate.tasks import TaskError
 from modelyard.guard.crypto import ContentKeyError
@@ -32,6 +33,8 @@ USER_ERRORS = (
     AlertError,
     TaskError,
     RunNotFound,
+    DatasetNotFound,
+    InvalidDataset,
     NotComparable,
     ContentKeyError,
     EngineError,
@@ -70,6 +73,7 @@ def _register() -> None:
         audit,
         chat,
         content,
+        datasets,
         drift,
         eval,
         keys,
@@ -93,6 +97,7 @@ def _register() -> None:
     main.add_command(requests.requests)
     main.add_command(drift.drift)
     main.add_command(eval.eval_group)
+    main.add_command(datasets.datasets)
 
 
 _register()

@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from modelyard import __version__
+from modelyard.evaluate.dataset_routes import dataset_detail
+from modelyard.evaluate.datasets import DatasetService
 from modelyard.evaluate.routes import run_comparison, run_report
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.guard.audit import audit_events
@@ -51,6 +53,7 @@ NAV = (
     ("Requests", "/ui/requests"),
     ("Drift", "/ui/drift"),
     ("Alerts", "/ui/alerts"),
+    ("Datasets", "/ui/datasets"),
     ("Evals", "/ui/eval"),
     ("Keys", "/ui/keys"),
     ("Usage", "/ui/usage"),
@@ -310,6 +313,39 @@ async def drift_report_page(
             "title": f"Drift report {report_id}",
             "d": report.model_dump(mode="json"),
             "json_url": f"/api/drift/{report_id}",
+        },
+    )
+
+
+@router.get("/ui/datasets", response_class=HTMLResponse, dependencies=[READ])
+async def datasets_page(request: Request) -> HTMLResponse:
+    found = await asyncio.to_thread(DatasetService(services_of(request).store).list_datasets)
+    return _render(
+        request,
+        "datasets.html",
+        {
+            "title": "Datasets",
+            "datasets": [d.model_dump(mode="json") for d in found],
+            "json_url": "/api/datasets",
+        },
+    )
+
+
+@router.get("/ui/datasets/{name}/{version}", response_class=HTMLResponse, dependencies=[READ])
+async def dataset_page(
+    name: str, version: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
+) -> HTMLResponse:
+    datasets = DatasetService(services_of(request).store)
+    detail = await asyncio.to_thread(dataset_detail, datasets, name, version, 0, 50)
+    versions = await asyncio.to_thread(datasets.versions, name)
+    return _render(
+        request,
+        "dataset.html",
+        {
+            "title": f"Dataset {name}@{version}",
+            "d": detail.model_dump(mode="json"),
+            "versions": [v.model_dump(mode="json") for v in versions],
+            "json_url": f"/api/datasets/{name}/{version}",
         },
     )
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.engines import EngineError
 from modelyard.evaluate.compare import NotComparable
+from modelyard.evaluate.datasets import DatasetNotFound, InvalidDataset
 from modelyard.evaluate.runs import RunNotFound
 from modelyard.guard.auth import Forbidden, LoginRequired
 from modelyard.guard.errors import GuardError
@@ -164,6 +165,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GuardError)
     async def _guard(_request: Request, error: GuardError) -> JSONResponse:
         return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(DatasetNotFound)
+    async def _no_dataset(_request: Request, error: DatasetNotFound) -> JSONResponse:
+        return error_response(APIError(404, str(error), code="dataset_not_found"))
+
+    @app.exception_handler(InvalidDataset)
+    async def _invalid_dataset(_request: Request, error: InvalidDataset) -> JSONResponse:
+        return error_response(APIError(400, str(error), code="invalid_dataset"))
 
     @app.exception_handler(RunNotFound)
     async def _no_run(_request: Request, error: RunNotFound) -> JSONResponse:

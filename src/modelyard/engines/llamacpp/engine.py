@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -63,6 +64,7 @@ class LlamaCppEngine(Engine):
         self._scheduler: Scheduler | None = None
         self._formatter: Any = None
         self._template: str | None = None
+        self._facts: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -97,6 +99,12 @@ class LlamaCppEngine(Engine):
             model.close()  # type: ignore[no-untyped-call]
             raise EngineError(f"llama.cpp could not create a context for {self.path.name}")
         self._model, self._ctx = model, ctx
+        description = ctypes.create_string_buffer(128)
+        llama_cpp.llama_model_desc(model.model, description, len(description))
+        self._facts = {
+            "parameters": int(llama_cpp.llama_model_n_params(model.model)),
+            "description": description.value.decode("utf-8", "replace"),
+        }
         self._template = model.metadata().get("tokenizer.chat_template")
         if self._template:
             self._formatter = Jinja2ChatFormatter(
@@ -121,6 +129,7 @@ class LlamaCppEngine(Engine):
 
     def info(self) -> EngineInfo:
         details: dict[str, Any] = {
+            **self._facts,
             "threads": self.threads,
             "prefill_chunk": self.limits.prefill_chunk,
             "sampling_defaults": self.defaults,

@@ -1,0 +1,317 @@
+"""Named datasets with immutable, content-hashed versions: from files or from the request log."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modelyard.evaluate.runs import dataset_digest
+from modelyard.evaluate.tasks.loading import load_items
+from modelyard.evaluate.tasks.spec import DatasetSource
+from modelyard.observe.feedback import feedback_out
+from modelyard.observe.language import prompt_text
+from modelyard.store import Store
+from modelyard.store.audit import append_audit
+from modelyard.store.tables import DatasetItemRow, DatasetRow, FeedbackRow, RequestLogRow
+
+Item = dict[str, Any]
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class DatasetOut(BaseModel):
+    name: str
+    version: int
+    sha256: str
+    source: dict[str, Any]
+    item_count: int
+    created_at: datetime
+    created_by: str
+
+
+class DatasetNotFound(LookupError):
+    def __init__(self, name: str, version: int | None = None) -> None:
+        which = f"'{name}'" if version is None else f"'{name}' version {version}"
+        super().__init__(f"no dataset {which} (see `modelyard datasets list`)")
+
+
+class InvalidDataset(ValueError):
+    """A dataset that cannot be registered, with what to change."""
+
+
+class EmptyDataset(InvalidDataset):
+    """Nothing to put in a dataset (no items, or no logged request matched)."""
+
+
+class DatasetService:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def register_items(
+        self,
+        name: str,
+        items: list[Item],
+        source: dict[str, Any],
+        actor: str,
+        request_ids: list[str | None] | None = None,
+    ) -> DatasetOut:
+        """A new version of ``name`` holding ``items``, or the latest one if it holds the same."""
+        if not NAME.fullmatch(name):
+            raise InvalidDataset(
+                f"invalid dataset name '{name}': use 1 to 128 letters, digits, '.', '_' or '-'"
+            )
+        if not items:
+            raise EmptyDataset(f"dataset '{name}' would have no items")
+        if request_ids is not None and len(request_ids) != len(items):
+            raise InvalidDataset("request_ids must have one entry per item")
+        sha256 = dataset_digest(items)
+        with self._store.session() as session:
+            latest = _latest(session, name)
+            if latest is not None and latest.sha256 == sha256:
+                return _out(latest)
+            row = DatasetRow(
+                name=name,
+                version=(latest.version + 1) if latest is not None else 1,
+                sha256=sha256,
+                source=source,
+                item_count=len(items),
+                created_by=actor,
+            )
+            session.add(row)
+            session.flush()
+            ids = request_ids or [None] * len(items)
+            session.add_all(
+                DatasetItemRow(dataset_id=row.id, item_index=i, data=item, request_id=ids[i])
+                for i, item in enumerate(items)
+            )
+            append_audit(
+                session,
+                actor=actor,
+                action="dataset.create",
+                target=f"{name}@{row.version}",
+                after={"sha256": sha256, "item_count": len(items), "source": source},
+            )
+            session.flush()
+            return _out(row)
+
+    def register_file(
+        self,
+        name: str,
+        path: Path,
+        format: str | None = None,
+        records: str | None = None,
+        columns: list[str] | None = None,
+        *,
+        actor: str,
+    ) -> DatasetOut:
+        """A version of ``name`` from a JSONL, CSV, TSV, JSON or SQuAD file (else TaskError)."""
+        path = path.expanduser().resolve()
+        spec = DatasetSource.model_validate(
+            {"path": str(path), "format": format, "records": records, "columns": columns}
+        )
+        items = load_items(spec, path.parent)
+        source = {"kind": "file", **spec.model_dump(exclude_none=True)}
+        return self.register_items(name, items, source, actor)
+
+    def from_log(
+        self,
+        name: str,
+        *,
+        route: str | None,
+        feedback: str | None,
+        negative_only: bool,
+        since: datetime,
+        until: datetime | None,
+        limit: int,
+        open_content: Callable[[bytes], bytes],
+        actor: str,
+    ) -> DatasetOut:
+        """Successful logged requests (with the named feedback; negative only if asked) as items.
+
+        The newest ``limit`` matching requests are read; those without stored content are
+        skipped and counted in the version's source."""
+        query = select(RequestLogRow).where(RequestLogRow.status == 200, RequestLogRow.at >= since)
+        if until is not None:
+            query = query.where(RequestLogRow.at < until)
+        if route is not None:
+            query = query.where(RequestLogRow.route == route)
+        judged = _judged(feedback, negative_only)
+        if judged is not None:
+            query = query.where(RequestLogRow.id.in_(judged))
+        query = query.order_by(RequestLogRow.at.desc(), RequestLogRow.id.desc()).limit(limit)
+        items: list[Item] = []
+        ids: list[str | None] = []
+        without_content = unreadable = 0
+        with self._store.session() as session:
+            rows = list(session.scalars(query))[::-1]
+            given = _feedback_by_request(session, [row.id for row in rows])
+            for row in rows:
+                if row.content is None:
+                    without_content += 1
+                    continue
+                try:
+                    content = json.loads(open_content(row.content))
+                except ValueError:
+                    unreadable += 1
+                    continue
+                items.append(_log_item(row, content, given.get(row.id, [])))
+                ids.append(row.id)
+        query_text = {
+            "route": route,
+            "feedback": feedback,
+            "negative_only": negative_only,
+            "since": since.isoformat(),
+            "until": until.isoformat() if until else None,
+            "limit": limit,
+        }
+        if not items:
+            raise EmptyDataset(
+                f"no logged request matches {_describe(query_text)}"
+                + (f" ({without_content} without stored content)" if without_content else "")
+                + (f" ({unreadable} whose content this key ring cannot open)" if unreadable else "")
+            )
+        source = {
+            "kind": "log",
+            **query_text,
+            "matched": len(rows),
+            "skipped_without_content": without_content,
+            "skipped_unreadable": unreadable,
+        }
+        return self.register_items(name, items, source, actor, ids)
+
+    def list_datasets(self) -> list[DatasetOut]:
+        """The latest version of every dataset, by name."""
+        newest = (
+            select(DatasetRow.name, func.max(DatasetRow.version).label("version"))
+            .group_by(DatasetRow.name)
+            .subquery()
+        )
+        query = (
+            select(DatasetRow)
+            .join(
+                newest,
+                (DatasetRow.name == newest.c.name) & (DatasetRow.version == newest.c.version),
+            )
+            .order_by(DatasetRow.name)
+        )
+        with self._store.session() as session:
+            return [_out(row) for row in session.scalars(query)]
+
+    def versions(self, name: str) -> list[DatasetOut]:
+        """Every version of ``name``, newest first."""
+        query = (
+            select(DatasetRow).where(DatasetRow.name == name).order_by(DatasetRow.version.desc())
+        )
+        with self._store.session() as session:
+            found = [_out(row) for row in session.scalars(query)]
+        if not found:
+            raise DatasetNotFound(name)
+        return found
+
+    def get(self, name: str, version: int | None = None) -> DatasetOut:
+        """One version of ``name`` (the latest by default)."""
+        with self._store.session() as session:
+            return _out(_row(session, name, version))
+
+    def items(
+        self, name: str, version: int, offset: int = 0, limit: int | None = None
+    ) -> list[Item]:
+        with self._store.session() as session:
+            dataset_id = _row(session, name, version).id
+            query = (
+                select(DatasetItemRow.data)
+                .where(DatasetItemRow.dataset_id == dataset_id)
+                .order_by(DatasetItemRow.item_index)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [dict(data) for data in session.scalars(query)]
+
+    def export_jsonl(self, name: str, version: int | None = None) -> Iterator[str]:
+        """The items of one version, one JSON object per line (DatasetNotFound raised early)."""
+        number = self.get(name, version).version
+        return (json.dumps(item, ensure_ascii=False) + "\n" for item in self.items(name, number))
+
+
+def _latest(session: Session, name: str) -> DatasetRow | None:
+    query = (
+        select(DatasetRow).where(DatasetRow.name == name).order_by(DatasetRow.version.desc())
+    ).limit(1)
+    return session.scalars(query).first()
+
+
+def _row(session: Session, name: str, version: int | None) -> DatasetRow:
+    if version is None:
+        row = _latest(session, name)
+    else:
+        row = session.scalars(
+            select(DatasetRow).where(DatasetRow.name == name, DatasetRow.version == version)
+        ).first()
+    if row is None:
+        raise DatasetNotFound(name, version)
+    return row
+
+
+def _judged(feedback: str | None, negative_only: bool) -> Any:
+    """Ids of requests with the named feedback (any name if None); None when no filter applies."""
+    if feedback is None and not negative_only:
+        return None
+    query = select(FeedbackRow.request_id)
+    if feedback is not None:
+        query = query.where(FeedbackRow.name == feedback)
+    if negative_only:
+        # Negative: a thumbs-down (boolean false, stored as 0) or a score of 0.
+        query = query.where(FeedbackRow.kind.in_(("boolean", "number")), FeedbackRow.number == 0)
+    return query
+
+
+def _feedback_by_request(session: Session, request_ids: list[str]) -> dict[str, list[Item]]:
+    given: dict[str, list[Item]] = {}
+    if not request_ids:
+        return given
+    query = (
+        select(FeedbackRow).where(FeedbackRow.request_id.in_(request_ids)).order_by(FeedbackRow.id)
+    )
+    for row in session.scalars(query):
+        out = feedback_out(row)
+        given.setdefault(row.request_id, []).append(
+            {"name": out.name, "value": out.value, "comment": out.comment}
+        )
+    return given
+
+
+def _log_item(row: RequestLogRow, content: dict[str, Any], feedback: list[Item]) -> Item:
+    asked: Item = {key: content[key] for key in ("messages", "prompt") if key in content}
+    return {
+        "request_id": row.id,
+        "route": row.route,
+        "version": row.version,
+        **asked,
+        "input": prompt_text(content),
+        "output": content.get("response"),
+        "corrected": None,
+        "feedback": feedback,
+    }
+
+
+def _describe(query: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in query.items() if value is not None)
+
+
+def _out(row: DatasetRow) -> DatasetOut:
+    return DatasetOut(
+        name=row.name,
+        version=row.version,
+        sha256=row.sha256,
+        source=dict(row.source),
+        item_count=row.item_count,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
