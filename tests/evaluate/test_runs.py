@@ -161,8 +161,10 @@ async def test_api_and_console_show_runs_reports_and_comparisons(
     bad = await run_task(api, runs, task, items, "wrong", actor="tests")
     listed = (await api.get("/api/eval/runs")).json()["data"]
     assert [r["id"] for r in listed] == [bad.id, good.id]
+    await api.logged()
     data = (await api.get(f"/api/eval/runs/{bad.id}/report")).json()
     assert data["metrics"] == {"exact_match": 0.0} and len(data["worst"]) == 10
+    assert data["costs"]["logged"] == ITEMS and data["costs"]["energy_wh"] > 0
     assert len((await api.get(f"/api/eval/runs/{good.id}/items")).json()) == ITEMS
     versus = (await api.get(f"/api/eval/compare?baseline={bad.id}&candidate={good.id}")).json()
     assert versus["differences"]["exact_match"]["difference"] == 1.0

@@ -21,7 +21,7 @@ from modelyard.evaluate.gates import GateRule
 from modelyard.evaluate.judges import Judgements, pairwise, summary
 from modelyard.evaluate.metrics import METRICS
 from modelyard.evaluate.protocol import EvalRunOut
-from modelyard.evaluate.report import report, task_of
+from modelyard.evaluate.report import report, request_costs, task_of
 from modelyard.evaluate.runner import run_task
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.evaluate.tasks import load_task
@@ -182,9 +182,9 @@ def report_command(run_id: int, out: Path | None) -> None:
     """A run's report as JSON (the console shows it as HTML at /ui/eval/runs/RUN_ID)."""
     with open_home_store() as store:
         runs = EvalRuns(store)
-        data = report(
-            runs.get(run_id), runs.items(run_id), Registry(store), task_of(runs.spec(run_id))
-        )
+        items = runs.items(run_id)
+        costs = request_costs(store, [i.request_id for i in items if i.request_id])
+        data = report(runs.get(run_id), items, Registry(store), task_of(runs.spec(run_id)), costs)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if out is None:
         click.echo(text)

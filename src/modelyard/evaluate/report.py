@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 
 from modelyard.evaluate.metrics import metric
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
 from modelyard.evaluate.runner import score
 from modelyard.evaluate.tasks import Task
 from modelyard.registry import Registry, RegistryError
+from modelyard.store import Store
+from modelyard.store.tables import RequestLogRow
 
 WORST = 10
 
@@ -23,8 +26,32 @@ def task_of(spec: dict[str, Any]) -> Task:
     return Task.model_validate({k: v for k, v in spec.items() if k not in ("indices", "seed")})
 
 
+def request_costs(store: Store, request_ids: list[str]) -> dict[str, Any]:
+    """Cost, energy and carbon of a run's requests, from the request log of this store
+    (a run against another server's URL finds none here)."""
+    totals = {"cost": 0.0, "energy_wh": 0.0, "carbon_g": 0.0, "logged": 0}
+    t = RequestLogRow
+    with store.session() as session:
+        for start in range(0, len(request_ids), 500):
+            chunk = request_ids[start : start + 500]
+            row = session.execute(
+                select(
+                    func.sum(t.cost), func.sum(t.energy_wh), func.sum(t.carbon_g), func.count()
+                ).where(t.id.in_(chunk))
+            ).one()
+            totals["cost"] += float(row[0] or 0)
+            totals["energy_wh"] += float(row[1] or 0)
+            totals["carbon_g"] += float(row[2] or 0)
+            totals["logged"] += int(row[3] or 0)
+    return totals
+
+
 def report(
-    run: EvalRunOut, items: list[EvalItemOut], registry: Registry, task: Task
+    run: EvalRunOut,
+    items: list[EvalItemOut],
+    registry: Registry,
+    task: Task,
+    costs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON report of a finished run (what the HTML renders)."""
     latencies = np.array([i.latency_ms for i in items if i.error is None] or [0.0])
@@ -64,6 +91,7 @@ def report(
             for version, group in sorted(by_version.items())
         },
         "tokens_per_second": tokens / seconds if seconds else None,
+        "costs": costs,
         "worst_by": first.name,
         "worst": [w.model_dump(mode="json") for w in wrong[:WORST]],
         "model_facts": {v: model_facts(registry, v) for v in run.versions},

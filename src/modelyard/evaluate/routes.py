@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.evaluate.compare import compare
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunList, EvalRunOut
-from modelyard.evaluate.report import report, task_of
+from modelyard.evaluate.report import report, request_costs, task_of
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.guard.auth import requires
 from modelyard.guard.roles import Access
@@ -48,7 +48,9 @@ async def get_items(run_id: RunId, request: Request) -> list[EvalItemOut]:
 def run_report(request: Request, run_id: int) -> dict[str, Any]:
     runs = _runs(request)
     store = request.app.state.services.store
-    return report(runs.get(run_id), runs.items(run_id), Registry(store), task_of(runs.spec(run_id)))
+    items = runs.items(run_id)
+    costs = request_costs(store, [i.request_id for i in items if i.request_id])
+    return report(runs.get(run_id), items, Registry(store), task_of(runs.spec(run_id)), costs)
 
 
 def run_comparison(request: Request, baseline: int, candidate: int) -> dict[str, Any]:
