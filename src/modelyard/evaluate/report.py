@@ -52,6 +52,7 @@ def report(
     registry: Registry,
     task: Task,
     costs: dict[str, Any] | None = None,
+    loaded: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The JSON report of a finished run (what the HTML renders)."""
     latencies = np.array([i.latency_ms for i in items if i.error is None] or [0.0])
@@ -94,7 +95,9 @@ def report(
         "costs": costs,
         "worst_by": first.name,
         "worst": [w.model_dump(mode="json") for w in wrong[:WORST]],
-        "model_facts": {v: model_facts(registry, v) for v in run.versions},
+        "model_facts": {
+            v: {**model_facts(registry, v), **(loaded or {}).get(v, {})} for v in run.versions
+        },
     }
 
 
