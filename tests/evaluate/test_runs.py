@@ -53,9 +53,10 @@ class FailAfter(httpx.AsyncBaseTransport):
         self.inner, self.allowed, self.sent = inner, allowed, 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent += 1
-        if self.sent > self.allowed:
-            raise RuntimeError("interrupted")
+        if request.url.path == "/v1/chat/completions":  # the items' questions
+            self.sent += 1
+            if self.sent > self.allowed:
+                raise RuntimeError("interrupted")
         return await self.inner.handle_async_request(request)
 
 
@@ -110,7 +111,11 @@ async def test_runs_score_compare_gate_and_resume(
     assert gate(rules, task, good, answers).passed
     assert not gate(rules, task, bad, runs.items(bad.id)).passed
 
-    data = report(good, answers, home_registry, task_of(runs.spec(good.id)))
+    spec = runs.spec(good.id)
+    assert spec["facts"]["server_peak_rss_bytes"] > 10_000_000  # asked of /api/engines
+    assert spec["facts"]["versions"]["echo@1"]["context_length"] == 4096  # the scripted default
+    data = report(good, answers, home_registry, task_of(spec), facts=spec["facts"])
+    assert data["server_peak_rss_bytes"] == spec["facts"]["server_peak_rss_bytes"]
     assert data["metrics"] == {"exact_match": 1.0}
     assert data["by_version"]["echo@1"]["metrics"] == {"exact_match": 1.0}
     assert data["worst"] == [] and data["latency_ms"]["p50"] > 0

@@ -129,3 +129,26 @@ def test_few_shot_examples_and_system_prompt(tmp_path: Path) -> None:
 )
 def test_filters(filters: list[object], reply: str, answer: str) -> None:
     assert apply_filters(reply, compile_filters(filters)) == answer  # type: ignore[arg-type]
+
+
+def test_a_task_may_read_a_registered_dataset(tmp_path: Path) -> None:
+    text = GOOD.replace("dataset: {path: data.jsonl}", "dataset: {registered: sums@2}")
+    versions = {("sums", 2): [{"q": "1+1?", "a": "2"}]}
+
+    def read(name: str, version: int | None) -> list[dict[str, str]]:
+        if (name, version) not in versions:
+            raise LookupError(f"no dataset {name}@{version}")
+        return versions[(name, version)]
+
+    task, items = load_task(write(tmp_path, text), KNOWN, read)
+    assert items == [{"q": "1+1?", "a": "2"}] and task.dataset.registered == "sums@2"
+    missing = write(tmp_path, text.replace("sums@2", "sums@9"))
+    with pytest.raises(TaskError, match="no dataset sums@9"):
+        load_task(missing, KNOWN, read)
+    with pytest.raises(TaskError, match="needs the store"):
+        load_task(missing, KNOWN)
+    both = write(
+        tmp_path, text.replace("{registered: sums@2}", "{registered: sums, path: data.jsonl}")
+    )
+    with pytest.raises(TaskError, match=r"exactly one of dataset\.path and dataset\.registered"):
+        load_task(both, KNOWN, read)

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.config import Settings
 from modelyard.evaluate.compare import compare, gate, paired
+from modelyard.evaluate.datasets import DatasetService
 from modelyard.evaluate.gates import GateRule
 from modelyard.evaluate.judges import Judgements, pairwise, summary
 from modelyard.evaluate.metrics import METRICS
@@ -87,8 +88,9 @@ def run(
     as_json: bool,
 ) -> None:
     """Run TASK_FILE against MODEL (every item goes through /v1/chat/completions)."""
-    task, items = load_task(task_file, set(METRICS))  # fails before any request
     settings = Settings()
+    with open_home_store() as store:  # fails before any request
+        task, items = load_task(task_file, set(METRICS), DatasetService(store).latest_items)
 
     async def go(store: Store) -> EvalRunOut:
         runs = EvalRuns(store)
@@ -184,7 +186,10 @@ def report_command(run_id: int, out: Path | None) -> None:
         runs = EvalRuns(store)
         items = runs.items(run_id)
         costs = request_costs(store, [i.request_id for i in items if i.request_id])
-        data = report(runs.get(run_id), items, Registry(store), task_of(runs.spec(run_id)), costs)
+        spec = runs.spec(run_id)
+        data = report(
+            runs.get(run_id), items, Registry(store), task_of(spec), costs, spec.get("facts")
+        )
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if out is None:
         click.echo(text)

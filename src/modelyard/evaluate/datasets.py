@@ -220,6 +220,10 @@ class DatasetService:
         with self._store.session() as session:
             return _out(_row(session, name, version))
 
+    def latest_items(self, name: str, version: int | None = None) -> list[Item]:
+        """Every item of ``name@version`` (the latest version when None)."""
+        return self.items(name, self.get(name, version).version)
+
     def items(
         self, name: str, version: int, offset: int = 0, limit: int | None = None
     ) -> list[Item]:

@@ -23,7 +23,8 @@ WORST = 10
 
 def task_of(spec: dict[str, Any]) -> Task:
     """The task a run ran, from its stored spec."""
-    return Task.model_validate({k: v for k, v in spec.items() if k not in ("indices", "seed")})
+    dropped = ("indices", "seed", "facts")
+    return Task.model_validate({k: v for k, v in spec.items() if k not in dropped})
 
 
 def request_costs(store: Store, request_ids: list[str]) -> dict[str, Any]:
@@ -52,8 +53,12 @@ def report(
     registry: Registry,
     task: Task,
     costs: dict[str, Any] | None = None,
-    loaded: dict[str, dict[str, Any]] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``facts``: what the server said of the versions when the run ended (the run's
+    stored ``spec["facts"]``)."""
+    facts = facts or {}
+    recorded: dict[str, dict[str, Any]] = facts.get("versions") or {}
     """The JSON report of a finished run (what the HTML renders)."""
     latencies = np.array([i.latency_ms for i in items if i.error is None] or [0.0])
     tokens = sum(i.completion_tokens for i in items)
@@ -96,8 +101,9 @@ def report(
         "worst_by": first.name,
         "worst": [w.model_dump(mode="json") for w in wrong[:WORST]],
         "model_facts": {
-            v: {**model_facts(registry, v), **(loaded or {}).get(v, {})} for v in run.versions
+            v: {**model_facts(registry, v), **recorded.get(v, {})} for v in run.versions
         },
+        "server_peak_rss_bytes": facts.get("server_peak_rss_bytes"),
     }
 
 

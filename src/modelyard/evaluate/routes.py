@@ -50,16 +50,8 @@ def run_report(request: Request, run_id: int) -> dict[str, Any]:
     store = request.app.state.services.store
     items = runs.items(run_id)
     costs = request_costs(store, [i.request_id for i in items if i.request_id])
-    loaded = {
-        f"{s.model}@{s.version}": {
-            k: s.info.details[k] for k in ("parameters", "description") if k in s.info.details
-        }
-        for s in request.app.state.services.engines.states()
-        if s.info is not None
-    }
-    return report(
-        runs.get(run_id), items, Registry(store), task_of(runs.spec(run_id)), costs, loaded
-    )
+    spec = runs.spec(run_id)
+    return report(runs.get(run_id), items, Registry(store), task_of(spec), costs, spec.get("facts"))
 
 
 def run_comparison(request: Request, baseline: int, candidate: int) -> dict[str, Any]:

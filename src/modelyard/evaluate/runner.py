@@ -82,7 +82,36 @@ async def run_task(
     metrics = await asyncio.to_thread(score, task, answers)
     for judge in task.judges:
         metrics[f"judge:{judge.name}"] = await judge_run(client, runs, run_id, answers, judge)
-    return await asyncio.to_thread(runs.finish, run_id, metrics)
+    facts = await serving_facts(client, {a.version for a in answers if a.version})
+    return await asyncio.to_thread(runs.finish, run_id, metrics, facts)
+
+
+async def serving_facts(client: httpx.AsyncClient, versions: set[str]) -> dict[str, Any]:
+    """What the server says of the versions that answered (parameters, size, context) and
+    its peak memory; empty when the key may not read ``/api/engines``."""
+    try:
+        response = await client.get("/api/engines")
+    except httpx.HTTPError:
+        return {}
+    if response.status_code != 200:
+        return {}
+    body = response.json()
+    engines = {
+        f"{e['model']}@{e['version']}": {
+            "context_length": (e.get("info") or {}).get("context_length"),
+            "size_bytes": (e.get("info") or {}).get("size_bytes"),
+            **{
+                k: v
+                for k, v in ((e.get("info") or {}).get("details") or {}).items()
+                if k in ("parameters", "description", "dimensions")
+            },
+        }
+        for e in body.get("data", [])
+    }
+    return {
+        "versions": {v: engines[v] for v in sorted(versions) if v in engines},
+        "server_peak_rss_bytes": (body.get("process") or {}).get("peak_rss_bytes"),
+    }
 
 
 async def judge_run(

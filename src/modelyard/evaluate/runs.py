@@ -105,7 +105,13 @@ class EvalRuns:
             )
             return [_item_out(row) for row in rows]
 
-    def finish(self, run_id: int, metrics: dict[str, Any], failed: bool = False) -> EvalRunOut:
+    def finish(
+        self,
+        run_id: int,
+        metrics: dict[str, Any],
+        facts: dict[str, Any] | None = None,
+        failed: bool = False,
+    ) -> EvalRunOut:
         with self._store.session() as session:
             row = session.get_one(EvalRunRow, run_id)
             versions = session.scalars(
@@ -115,6 +121,7 @@ class EvalRuns:
             )
             row.versions = sorted(v for v in versions if v)
             row.metrics = metrics
+            row.spec = {**row.spec, "facts": facts or {}}
             row.status = "failed" if failed else "done"
             row.finished_at = utcnow()
             session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import asdict
 
 from fastapi import APIRouter, FastAPI, Request
@@ -44,7 +45,12 @@ async def readyz(request: Request) -> JSONResponse:
 async def engines(request: Request) -> dict[str, object]:
     """Every engine this replica has started: state, context length, slots, load errors."""
     states = services_of(request).engines.states()
-    return {"object": "list", "data": [asdict(state) for state in states]}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {
+        "object": "list",
+        "data": [asdict(state) for state in states],
+        "process": {"peak_rss_bytes": peak},
+    }
 
 
 def attach(app: FastAPI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -29,7 +30,15 @@ def environment() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 
 
-def load_task(path: Path, known_metrics: set[str] | None = None) -> tuple[Task, list[Item]]:
+# Reads a registered dataset: (name, version or None for the latest) -> its items.
+RegisteredItems = Callable[[str, int | None], list[Item]]
+
+
+def load_task(
+    path: Path,
+    known_metrics: set[str] | None = None,
+    registered: RegisteredItems | None = None,
+) -> tuple[Task, list[Item]]:
     """The task in ``path`` and its dataset's items, checked; TaskError otherwise."""
     if not path.is_file():
         raise TaskError(f"task file {path} does not exist")
@@ -46,12 +55,32 @@ def load_task(path: Path, known_metrics: set[str] | None = None) -> tuple[Task, 
         where = ".".join(str(part) for part in first["loc"])
         raise TaskError(f"{path}: {where}: {first['msg']}") from error
     task.source_file = path
-    items = load_items(task.dataset, path.parent)
+    if task.dataset.registered is not None:
+        items = registered_items(task.dataset.registered, registered)
+    else:
+        items = load_items(task.dataset, path.parent)
     check(task, items, known_metrics)
     return task, items
 
 
+def registered_items(name: str, read: RegisteredItems | None) -> list[Item]:
+    if read is None:
+        raise TaskError(f"dataset.registered '{name}' needs the store (run it with modelyard)")
+    dataset, _, version = name.partition("@")
+    if version and not version.isdigit():
+        raise TaskError(f"dataset.registered '{name}': a version is a number (name@3)")
+    try:
+        items = read(dataset, int(version) if version else None)
+    except LookupError as error:
+        raise TaskError(f"dataset.registered '{name}': {error}") from error
+    if not items:
+        raise TaskError(f"registered dataset '{name}' has no items")
+    return items
+
+
 def load_items(source: DatasetSource, base: Path) -> list[Item]:
+    if source.path is None:
+        raise TaskError("dataset.path is missing")
     path = Path(source.path).expanduser()
     path = path if path.is_absolute() else (base / path)
     if not path.is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.evaluate.judges import RubricJudge
 
@@ -16,7 +16,13 @@ Filter = str | dict[str, Any]
 class DatasetSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="File path, relative to the task file (or absolute).")
+    path: str | None = Field(
+        default=None, description="File path, relative to the task file (or absolute)."
+    )
+    registered: str | None = Field(
+        default=None,
+        description="A registered dataset, `name` (its latest version) or `name@version`.",
+    )
     format: DatasetFormat | None = Field(
         default=None, description="Default: from the file's extension (.jsonl .csv .tsv .json)."
     )
@@ -27,6 +33,12 @@ class DatasetSource(BaseModel):
         default=None, description="For `csv`/`tsv` without a header row: the column names."
     )
     limit: int | None = Field(default=None, ge=1, description="Use the first N items.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSource:
+        if (self.path is None) == (self.registered is None):
+            raise ValueError("give exactly one of dataset.path and dataset.registered")
+        return self
 
 
 class PromptSpec(BaseModel):
