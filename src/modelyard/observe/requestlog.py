@@ -81,6 +81,7 @@ class RequestLogWriter:
         # ownership here before it asks the store.
         self._recent: dict[str, str] = {}
         self._recent_max = max(queue_rows, 10_000)
+        self._collecting: list[RequestRecord] = []
 
     def submit(self, record: RequestRecord) -> None:
         self._recent[record.id] = record.key_id
@@ -106,7 +107,10 @@ class RequestLogWriter:
         """Drain the queue forever (run as one background task)."""
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            # Rows taken off the queue live in ``_collecting`` until written, so a cancel
+            # while a batch is being gathered (shutdown) leaves them to ``close``.
+            batch = self._collecting
+            batch.append(await self._queue.get())
             deadline = loop.time() + self._interval
             while len(batch) < self._batch_rows:
                 remaining = deadline - loop.time()
@@ -118,6 +122,7 @@ class RequestLogWriter:
                         batch.append(await self._queue.get())
                 except TimeoutError:
                     break
+            self._collecting = []
             await self._write_batch(batch)
 
     async def flush(self) -> None:
@@ -125,8 +130,9 @@ class RequestLogWriter:
         await self._queue.join()
 
     async def close(self) -> None:
-        """Write what is still queued (at shutdown, after the writer task is cancelled)."""
-        batch: list[RequestRecord] = []
+        """Write what is still queued or being gathered (at shutdown, after the writer task
+        is cancelled)."""
+        batch, self._collecting = self._collecting, []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
             if len(batch) >= self._batch_rows:
