@@ -23,6 +23,7 @@ from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.alerts import AlertEvaluator, AlertService
 from modelyard.observe.alerts import routes as alerts_routes
+from modelyard.observe.alerts.notify import WebhookNotifier
 from modelyard.observe.drift_jobs import DriftScheduler, Embedder
 from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
@@ -139,7 +140,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             app.state.prompt_embedder,
         )
         tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s)))
-        alerts = AlertEvaluator(AlertService(services.store))
+        secret = settings.alert_webhook_secret
+        alerts = AlertEvaluator(
+            AlertService(services.store),
+            WebhookNotifier(secret=secret.get_secret_value().encode() if secret else None),
+        )
         tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s)))
         try:
             yield

@@ -219,6 +219,11 @@ class Settings(BaseSettings):
         description="Embedding model whose vectors of sampled prompts add an embedding-drift "
         "column to drift reports; `none` leaves it out.",
     )
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs alert webhooks (`x-modelyard-signature`, HMAC-SHA256 of "
+        "`<timestamp>.<body>`); empty sends them unsigned.",
+    )
     alert_interval_s: float = Field(
         default=30.0, gt=0, description="How often alert rules are evaluated."
     )

@@ -3,13 +3,17 @@ unreachable URLs, and evaluation that never waits for a delivery."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from modelyard.observe.alerts import AlertEvaluator, AlertService, RetryPolicy, WebhookNotifier
@@ -243,3 +247,29 @@ async def test_a_resolution_never_overtakes_its_firing(
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = RetryPolicy(backoff_s=0.5, max_backoff_s=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+async def test_webhooks_are_signed_when_a_secret_is_set() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    payload = {"rule": "slow", "state": "firing", "value": 1.5}
+    signed = WebhookNotifier(FAST, client=client, secret=b"s3cret")
+    assert (await signed.deliver("https://hooks.example/a", payload)).ok
+    unsigned = WebhookNotifier(FAST, client=client)
+    assert (await unsigned.deliver("https://hooks.example/b", payload)).ok
+    await client.aclose()
+    first, second = seen
+    assert json.loads(first.content) == payload
+    timestamp = first.headers["x-modelyard-timestamp"]
+    expected = hmac.new(b"s3cret", f"{timestamp}.".encode() + first.content, hashlib.sha256)
+    assert first.headers["x-modelyard-signature"] == f"sha256={expected.hexdigest()}"
+    assert abs(int(timestamp) - time.time()) < 60
+    forged = hmac.new(b"other", f"{timestamp}.".encode() + first.content, hashlib.sha256)
+    assert first.headers["x-modelyard-signature"] != f"sha256={forged.hexdigest()}"
+    assert "x-modelyard-signature" not in second.headers
+    assert second.headers["content-type"] == "application/json"

@@ -1,9 +1,18 @@
-"""Webhook delivery: a JSON POST per URL, retried with capped exponential backoff."""
+"""Webhook delivery: a JSON POST per URL, retried with capped exponential backoff.
+
+With a secret, each POST is signed like Stripe's webhooks: ``x-modelyard-timestamp`` (Unix
+seconds) and ``x-modelyard-signature: sha256=<hex>``, the HMAC-SHA256 of
+``"<timestamp>.<body>"``. A receiver recomputes it over the raw body and refuses old
+timestamps, so a captured call cannot be replayed or altered."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +38,23 @@ class RetryPolicy:
         return float(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
 
 
+def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
 class WebhookNotifier:
     def __init__(
-        self, retry: RetryPolicy | None = None, *, client: httpx.AsyncClient | None = None
+        self,
+        retry: RetryPolicy | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        secret: bytes | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self._client = client
         self._owns_client = client is None
+        self._secret = secret
 
     async def deliver_all(self, urls: list[str], payload: Mapping[str, Any]) -> list[Delivery]:
         """POST ``payload`` to every URL at once; one result per URL, never an exception."""
@@ -43,13 +62,14 @@ class WebhookNotifier:
 
     async def deliver(self, url: str, payload: Mapping[str, Any]) -> Delivery:
         client = self._http()
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         status: int | None = None
         error: str | None = None
         attempt = 0
         while attempt < self.retry.attempts:
             attempt += 1
             try:
-                response = await client.post(url, json=payload)
+                response = await client.post(url, content=body, headers=self._headers(body))
             except httpx.HTTPError as failure:
                 status, error = None, f"{type(failure).__name__}: {failure}".rstrip(": ")
             else:
@@ -63,6 +83,14 @@ class WebhookNotifier:
                 await asyncio.sleep(self.retry.delay(attempt))
         log.warning("alert webhook %s failed after %d attempt(s): %s", url, attempt, error)
         return Delivery(url=url, attempts=attempt, ok=False, status=status, error=error)
+
+    def _headers(self, body: bytes) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self._secret is not None:
+            timestamp = int(time.time())
+            headers["x-modelyard-timestamp"] = str(timestamp)
+            headers["x-modelyard-signature"] = signature(self._secret, timestamp, body)
+        return headers
 
     async def aclose(self) -> None:
         if self._client is not None and self._owns_client:
