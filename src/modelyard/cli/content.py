@@ -45,12 +45,7 @@ def rotate_key() -> None:
 def list_keys() -> None:
     """Ids of the content keys (never the keys); the first one encrypts."""
     settings = Settings()
-    keys_env = settings.content_keys.get_secret_value() if settings.content_keys else None
-    cipher = (
-        crypto.parse_key_list(keys_env)
-        if keys_env
-        else crypto.load_or_create(settings.ensure_home())
-    )
+    cipher = crypto.cipher_for(settings)
     click.echo(f"primary: {cipher.primary}")
     for key_id in cipher.keys:
         click.echo(f"  {key_id}")

@@ -80,8 +80,7 @@ def from_log(
     """NAME's next version from successful logged requests (content opened with this machine's
     content keys)."""
     settings = Settings()
-    keys = settings.content_keys.get_secret_value() if settings.content_keys else None
-    cipher = crypto.parse_key_list(keys) if keys else crypto.load_or_create(settings.ensure_home())
+    cipher = crypto.cipher_for(settings)
     with open_home_store() as store:
         out = DatasetService(store).from_log(
             name,

@@ -19,11 +19,6 @@ def drift() -> None:
     """Compare a current window of requests with a reference window, per route."""
 
 
-def _cipher(settings: Settings) -> crypto.ContentCipher:
-    keys = settings.content_keys.get_secret_value() if settings.content_keys else None
-    return crypto.parse_key_list(keys) if keys else crypto.load_or_create(settings.ensure_home())
-
-
 def _summary(reports: list[DriftReportOut]) -> None:
     print_table(
         "Drift reports",
@@ -62,12 +57,14 @@ def run(
     )
     with open_home_store() as store:
         # No engines here: the CLI's reports leave prompt embeddings out.
-        scheduler = DriftScheduler(store, _cipher(settings).open, windows)
+        scheduler = DriftScheduler(store, crypto.cipher_for(settings).open, windows)
         if route is None:
             reports = asyncio.run(scheduler.run_once())
         else:
             window = scheduler.windows(datetime.now(UTC))
-            reports = [asyncio.run(run_drift(store, route, window, _cipher(settings).open))]
+            reports = [
+                asyncio.run(run_drift(store, route, window, crypto.cipher_for(settings).open))
+            ]
     if as_json:
         print_json(reports)
     elif not reports:

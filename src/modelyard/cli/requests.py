@@ -98,8 +98,7 @@ def list_command(limit: int, as_json: bool, **filters: Any) -> None:
 def show(request_id: str) -> None:
     """One request with its content (decrypted with this machine's content keys)."""
     settings = Settings()
-    keys = settings.content_keys.get_secret_value() if settings.content_keys else None
-    cipher = crypto.parse_key_list(keys) if keys else crypto.load_or_create(settings.ensure_home())
+    cipher = crypto.cipher_for(settings)
     with open_home_store() as store:
         print_json(get_request(store, request_id, cipher.open))
 

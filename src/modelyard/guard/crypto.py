@@ -17,6 +17,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from modelyard.config import Settings
+
 MAGIC = b"MY1"
 NONCE_BYTES = 12
 KEY_FILE = "content.keys"
@@ -60,6 +62,14 @@ class ContentCipher:
             return None
         size = blob[len(MAGIC)]
         return blob[len(MAGIC) + 1 : len(MAGIC) + 1 + size].decode("ascii", "replace")
+
+
+def cipher_for(settings: Settings) -> ContentCipher:
+    """The content key ring this machine uses: ``MODELYARD_CONTENT_KEYS``, else
+    ``home/content.keys`` (created on first use)."""
+    if settings.content_keys is not None:
+        return parse_key_list(settings.content_keys.get_secret_value())
+    return load_or_create(settings.ensure_home())
 
 
 def parse_key_list(value: str) -> ContentCipher:

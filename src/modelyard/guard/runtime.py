@@ -72,8 +72,7 @@ class GuardServices:
 
 def open_guard(settings: Settings, store: Store) -> GuardServices:
     home = settings.ensure_home()
-    keys_env = settings.content_keys.get_secret_value() if settings.content_keys else None
-    cipher = crypto.parse_key_list(keys_env) if keys_env else crypto.load_or_create(home)
+    cipher = crypto.cipher_for(settings)
     session_env = settings.session_secret.get_secret_value() if settings.session_secret else None
     default_policy = RoutePolicy(pii=settings.pii_policy, injection=settings.injection_policy)
     book = PolicyBook(default_policy)
