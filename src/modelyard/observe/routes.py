@@ -7,11 +7,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from modelyard.guard.auth import Forbidden, principal_of, requires
-from modelyard.guard.keyring import Principal
 from modelyard.guard.roles import Access, Role
 from modelyard.observe.drift_jobs import DriftScheduler, get_report, list_reports, run_drift
 from modelyard.observe.feedback import FeedbackRefused, add_feedback, owner_of
@@ -45,28 +44,10 @@ INFER = requires(Access.infer)
 ADMIN = requires(Access.admin)
 
 
-def _filter(
-    principal: Principal,
-    key_id: str | None,
-    route: str | None,
-    version: str | None,
-    status: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    feedback: str | None,
-) -> RequestFilter:
-    if not principal.sees_all:
-        if key_id is not None and key_id != principal.key_id:
-            raise Forbidden("A developer key may read its own requests only.")
-        key_id = principal.key_id
-    return RequestFilter(key_id, route, version, status, since, until, feedback)
-
-
 FilterQuery = Annotated[str | None, Query()]
 
 
-@router.get("/api/requests", response_model=RequestList, dependencies=[READ_OWN])
-async def requests_list(
+def _filter(
     request: Request,
     key_id: FilterQuery = None,
     route: FilterQuery = None,
@@ -77,27 +58,32 @@ async def requests_list(
     feedback: Annotated[
         str | None, Query(description="Only requests with feedback of this name (`*`: any).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RequestFilter:
+    """The request-log filter a request asks for (a dependency shared by the list and the
+    exports); a developer key is held to its own requests."""
+    principal = principal_of(request)
+    if not principal.sees_all:
+        if key_id is not None and key_id != principal.key_id:
+            raise Forbidden("A developer key may read its own requests only.")
+        key_id = principal.key_id
+    return RequestFilter(key_id, route, version, status, since, until, feedback)
+
+
+Where = Annotated[RequestFilter, Depends(_filter)]
+
+
+@router.get("/api/requests", response_model=RequestList, dependencies=[READ_OWN])
+async def requests_list(
+    request: Request, where: Where, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> RequestList:
-    where = _filter(principal_of(request), key_id, route, version, status, since, until, feedback)
     rows = await asyncio.to_thread(list_requests, services_of(request).store, where, limit)
     return RequestList(data=rows)
 
 
 @router.get("/api/requests.jsonl", dependencies=[READ_OWN], response_class=StreamingResponse)
 @router.get("/api/requests.csv", dependencies=[READ_OWN], response_class=StreamingResponse)
-async def requests_export(
-    request: Request,
-    key_id: FilterQuery = None,
-    route: FilterQuery = None,
-    version: FilterQuery = None,
-    status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    feedback: FilterQuery = None,
-) -> StreamingResponse:
+async def requests_export(request: Request, where: Where) -> StreamingResponse:
     """Every matching row, oldest first (metadata; content stays in the detail view)."""
-    where = _filter(principal_of(request), key_id, route, version, status, since, until, feedback)
     rows = export_rows(services_of(request).store, where)
     if request.url.path.endswith(".csv"):
         # A sync iterator: Starlette reads it on a worker thread, off the event loop.
