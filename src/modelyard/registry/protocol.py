@@ -94,7 +94,7 @@ class VersionCreate(BaseModel):
 class AliasMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str = ""
     actor: str | None = None
 
@@ -102,7 +102,7 @@ class AliasMove(BaseModel):
 class AliasRollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int | None = Field(default=None, ge=1)
+    to_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     reason: str = "rollback"
     actor: str | None = None
 
