@@ -32,12 +32,20 @@ from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.observe.tracking import RequestTracking
 from modelyard.registry import Registry
 from modelyard.registry import routes as registry_routes
+from modelyard.release import routes as release_routes
+from modelyard.release.controller import ReleaseController
+from modelyard.release.experiments import Experiments
+from modelyard.release.rollouts import Rollouts
 from modelyard.routing import RoutingTable
+from modelyard.routing import routes as routing_routes
+from modelyard.routing.breaker import Breakers
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
 from modelyard.services import Services
 from modelyard.serving import docs, embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
+from modelyard.serving.shadow import ShadowRunner
 from modelyard.store import open_store
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,7 @@ def open_services(settings: Settings) -> Services:
     if written is not None:
         log.warning("created an admin API key: %s (mode 0600); keep it secret", written)
     table = RoutingTable()
+    policies = TrafficPolicies(store, registry)
     engines = EnginePool(settings)
 
     def preload(current: RoutingTable) -> None:
@@ -84,7 +93,12 @@ def open_services(settings: Settings) -> Services:
         store=store,
         registry=registry,
         routing=table,
-        refresher=RoutingRefresher(table, registry, on_change=preload),
+        refresher=RoutingRefresher(table, registry, policies, on_change=preload),
+        policies=policies,
+        breakers=Breakers(),
+        shadows=ShadowRunner(settings.shadow_concurrency),
+        rollouts=Rollouts(store, registry, policies, AlertService(store)),
+        experiments=Experiments(store, registry, policies),
         engines=engines,
         guard=guard,
         request_log=request_log,
@@ -146,6 +160,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             WebhookNotifier(secret=secret.get_secret_value().encode() if secret else None),
         )
         tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s)))
+        controller = ReleaseController(
+            services.store, services.rollouts, services.experiments, services.refresher.refresh_now
+        )
+        app.state.release_controller = controller
+        tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
         try:
             yield
         finally:
@@ -155,6 +174,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await alerts.aclose()
+            await services.shadows.drain()
             await services.guard.gate.drain()
             await services.request_log.close()
             await services.guard.aclose()
@@ -182,6 +202,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     alerts_routes.attach(app)
     eval_routes.attach(app)
     dataset_routes.attach(app)
+    routing_routes.attach(app)
+    release_routes.attach(app)
     docs.attach(app)
     console_routes.attach(app)
     return app

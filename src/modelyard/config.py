@@ -227,6 +227,18 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(
         default=30.0, gt=0, description="How often alert rules are evaluated."
     )
+    release_tick_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the release controller advances rollouts and analyses "
+        "experiments (each analysis measures at its own interval).",
+    )
+    shadow_concurrency: int = Field(
+        default=4,
+        ge=0,
+        description="Most shadow (mirrored) requests in flight; beyond it mirrors are dropped "
+        "and counted, so shadows never queue behind or in front of real traffic.",
+    )
     log_flush_interval_s: float = Field(
         default=1.0,
         gt=0,

@@ -15,8 +15,13 @@ from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.registry import Registry
+from modelyard.release.experiments import Experiments
+from modelyard.release.rollouts import Rollouts
 from modelyard.routing import RoutingTable
+from modelyard.routing.breaker import Breakers
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
+from modelyard.serving.shadow import ShadowRunner
 from modelyard.store import Store
 
 
@@ -33,6 +38,11 @@ class Services:
     metrics: Metrics
     power: PowerModel
     meter: CpuMeter
+    policies: TrafficPolicies
+    breakers: Breakers
+    shadows: ShadowRunner
+    rollouts: Rollouts
+    experiments: Experiments
 
 
 def services_of(request: Request) -> Services:

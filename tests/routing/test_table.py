@@ -6,7 +6,9 @@ import pytest
 
 from modelyard.registry import Registry
 from modelyard.routing import ModelNotRoutable, RoutingTable
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
+from modelyard.store import Store
 from tests.conftest import register_scripted
 
 
@@ -36,12 +38,17 @@ def test_unknown_names_do_not_resolve(registry: Registry, name: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_watcher_picks_up_changes_from_another_process(registry: Registry) -> None:
+async def test_the_watcher_picks_up_changes_from_another_process(
+    store: Store, registry: Registry
+) -> None:
     register_scripted(registry, "alpha")
     table = RoutingTable()
     seen: list[int] = []
     refresher = RoutingRefresher(
-        table, registry, on_change=lambda t: seen.append(t.resolve("alpha").version.number)
+        table,
+        registry,
+        TrafficPolicies(store, registry),
+        on_change=lambda t: seen.append(t.resolve("alpha").version.number)
     )
     await refresher.refresh_now()
     watcher = asyncio.create_task(refresher.watch(0.05))

@@ -22,10 +22,14 @@ from modelyard.observe.alerts import AlertError
 from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
 from modelyard.observe.queries import RequestNotFound
 from modelyard.registry import RegistryError
+from modelyard.release.errors import ReleaseError
+from modelyard.routing.policies import PolicyRefused
 
 # User mistakes and unreachable services: one line on stderr, exit 1, no traceback.
 USER_ERRORS = (
     RegistryError,
+    ReleaseError,
+    PolicyRefused,
     RequestNotFound,
     NotEnoughData,
     DriftReportNotFound,
@@ -76,10 +80,13 @@ def _register() -> None:
         datasets,
         drift,
         eval,
+        experiment,
         keys,
         models,
         policy,
         requests,
+        rollout,
+        route,
         serve,
         usage,
     )
@@ -98,6 +105,9 @@ def _register() -> None:
     main.add_command(drift.drift)
     main.add_command(eval.eval_group)
     main.add_command(datasets.datasets)
+    main.add_command(route.route)
+    main.add_command(rollout.rollout)
+    main.add_command(experiment.experiment)
 
 
 _register()

@@ -6,6 +6,8 @@ Parameters (all optional):
 - ``fail_when_prompt_contains``: a substring that makes the request fail.
 - ``fail_status``, ``fail_code``: the error raised then (default 502, ``upstream_error``).
 - ``fail_after_tokens``: fail mid-stream after this many tokens.
+- ``fail_rate``: the share of requests (0-1) that fail at random, drawn from ``seed``.
+- ``first_token_jitter_ms``: extra first-token latency drawn uniformly from [0, jitter].
 - ``start_fails``: the engine refuses to start (to test not-ready handling).
 - ``context_length``: tokens (whitespace-separated words) the prompt and reply may use.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -49,6 +52,9 @@ class ScriptedEngine(Engine):
         self._fail_code = str(params.get("fail_code", "upstream_error"))
         self._fail_after: int | None = params.get("fail_after_tokens")
         self._context_length = int(params.get("context_length", 4096))
+        self._fail_rate = float(params.get("fail_rate", 0.0))
+        self._jitter = float(params.get("first_token_jitter_ms", 0)) / 1000
+        self._random = random.Random(params.get("seed"))
 
     async def start(self) -> None:
         if self.spec.parameters.get("start_fails"):
@@ -61,6 +67,10 @@ class ScriptedEngine(Engine):
         prompt = request.prompt if request.prompt is not None else _chat_text(request)
         if self._fail_marker and self._fail_marker in prompt:
             raise EngineError("scripted failure", status=self._fail_status, code=self._fail_code)
+        if self._fail_rate and self._random.random() < self._fail_rate:
+            raise EngineError(
+                "scripted random failure", status=self._fail_status, code=self._fail_code
+            )
         prompt_tokens = len(_words(prompt))
         budget = request.max_tokens or (self._context_length - prompt_tokens)
         if prompt_tokens + budget > self._context_length:
@@ -71,7 +81,7 @@ class ScriptedEngine(Engine):
         reply = next(self._replies) if self._replies else _echo(request)
         reply, stopped = _cut_at_stop(reply, request.stop)
         words = _words(reply)
-        await asyncio.sleep(self._first_delay)
+        await asyncio.sleep(self._first_delay + self._random.random() * self._jitter)
         produced = 0
         for index, word in enumerate(words[:budget]):
             if self._fail_after is not None and produced >= self._fail_after:

@@ -38,6 +38,8 @@ def usage(
         func.sum(t.completion_tokens),
         func.sum(t.cost),
     ).group_by(t.key_id, t.route, t.day)
+    # Shadow copies are the operator's experiment, not the client's usage.
+    query = query.where(t.variant.is_distinct_from("shadow"))
     if key_id is not None:
         query = query.where(t.key_id == key_id)
     if route is not None:

@@ -75,6 +75,7 @@ def window_features(
     query = (
         select(t.prompt_tokens, t.completion_tokens, t.latency_ms, t.language, t.content)
         .where(t.route == route, t.at >= since, t.at < until, t.status < 400)
+        .where(t.variant.is_distinct_from("shadow"))
         .order_by(t.at.desc())
         .limit(max_rows)
     )

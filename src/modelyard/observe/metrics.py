@@ -145,6 +145,18 @@ class Metrics:
             ["route", "version", "status"],
             registry=r,
         )
+        self.fallbacks = Counter(
+            "modelyard_fallbacks",
+            "Requests a fallback target answered after their target failed or was skipped.",
+            ["route", "failed_version"],
+            registry=r,
+        )
+        self.shadow_requests = Counter(
+            "modelyard_shadow_requests",
+            "Mirrored requests, by outcome (sent, dropped when the shadow pool was full).",
+            ["route", "outcome"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "modelyard_requests_in_flight", "Requests being served now.", registry=r
         )

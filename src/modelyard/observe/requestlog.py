@@ -49,6 +49,8 @@ class RequestRecord:
     energy_wh: float = 0.0
     carbon_g: float = 0.0
     user: str | None = None
+    variant: str | None = None  # the traffic variant served (stable, candidate, shadow, ...)
+    fallback_from: str | None = None  # the version that failed before a fallback answered
 
 
 @dataclass
@@ -193,6 +195,8 @@ class RequestLogWriter:
             energy_wh=record.energy_wh,
             carbon_g=record.carbon_g,
             user=record.user,
+            variant=record.variant,
+            fallback_from=record.fallback_from,
             language=script_of(prompt),
             prompt_chars=len(prompt),
         )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.registry import Registry
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.table import RoutingTable
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,20 @@ class RoutingRefresher:
         self,
         table: RoutingTable,
         registry: Registry,
+        policies: TrafficPolicies,
         on_change: Callable[[RoutingTable], None] = lambda _table: None,
     ) -> None:
         self._table = table
         self._registry = registry
+        self._policies = policies
         self._on_change = on_change
         self._lock = asyncio.Lock()
 
     async def refresh_now(self) -> None:
         async with self._lock:
             state = await asyncio.to_thread(self._registry.routing_state)
-            self._table.replace(state)
+            policies = await asyncio.to_thread(self._policies.load)
+            self._table.replace(state, policies.policies, policies.marker)
         self._on_change(self._table)
 
     async def watch(self, interval_s: float) -> None:
@@ -39,9 +43,12 @@ class RoutingRefresher:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                marker = await asyncio.to_thread(self._registry.change_marker)
+                marker = await asyncio.to_thread(self._marker)
                 if marker != self._table.marker:
                     log.info("registry changed (marker %s); reloading routes", marker)
                     await self.refresh_now()
             except SQLAlchemyError as error:
                 log.warning("routing refresh failed, keeping the current table: %s", error)
+
+    def _marker(self) -> tuple[int, int, int]:
+        return (*self._registry.change_marker(), self._policies.marker())

@@ -6,11 +6,14 @@ alias, ``<model>@<n>`` pins version ``n``. Resolving never touches the database.
 
 from __future__ import annotations
 
+import hashlib
+import random
 from dataclasses import dataclass, field
 
 from modelyard.engines import EngineSpec
 from modelyard.registry.protocol import VersionOut
 from modelyard.registry.service import RoutingEntry, RoutingState
+from modelyard.routing.protocol import BreakerSettings, TrafficPolicy
 
 DEFAULT_ALIAS = "production"
 
@@ -40,6 +43,12 @@ class Target:
     task: str
     alias: str | None
     version: VersionOut
+    variant: str | None = None  # the traffic variant (stable, candidate, ...) under a policy
+
+    @property
+    def name(self) -> str:
+        """The version's name, ``model@n`` (what logs and breakers key on)."""
+        return f"{self.version.model}@{self.version.number}"
 
     @property
     def spec(self) -> EngineSpec:
@@ -58,7 +67,45 @@ class Snapshot:
     aliases: dict[tuple[str, str], RoutingEntry] = field(default_factory=dict)
     versions: dict[tuple[str, int], VersionOut] = field(default_factory=dict)
     tasks: dict[str, str] = field(default_factory=dict)
-    marker: tuple[int, int] = (0, 0)
+    policies: dict[str, TrafficPolicy] = field(default_factory=dict)
+    marker: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Fallback:
+    target: Target
+    timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where one request goes: the variant it was assigned, what to try when that fails,
+    and the versions that get a copy of it."""
+
+    primary: Target
+    timeout_s: float | None = None
+    fallbacks: tuple[Fallback, ...] = ()
+    shadows: tuple[Target, ...] = ()
+    breaker: BreakerSettings | None = None
+
+
+def bucket(salt: str, user: str) -> float:
+    """A user's fixed place in [0, 1) for a salt: the same user gets the same variant for
+    as long as the policy's salt (one rollout or experiment) stays."""
+    digest = hashlib.blake2b(f"{salt}\x00{user}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def assign(policy: TrafficPolicy, place: float) -> tuple[str, int | None]:
+    """The variant at ``place``: candidates take consecutive slices from 0 in their order,
+    the stable variant the rest. Growing a candidate's weight only moves users from stable
+    to it, never back (a canary's users stay on the canary as it grows)."""
+    edge = 0.0
+    for candidate in policy.candidates:
+        edge += candidate.weight / 100
+        if place < edge:
+            return candidate.name, candidate.version
+    return policy.stable_variant, None
 
 
 class RoutingTable:
@@ -68,15 +115,61 @@ class RoutingTable:
         self._snapshot = Snapshot()
 
     @property
-    def marker(self) -> tuple[int, int]:
+    def marker(self) -> tuple[int, int, int]:
         return self._snapshot.marker
 
-    def replace(self, state: RoutingState) -> None:
+    def replace(
+        self,
+        state: RoutingState,
+        policies: dict[str, TrafficPolicy] | None = None,
+        policy_marker: int = 0,
+    ) -> None:
         self._snapshot = Snapshot(
             aliases={(e.model, e.alias): e for e in state.entries},
             versions={(v.model, v.number): v for v in state.versions},
             tasks=dict(state.tasks),
-            marker=state.marker,
+            policies=dict(policies or {}),
+            marker=(*state.marker, policy_marker),
+        )
+
+    def policy(self, model: str) -> TrafficPolicy | None:
+        return self._snapshot.policies.get(model)
+
+    def plan(self, public_name: str, user: str | None = None) -> Plan:
+        """Resolve a request's model under its route's traffic policy. Only the plain model
+        name follows the policy; ``m:alias`` and ``m@n`` pin what they name."""
+        snapshot = self._snapshot
+        policy = snapshot.policies.get(public_name)
+        if policy is None:
+            return Plan(self.resolve(public_name))
+        entry = snapshot.aliases.get((public_name, policy.stable_alias))
+        if entry is None:
+            raise ModelNotRoutable(public_name)
+        place = bucket(policy.salt, user) if user else random.random()
+        variant, number = assign(policy, place)
+        version = entry.version
+        if number is not None:
+            version = snapshot.versions.get((public_name, number), version)
+        primary = Target(public_name, public_name, entry.task, entry.alias, version, variant)
+        fallbacks = []
+        for fallback in policy.fallbacks:
+            try:
+                target = self.resolve(fallback.model)
+            except ModelNotRoutable:
+                continue
+            fallbacks.append(Fallback(target, fallback.timeout_s))
+        shadows = [
+            Target(public_name, public_name, entry.task, None, shadow, "shadow")
+            for s in policy.shadows
+            if random.random() * 100 < s.share
+            and (shadow := snapshot.versions.get((public_name, s.version))) is not None
+        ]
+        return Plan(
+            primary,
+            timeout_s=policy.timeout_s if policy.fallbacks else None,
+            fallbacks=tuple(fallbacks),
+            shadows=tuple(shadows),
+            breaker=policy.breaker if policy.fallbacks else None,
         )
 
     def resolve(self, public_name: str) -> Target:
@@ -108,4 +201,12 @@ class RoutingTable:
         for entry in self._snapshot.aliases.values():
             target = Target(entry.model, entry.model, entry.task, entry.alias, entry.version)
             seen[(entry.model, entry.version.number)] = target.spec
+        for model, policy in self._snapshot.policies.items():
+            numbers = [c.version for c in policy.candidates if c.weight > 0]
+            numbers += [s.version for s in policy.shadows]
+            for number in numbers:
+                version = self._snapshot.versions.get((model, number))
+                if version is not None:
+                    task = self._snapshot.tasks.get(model, "chat")
+                    seen[(model, number)] = Target(model, model, task, None, version).spec
         return list(seen.values())

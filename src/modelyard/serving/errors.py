@@ -32,7 +32,9 @@ from modelyard.registry import (
     RegistryError,
     VersionNotFound,
 )
+from modelyard.release.errors import ReleaseError
 from modelyard.routing import ModelNotRoutable, route_of
+from modelyard.routing.policies import PolicyRefused
 from modelyard.serving.protocol import ErrorBody
 
 _STATUS_TYPES = MappingProxyType(
@@ -203,6 +205,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestNotFound)
     async def _no_request(_request: Request, error: RequestNotFound) -> JSONResponse:
         return error_response(APIError(404, str(error), code="request_not_found"))
+
+    @app.exception_handler(ReleaseError)
+    async def _release(_request: Request, error: ReleaseError) -> JSONResponse:
+        return error_response(APIError(error.status, str(error), code=error.code))
+
+    @app.exception_handler(PolicyRefused)
+    async def _policy(_request: Request, error: PolicyRefused) -> JSONResponse:
+        return error_response(APIError(error.status, str(error), code=error.code))
 
     @app.exception_handler(RegistryError)
     async def _registry(_request: Request, error: RegistryError) -> JSONResponse:

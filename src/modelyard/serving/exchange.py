@@ -13,7 +13,7 @@ from typing import Any
 from starlette.datastructures import State
 from starlette.requests import Request
 
-from modelyard.engines import EngineError
+from modelyard.engines import EngineError, GenerationRequest
 from modelyard.guard.auth import principal_of
 from modelyard.guard.gate import Admission, Refusal, RequestShape
 from modelyard.guard.keyring import Principal
@@ -21,9 +21,11 @@ from modelyard.observe.cost import cost_of
 from modelyard.observe.metrics import Served
 from modelyard.observe.requestlog import RequestRecord
 from modelyard.routing import ModelNotRoutable, Target, route_of
+from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
 from modelyard.serving.errors import APIError
 from modelyard.serving.generation import Generation
+from modelyard.serving.mirror import Mirror, mirrored
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's "client closed request": nobody reads it, the log does.
 GUARDED_ERRORS = (Refusal, APIError, EngineError, ModelNotRoutable)
@@ -43,6 +45,10 @@ class Exchange:
     engine_started: float | None = None
     user: str | None = None  # the client's own end-user id (OpenAI's ``user`` field)
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
+    plan_: Plan | None = None
+    fallback_from: str | None = None
+    forwarded: GenerationRequest | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def begin(
@@ -51,6 +57,7 @@ class Exchange:
         request.state.route = route_of(model)
         exchange = cls(services_of(request), request.state, principal_of(request), endpoint, model)
         exchange.user = user
+        exchange.request_headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
         exchange.services.meter.start(exchange.id)
         request.state.metered = True
         return exchange
@@ -78,6 +85,28 @@ class Exchange:
         self.target = self.services.routing.resolve(self.model)
         return self.target
 
+    def plan(self) -> Plan:
+        """Where this request goes under its route's traffic policy; the end user (the
+        body's ``user``, else the policy's sticky header) keeps a user on one variant."""
+        table = self.services.routing
+        policy = table.policy(self.model)
+        if self.user is None and policy is not None:
+            self.user = self.request_headers.get(policy.sticky_header) or None
+        self.plan_ = table.plan(self.model, self.user)
+        self.target = self.plan_.primary
+        return self.plan_
+
+    def served(self, target: Target, fallback_from: str | None) -> None:
+        """The target that answered (a fallback when ``fallback_from`` names a failed one)."""
+        self.target = target
+        self.fallback_from = fallback_from
+        if fallback_from is not None:
+            self.services.metrics.fallbacks.labels(self.route, fallback_from).inc()
+
+    @property
+    def variant(self) -> str | None:
+        return self.plan_.primary.variant if self.plan_ is not None else None
+
     def engine_starts(self) -> None:
         self.engine_started = time.perf_counter()
 
@@ -94,6 +123,10 @@ class Exchange:
         if self.target is not None:
             v = self.target.version
             headers["x-modelyard-version"] = f"{v.model}@{v.number}"
+        if self.variant is not None:
+            headers["x-modelyard-variant"] = self.variant
+        if self.fallback_from is not None:
+            headers["x-modelyard-fallback-from"] = self.fallback_from
         return headers
 
     def failed(self, error: Exception) -> None:
@@ -165,8 +198,11 @@ class Exchange:
                 energy_wh=energy.total_wh,
                 carbon_g=energy.carbon_g,
                 user=self.user,
+                variant=self.variant,
+                fallback_from=self.fallback_from,
             )
         )
+        self._mirror(content)
         self.services.metrics.served(
             Served(
                 operation=OPERATIONS.get(self.endpoint, "embeddings"),
@@ -184,6 +220,30 @@ class Exchange:
                 injection=injection,
             )
         )
+
+    def _mirror(self, content: dict[str, Any] | None) -> None:
+        """Send this request's copies to the plan's shadows, now that it has answered."""
+        plan, forwarded = self.plan_, self.forwarded
+        if plan is None or forwarded is None or not plan.shadows:
+            return
+        for index, target in enumerate(plan.shadows):
+            mirror = Mirror(
+                parent_id=self.id,
+                index=index,
+                key_id=self.principal.key_id,
+                endpoint=self.endpoint,
+                route=self.route,
+                user=self.user,
+                target=target,
+                request=forwarded,
+                content=None
+                if content is None
+                else {k: v for k, v in content.items() if k != "response"},
+            )
+            sent = self.services.shadows.submit(mirrored(self.services, mirror))
+            self.services.metrics.shadow_requests.labels(
+                self.route, "sent" if sent else "dropped"
+            ).inc()
 
     async def logged(
         self, events: AsyncIterator[bytes], generation: Generation, content: dict[str, Any]

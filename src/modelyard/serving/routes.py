@@ -17,6 +17,7 @@ from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.gate import RequestShape
 from modelyard.guard.roles import Access
 from modelyard.services import services_of
+from modelyard.serving.dispatch import dispatch
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
 from modelyard.serving.generation import (
     ClientDisconnected,
@@ -25,7 +26,6 @@ from modelyard.serving.generation import (
     collect,
     event_stream,
     generation_request,
-    start_generation,
     unless_disconnected,
     usage_out,
 )
@@ -97,18 +97,22 @@ async def _serve(
             RequestShape(max_tokens=body.token_limit(), messages=len(wanted.messages or ())),
         )
         forwarded = with_texts(wanted, admission.texts)
-        target = exchange.resolve()
+        exchange.forwarded = forwarded
+        plan = exchange.plan()
         deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_s
         exchange.engine_starts()
-        generation = await start_generation(
+        dispatched = await dispatch(
             services.engines,
-            target,
+            services.breakers,
+            plan,
             forwarded,
             prefix,
             deadline=deadline,
             restorer=admission.stream_restorer(),
             worked=exchange.work,
         )
+        generation = dispatched.generation
+        exchange.served(generation.target, dispatched.fallback_from)
     except GUARDED_ERRORS as error:
         exchange.failed(error)
         raise

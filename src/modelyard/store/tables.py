@@ -180,6 +180,8 @@ class RequestLogRow(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     prompt_chars: Mapped[int] = mapped_column(Integer, default=0)
+    # Added by 0006_release: the version that failed before a fallback answered.
+    fallback_from: Mapped[str | None] = mapped_column(String(160), nullable=True)
 
 
 class FeedbackRow(Base):
@@ -322,3 +324,113 @@ class DatasetItemRow(Base):
     item_index: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class TrafficPolicyRow(Base):
+    """How one route's traffic is split: stable alias, weighted candidates, shadows,
+    fallback chain and breaker settings (``policy`` holds ``routing.protocol.TrafficPolicy``)."""
+
+    __tablename__ = "traffic_policies"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class TrafficPolicyChangeRow(Base):
+    """Append-only history of traffic policies; its largest id is part of the routing marker."""
+
+    __tablename__ = "traffic_policy_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RolloutRow(Base):
+    """A gradual release of a candidate version against the version an alias points to."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    baseline: Mapped[int] = mapped_column(Integer)
+    candidate: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    step_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    weight: Mapped[float] = mapped_column(Float, default=0.0)
+    weight_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExperimentRow(Base):
+    """An A/B experiment: a fixed split of one route's traffic between versions."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReleaseMeasurementRow(Base):
+    """One analysis of a rollout step or an experiment: per-metric statistics and outcome."""
+
+    __tablename__ = "release_measurements"
+    __table_args__ = (
+        UniqueConstraint("subject", "subject_id", "step", "seq", name="uq_release_measurement"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16))  # rollout | experiment
+    subject_id: Mapped[int] = mapped_column(Integer, index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ReleaseEventRow(Base):
+    """What happened to a rollout or an experiment, in order (started, weight, paused, ...)."""
+
+    __tablename__ = "release_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(256))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LeaseRow(Base):
+    """A lease one replica holds to run a singleton job (the release controller)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

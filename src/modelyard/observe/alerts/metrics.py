@@ -16,7 +16,13 @@ from sqlalchemy import ColumnElement, Select, Text, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from modelyard.observe.alerts.protocol import AlertRule
-from modelyard.store.tables import DriftReportRow, FeedbackRow, RequestLogRow
+from modelyard.store.tables import (
+    DriftReportRow,
+    FeedbackRow,
+    ReleaseEventRow,
+    RequestLogRow,
+    RolloutRow,
+)
 
 Measurement = tuple[float | None, int]
 # The most recent drift reports read per evaluation (one per route is what counts).
@@ -32,7 +38,7 @@ def measure(session: Session, rule: AlertRule, now: datetime) -> Measurement:
 
 
 def _in_window(query: Select[Any], rule: AlertRule, since: datetime, now: datetime) -> Select[Any]:
-    query = query.where(t.at > since, t.at <= now)
+    query = query.where(t.at > since, t.at <= now, t.variant.is_distinct_from("shadow"))
     return query if rule.route is None else query.where(t.route == rule.route)
 
 
@@ -119,6 +125,24 @@ def _drift(session: Session, rule: AlertRule, since: datetime, now: datetime) ->
     return (max(latest.values()) if latest else None), reports
 
 
+def _rollout_aborts(
+    session: Session, rule: AlertRule, since: datetime, now: datetime
+) -> Measurement:
+    """Rollouts aborted in the window (by analysis or by hand); the count is its samples,
+    so a window without any neither fires nor stays firing."""
+    e, r = ReleaseEventRow, RolloutRow
+    query = (
+        select(func.count())
+        .select_from(e)
+        .join(r, r.id == e.subject_id)
+        .where(e.subject == "rollout", e.kind == "aborted", e.at > since, e.at <= now)
+    )
+    if rule.route is not None:
+        query = query.where(r.model == rule.route)
+    count = int(session.scalar(query) or 0)
+    return float(count), count
+
+
 Measure = Callable[[Session, AlertRule, datetime, datetime], Measurement]
 
 MEASURES: dict[str, Measure] = {
@@ -137,4 +161,5 @@ MEASURES: dict[str, Measure] = {
     "p95_ttft_ms": _percentile(t.ttft_ms, 0.95),
     "negative_feedback_rate": _negative_feedback,
     "drift": _drift,
+    "rollout_aborts": _rollout_aborts,
 }

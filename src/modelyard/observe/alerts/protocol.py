@@ -25,6 +25,7 @@ Metric = Literal[
     "injection_flags",
     "negative_feedback_rate",
     "drift",
+    "rollout_aborts",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
 # Shares between 0 and 1: their thresholds are too.
@@ -54,7 +55,8 @@ class AlertRule(BaseModel):
         "p50/p95_latency_ms, p95_ttft_ms, requests, tokens (prompt + completion), cost, "
         "energy_wh, pii_detections and injection_flags (requests with any), "
         "negative_feedback_rate (share of boolean feedback that is 0), drift (the latest "
-        "drift report's share of drifted features)."
+        "drift report's share of drifted features), rollout_aborts (rollouts of the route "
+        "aborted in the window)."
     )
     route: str | None = Field(
         default=None, max_length=128, description="A public model name; none means all routes."

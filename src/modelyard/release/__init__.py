@@ -1,0 +1,1 @@
+"""Release: rollouts, experiments, canary analysis and their statistics."""

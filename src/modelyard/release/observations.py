@@ -1,0 +1,124 @@
+"""What a release analysis compares: each variant's requests on one route over the same
+period, read from the request log and feedback (background work, never the request path).
+
+A request counts for the variant it was assigned, whichever version finally answered: a
+candidate that failed over to a fallback is charged an error. Client errors (4xx, 499)
+say nothing about a version and are left out of the metrics; shadow copies are left out
+of everything."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modelyard.store import Store
+from modelyard.store.tables import FeedbackRow, RequestLogRow
+
+# The most rows one analysis reads; windows past it use their newest rows.
+MAX_ROWS = 500_000
+SERVED_ENDPOINTS = ("chat.completions", "completions")
+
+
+@dataclass
+class VariantData:
+    assigned: int = 0  # every request routed to the variant (what SRM counts)
+    users: set[str] = field(default_factory=set)
+    errors: list[float] = field(default_factory=list)  # 1.0 per server error or fallback
+    latency_ms: list[float] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    feedback: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observations:
+    since: datetime
+    until: datetime
+    variants: dict[str, VariantData]
+
+    def of(self, variant: str) -> VariantData:
+        return self.variants.get(variant, VariantData())
+
+
+def observe(
+    store: Store,
+    route: str,
+    variants: Iterable[str],
+    since: datetime,
+    until: datetime,
+    feedback_names: Iterable[str] = (),
+) -> Observations:
+    names = list(variants)
+    t = RequestLogRow
+    out = {name: VariantData() for name in names}
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                t.id,
+                t.variant,
+                t.status,
+                t.fallback_from,
+                t.latency_ms,
+                t.ttft_ms,
+                t.cost,
+                t.user,
+            )
+            .where(
+                t.route == route,
+                t.at >= since,
+                t.at <= until,
+                t.variant.in_(names),
+                t.endpoint.in_(SERVED_ENDPOINTS),
+            )
+            .order_by(t.at.desc())
+            .limit(MAX_ROWS)
+        ).all()
+        variant_of: dict[str, str] = {}
+        for request_id, variant, status, fallback_from, latency, ttft, cost, user in rows:
+            if variant is None:
+                continue
+            data = out[variant]
+            data.assigned += 1
+            if user:
+                data.users.add(user)
+            if 400 <= status < 500:
+                continue
+            variant_of[request_id] = variant
+            failed = status >= 500 or fallback_from is not None
+            data.errors.append(1.0 if failed else 0.0)
+            if status < 400:
+                data.latency_ms.append(float(latency))
+                data.cost.append(float(cost))
+                if ttft is not None:
+                    data.ttft_ms.append(float(ttft))
+        wanted = sorted(set(feedback_names))
+        if wanted and variant_of:
+            _add_feedback(session, wanted, variant_of, out, since)
+    return Observations(since, until, out)
+
+
+def _add_feedback(
+    session: Session,
+    names: list[str],
+    variant_of: dict[str, str],
+    out: dict[str, VariantData],
+    since: datetime,
+) -> None:
+    """The latest numeric value of each named feedback on the window's requests (a boolean
+    is 1 or 0; a judge's score its number)."""
+    f = FeedbackRow
+    latest = (
+        select(func.max(f.id))
+        .where(f.name.in_(names), f.at >= since, f.number.is_not(None))
+        .group_by(f.request_id, f.name)
+        .scalar_subquery()
+    )
+    query = select(f.request_id, f.name, f.number).where(f.id.in_(latest))
+    for request_id, name, number in session.execute(query):
+        variant = variant_of.get(request_id)
+        if variant is not None and number is not None:
+            out[variant].feedback.setdefault(name, []).append(float(number))

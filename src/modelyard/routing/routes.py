@@ -1,0 +1,95 @@
+"""Traffic policies JSON API: ``/api/routes``. Thin over ``TrafficPolicies``; after a change
+this replica reloads its routing table at once (others within ``routing_refresh_s``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import Response
+
+from modelyard.guard.auth import actor_of, principal_of, requires
+from modelyard.guard.roles import Access
+from modelyard.routing.protocol import (
+    BreakerSettings,
+    RouteOut,
+    TrafficPolicyHistory,
+    TrafficPolicyList,
+    TrafficPolicyOut,
+    TrafficPolicyPut,
+)
+from modelyard.services import Services, services_of
+
+READ = requires(Access.read)
+ADMIN = requires(Access.admin)
+
+router = APIRouter(prefix="/api/routes", tags=["routing"])
+
+
+def route_out(services: Services, model: str) -> RouteOut:
+    """The route as this replica serves it now: its variants with their shares, and the
+    breakers of the targets it has used (per replica)."""
+    policy = services.routing.policy(model)
+    variants: list[dict[str, object]] = []
+    breaker = BreakerSettings()
+    if policy is not None:
+        breaker = policy.breaker
+        stable = 100 - sum(c.weight for c in policy.candidates)
+        variants.append(
+            {"name": policy.stable_variant, "alias": policy.stable_alias, "weight": stable}
+        )
+        variants += [
+            {"name": c.name, "version": c.version, "weight": c.weight} for c in policy.candidates
+        ]
+        variants += [
+            {"name": "shadow", "version": s.version, "share": s.share} for s in policy.shadows
+        ]
+    return RouteOut(
+        model=model, policy=policy, variants=variants, breakers=services.breakers.describe(breaker)
+    )
+
+
+@router.get("", response_model=TrafficPolicyList, dependencies=[READ])
+async def list_policies(request: Request) -> TrafficPolicyList:
+    policies = services_of(request).policies
+    return TrafficPolicyList(data=await asyncio.to_thread(policies.list_policies))
+
+
+@router.get("/{model}", response_model=RouteOut, dependencies=[READ])
+async def get_route(model: str, request: Request) -> RouteOut:
+    return route_out(services_of(request), model)
+
+
+@router.put("/{model}", response_model=TrafficPolicyOut, dependencies=[ADMIN])
+async def put_policy(model: str, body: TrafficPolicyPut, request: Request) -> TrafficPolicyOut:
+    services = services_of(request)
+    actor = actor_of(principal_of(request))
+    out = await asyncio.to_thread(
+        lambda: services.policies.put(model, body.policy, actor=actor, reason=body.reason)
+    )
+    await services.refresher.refresh_now()
+    return out
+
+
+@router.delete("/{model}", status_code=204, dependencies=[ADMIN])
+async def delete_policy(
+    model: str, request: Request, reason: Annotated[str, Query(max_length=2000)] = ""
+) -> Response:
+    services = services_of(request)
+    actor = actor_of(principal_of(request))
+    await asyncio.to_thread(lambda: services.policies.delete(model, actor=actor, reason=reason))
+    await services.refresher.refresh_now()
+    return Response(status_code=204)
+
+
+@router.get("/{model}/history", response_model=TrafficPolicyHistory, dependencies=[READ])
+async def policy_history(
+    model: str, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> TrafficPolicyHistory:
+    policies = services_of(request).policies
+    return TrafficPolicyHistory(data=await asyncio.to_thread(policies.history, model, limit))
+
+
+def attach(app: FastAPI) -> None:
+    app.include_router(router)
