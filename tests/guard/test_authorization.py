@@ -31,6 +31,8 @@ PATH_VALUES = {
     "report_id": "1",
     "run_id": "1",
     "version": "1",
+    "model": "nomodel",
+    "rollout_id": "1",
 }
 
 

@@ -37,6 +37,7 @@ def experiment() -> None:
 )
 @json_option
 def start_command(spec_file: Path, as_json: bool) -> None:
+    """Start the experiment a file describes."""
     try:
         raw = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -53,6 +54,7 @@ def start_command(spec_file: Path, as_json: bool) -> None:
 @experiment.command("list")
 @json_option
 def list_command(as_json: bool) -> None:
+    """Experiments, newest first."""
     with open_home_store() as store:
         found = experiments_of(store).list_experiments()
     if as_json:
@@ -131,6 +133,7 @@ def _n(value: object) -> str:
 @click.argument("name")
 @click.option("--reason", default="", help="Why.")
 def stop_command(name: str, reason: str) -> None:
+    """Stop NAME: its split ends and the route's policy is restored."""
     with open_home_store() as store:
         out = experiments_of(store).stop(name, local_actor(), reason)
     click.echo(f"experiment '{out.name}': stopped — {out.message}")

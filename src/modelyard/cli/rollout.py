@@ -83,6 +83,7 @@ def start_command(
 @click.option("--model", help="Only this model's rollouts.")
 @json_option
 def list_command(model: str | None, as_json: bool) -> None:
+    """Rollouts, newest first."""
     with open_home_store() as store:
         found = rollouts_of(store).list_rollouts(model)
     if as_json:

@@ -7,7 +7,7 @@ import importlib.util
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -30,6 +30,8 @@ from modelyard.observe.alerts import AlertService
 from modelyard.observe.drift_jobs import get_report, list_reports
 from modelyard.observe.queries import RequestFilter, RequestNotFound, get_request, list_requests
 from modelyard.observe.stats import stats
+from modelyard.release.protocol import LOWER_IS_BETTER
+from modelyard.routing.routes import route_out
 from modelyard.services import services_of
 
 HERE = Path(__file__).parent
@@ -49,6 +51,9 @@ router = APIRouter(include_in_schema=False)
 NAV = (
     ("Playground", "/"),
     ("Models", "/ui/models"),
+    ("Routes", "/ui/routes"),
+    ("Rollouts", "/ui/rollouts"),
+    ("Experiments", "/ui/experiments"),
     ("Monitor", "/ui/monitor"),
     ("Requests", "/ui/requests"),
     ("Drift", "/ui/drift"),
@@ -62,6 +67,9 @@ NAV = (
 PLAY = requires(Access.infer, page=True)
 READ = requires(Access.read, page=True)
 READ_OWN = requires(Access.read_own, page=True)
+RolloutId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+# How often the rollout and experiment pages ask the API for news, in milliseconds.
+RELEASE_POLL_MS = 3000
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
@@ -411,6 +419,104 @@ async def alerts_page(request: Request) -> HTMLResponse:
             "rules": [r.model_dump(mode="json") for r in rules],
             "events": [e.model_dump(mode="json") for e in events],
             "json_url": "/api/alerts/rules",
+        },
+    )
+
+
+@router.get("/ui/routes", response_class=HTMLResponse, dependencies=[READ])
+async def routes_page(request: Request) -> HTMLResponse:
+    services = services_of(request)
+
+    def load() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        return [
+            (
+                stored.model_dump(mode="json"),
+                [c.model_dump(mode="json") for c in services.policies.history(stored.model, 20)],
+            )
+            for stored in services.policies.list_policies()
+        ]
+
+    stored = await asyncio.to_thread(load)
+    # On the event loop: the breakers are this replica's memory, changed by requests there.
+    routes = [
+        {
+            **policy,
+            "route": route_out(services, policy["model"]).model_dump(mode="json"),
+            "history": history,
+        }
+        for policy, history in stored
+    ]
+    return _render(
+        request, "routes.html", {"title": "Routes", "routes": routes, "json_url": "/api/routes"}
+    )
+
+
+@router.get("/ui/rollouts", response_class=HTMLResponse, dependencies=[READ])
+async def rollouts_page(request: Request) -> HTMLResponse:
+    found = await asyncio.to_thread(services_of(request).rollouts.list_rollouts)
+    return _render(
+        request,
+        "rollouts.html",
+        {
+            "title": "Rollouts",
+            "rollouts": [r.model_dump(mode="json") for r in found],
+            "json_url": "/api/rollouts",
+        },
+    )
+
+
+@router.get("/ui/rollouts/{rollout_id}", response_class=HTMLResponse, dependencies=[READ])
+async def rollout_page(rollout_id: RolloutId, request: Request) -> HTMLResponse:
+    service = services_of(request).rollouts
+    rollout = await asyncio.to_thread(service.get, rollout_id)
+    measurements = await asyncio.to_thread(service.measurements, rollout_id)
+    events = await asyncio.to_thread(service.events, rollout_id)
+    return _render(
+        request,
+        "rollout.html",
+        {
+            "title": f"Rollout {rollout_id}: {rollout.model}",
+            "r": rollout.model_dump(mode="json"),
+            "measurements": [m.model_dump(mode="json") for m in measurements],
+            "events": [e.model_dump(mode="json") for e in events],
+            "lower_is_better": sorted(LOWER_IS_BETTER),
+            "poll_ms": RELEASE_POLL_MS,
+            "json_url": f"/api/rollouts/{rollout_id}",
+        },
+    )
+
+
+@router.get("/ui/experiments", response_class=HTMLResponse, dependencies=[READ])
+async def experiments_page(request: Request) -> HTMLResponse:
+    found = await asyncio.to_thread(services_of(request).experiments.list_experiments)
+    return _render(
+        request,
+        "experiments.html",
+        {
+            "title": "Experiments",
+            "experiments": [e.model_dump(mode="json") for e in found],
+            "json_url": "/api/experiments",
+        },
+    )
+
+
+@router.get("/ui/experiments/{name}", response_class=HTMLResponse, dependencies=[READ])
+async def experiment_page(name: str, request: Request) -> HTMLResponse:
+    service = services_of(request).experiments
+    experiment = await asyncio.to_thread(service.get, name)
+    measurements = await asyncio.to_thread(service.measurements, name)
+    events = await asyncio.to_thread(service.events, name)
+    return _render(
+        request,
+        "experiment.html",
+        {
+            "title": f"Experiment {experiment.name}: {experiment.model}",
+            "x": experiment.model_dump(mode="json"),
+            "measurements": [m.model_dump(mode="json") for m in measurements],
+            "events": [e.model_dump(mode="json") for e in events],
+            "lower_is_better": sorted(LOWER_IS_BETTER),
+            "poll_ms": RELEASE_POLL_MS,
+            "json_url": f"/api/experiments/{quote(experiment.name, safe='')}",
         },
     )
 
