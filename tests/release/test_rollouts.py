@@ -83,9 +83,7 @@ def versions(api: AppClient, errors: tuple[float, float]) -> None:
 async def test_a_candidate_with_five_points_more_errors_is_aborted(api: AppClient) -> None:
     versions(api, (0.01, 0.06))
     await api.reload_routes()
-    rollout = await start(
-        api, [{"set_weight": 50}, analysis(metrics=[{"name": "error_rate"}])]
-    )
+    rollout = await start(api, [{"set_weight": 50}, analysis(metrics=[{"name": "error_rate"}])])
     rollout = await until_decided(api, rollout.id, batch=200, limit=4000)
     assert rollout.status == "aborted", rollout.message
     assert "error_rate" in rollout.message and "worse" in rollout.message
@@ -131,7 +129,8 @@ async def test_an_equal_candidate_is_promoted(api: AppClient) -> None:
     await api.reload_routes()
     assert api.services.routing.policy("chat") is None
     response = await api.post(
-        "/v1/chat/completions", json={"model": "chat", "messages": [{"role": "user", "content": "x"}]}
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
     )
     assert response.headers["x-modelyard-version"] == "chat@2"
     kinds = [e.kind for e in api.services.rollouts.events(rollout.id)]
@@ -255,7 +254,9 @@ async def test_one_active_rollout_or_experiment_per_route(api: AppClient) -> Non
     twice = await api.post(f"/api/rollouts/{rollout.id}/abort")
     assert twice.status_code == 409
     assert (await api.get("/api/rollouts/999")).status_code == 404
-    assert (await api.post("/api/rollouts", json={"model": "chat", "candidate": 9})).status_code == 404
+    assert (
+        await api.post("/api/rollouts", json={"model": "chat", "candidate": 9})
+    ).status_code == 404
     same = await api.post("/api/rollouts", json={"model": "chat", "candidate": 1})
     assert same.status_code == 400 and "already points" in same.json()["error"]["message"]
 

@@ -62,6 +62,11 @@ class RequestTracking:
                     for name, value in message.get("headers", [])
                     if name not in (b"x-modelyard-request-id", b"x-modelyard-overhead-ms")
                 ]
+                present = {name for name, _ in headers}
+                # Where the request was routed, on error responses too (set by serving).
+                for name, value in state.get("routed_headers", {}).items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 headers.append((OVERHEAD_HEADER.encode(), f"{max(overhead, 0.0):.2f}".encode()))
                 message = {**message, "headers": headers}

@@ -94,12 +94,14 @@ class Exchange:
             self.user = self.request_headers.get(policy.sticky_header) or None
         self.plan_ = table.plan(self.model, self.user)
         self.target = self.plan_.primary
+        self.state.routed_headers = self._routing_headers()
         return self.plan_
 
     def served(self, target: Target, fallback_from: str | None) -> None:
         """The target that answered (a fallback when ``fallback_from`` names a failed one)."""
         self.target = target
         self.fallback_from = fallback_from
+        self.state.routed_headers = self._routing_headers()
         if fallback_from is not None:
             self.services.metrics.fallbacks.labels(self.route, fallback_from).inc()
 
@@ -120,6 +122,11 @@ class Exchange:
         headers: dict[str, str] = {}
         if self.admission is not None:
             headers.update(self.admission.headers)
+        headers.update(self._routing_headers())
+        return headers
+
+    def _routing_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
         if self.target is not None:
             v = self.target.version
             headers["x-modelyard-version"] = f"{v.model}@{v.number}"
