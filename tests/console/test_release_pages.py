@@ -59,7 +59,9 @@ async def traffic(api: AppClient, requests: int = 30) -> None:
 
 
 async def start_rollout(api: AppClient, measurements: int) -> dict[str, Any]:
-    started = await api.post("/api/rollouts", json={"model": "chat", "candidate": 2, "steps": STEPS})
+    started = await api.post(
+        "/api/rollouts", json={"model": "chat", "candidate": 2, "steps": STEPS}
+    )
     assert started.status_code == 201, started.text
     rollout_id = started.json()["id"]
     await traffic(api)
@@ -208,7 +210,7 @@ async def test_routes_page_shows_policies_variants_fallbacks_breakers_and_histor
         for variant in route["variants"]:
             assert f'<td class="mono">{variant["name"]}</td>' in section
             share = variant.get("weight", variant.get("share"))
-            assert "{:g}%".format(share) in section
+            assert f"{share:g}%" in section
         for breaker in route["breakers"]:
             row = section.split(f'<td class="mono">{breaker["target"]}</td>', 1)[1]
             row = row.split("</tr>", 1)[0]

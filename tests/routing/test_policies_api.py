@@ -209,9 +209,7 @@ async def test_the_candidate_takes_all_traffic_at_100(api: AppClient) -> None:
         assert response.headers["x-modelyard-version"] == "chat@2"
         assert response.json()["choices"][0]["message"]["content"] == "from candidate"
     # A pinned name still bypasses it.
-    pinned = await api.post(
-        "/v1/chat/completions", json={"model": "chat@1", "messages": HELLO}
-    )
+    pinned = await api.post("/v1/chat/completions", json={"model": "chat@1", "messages": HELLO})
     assert pinned.headers["x-modelyard-version"] == "chat@1"
     assert "x-modelyard-variant" not in pinned.headers
 

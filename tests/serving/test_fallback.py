@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from modelyard.engines import Engine, EngineSpec
 from modelyard.registry import Registry
@@ -128,7 +127,7 @@ async def test_an_open_breaker_skips_the_primary_until_one_probe(
     api: AppClient, home_registry: Registry
 ) -> None:
     calls = await setup(
-        api, home_registry, {"fail_when_prompt_contains": "boom", "first_token_delay_ms": 100}
+        api, home_registry, {"fail_when_prompt_contains": "boom", "first_token_delay_ms": 300}
     )
     for _ in range(2):
         assert answer(await chat(api, BOOM)) == "backup answers"

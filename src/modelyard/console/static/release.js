@@ -36,7 +36,9 @@ function rolloutSeries(measurements) {
   const series = new Map();
   for (const m of measurements) {
     for (const x of m.data.metrics || []) {
-      if (!series.has(x.name)) series.set(x.name, { title: x.name, points: [] });
+      if (!series.has(x.name)) {
+        series.set(x.name, { title: x.name, difference: "candidate − baseline", points: [] });
+      }
       const entry = series.get(x.name);
       const base = x.name.split("[")[0];
       // The margin on the difference's scale: worse is up for lower-is-better metrics.
@@ -59,7 +61,9 @@ function experimentSeries(measurements) {
   for (const m of measurements) {
     for (const c of m.data.comparisons || []) {
       if (!series.has(c.variant)) {
-        series.set(c.variant, { title: `${spec.primary.name}: ${c.variant} − ${control}`, points: [] });
+        series.set(c.variant, {
+          title: `${spec.primary.name}: ${c.variant}`, difference: `${c.variant} − ${control}`, points: [],
+        });
       }
       const entry = series.get(c.variant);
       const p = c.primary;
@@ -120,14 +124,18 @@ function draw(measurements) {
     }
     box.dataset.series = name;
     Plotly.react(box, traces(entry.points), {
-      title: { text: escapeText(entry.title), font: { size: 14 } },
-      height: 280,
-      margin: { l: 55, r: 10, t: 40, b: 40 },
+      title: {
+        text: `${escapeText(entry.title)}<br><span style="font-size: 11px; color: #667085">`
+          + `${escapeText(entry.difference)} · ${escapeText(entry.axis)}</span>`,
+        font: { size: 14 },
+      },
+      height: 320,
+      margin: { l: 55, r: 10, t: 55, b: 75 },
       xaxis: { type: "date" },
-      yaxis: { title: { text: escapeText(`difference: ${entry.axis}`), font: { size: 11 } } },
+      yaxis: { title: { text: escapeText(entry.difference), font: { size: 11 } } },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0,
         line: { color: "#1d2330", width: 1 } }],
-      legend: { orientation: "h" },
+      legend: { orientation: "h", y: -0.3 },
     }, { displayModeBar: false, responsive: true });
   }
   chartsBox.dataset.ready = "true";
@@ -196,7 +204,7 @@ async function tick() {
       if (liveStatus) {
         liveStatus.textContent = finished
           ? `${kind === "rollout" ? "The rollout" : "The experiment"} has finished.`
-          : `Updated ${new Date().toLocaleTimeString()}; next in ${pollMs / 1000} s.`;
+          : `Updated ${new Date().toISOString().slice(11, 19)} UTC; next in ${pollMs / 1000} s.`;
       }
     } catch (error) {
       if (liveStatus) liveStatus.textContent = `Could not refresh: ${error.message}`;

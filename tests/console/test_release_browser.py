@@ -1,0 +1,152 @@
+"""The rollout and experiment pages in a real browser: their plotly charts draw, and follow
+new measurements without a reload."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from modelyard.config import Settings
+from modelyard.registry import Registry
+from modelyard.store import open_store
+from tests.conftest import IN_CI, register_scripted
+from tests.console.test_browser import log_in
+from tests.live import Live, live_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+STEPS = [
+    {"set_weight": 50},
+    {"analysis": {"interval_s": 0.5, "min_samples": 5, "count": 200}},
+    {"gate": {"task": "qa", "rules": [{"metric": "exact_match", "min_value": 0.5}]}},
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail("Debian's chromium is required in CI (scripts/setup.sh installs it)")
+        pytest.skip("chromium is not installed: apt-get install -y chromium chromium-driver")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"],
+        )
+        yield launched
+        launched.close()
+
+
+def send(base: Live, requests: int) -> None:
+    with httpx.Client(base_url=base, headers=base.headers) as client:
+        for i in range(requests):
+            ask = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+            answer = client.post("/v1/chat/completions", json={**ask, "user": f"user-{i}"})
+            assert answer.status_code == 200, answer.text
+
+
+def wait_for_measurements(base: Live, path: str, at_least: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 15
+    while True:
+        found: list[dict[str, Any]] = httpx.get(
+            f"{base}{path}/measurements", headers=base.headers
+        ).json()["data"]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_rollout_charts_draw_and_follow_new_measurements(browser: Browser, tmp_path: Path) -> None:
+    home = tmp_path / "release-ui"
+    home.mkdir()
+    store = open_store(Settings(home=home).store_url)
+    register_scripted(Registry(store), "chat", token_delay_ms=1)
+    register_scripted(Registry(store), "chat", alias="canary", token_delay_ms=1)
+    store.close()
+    with live_server(home, MODELYARD_RELEASE_TICK_S="0.2") as base:
+        started = httpx.post(
+            f"{base}/api/rollouts",
+            headers=base.headers,
+            json={"model": "chat", "candidate": 2, "steps": STEPS},
+        )
+        assert started.status_code == 201, started.text
+        rollout = f"/api/rollouts/{started.json()['id']}"
+        send(base, 30)
+        assert len(wait_for_measurements(base, rollout, 2)) >= 2
+
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: dialog.accept())
+        log_in(page, base, f"/ui/rollouts/{started.json()['id']}")
+        page.wait_for_selector("#charts[data-ready=true]")
+        page.wait_for_selector("#chart-1 .main-svg", timeout=10_000)
+        assert page.locator(".js-plotly-plot").count() == 2  # error_rate and latency_p95
+        traces = page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].map((c) => c.data.length)"
+        )
+        assert all(n >= 4 for n in traces), traces  # band (2), estimate, margin
+        assert "latency_p95" in page.locator("#chart-1").inner_text()
+
+        # New measurements arrive without a reload: the page polls the API.
+        page.evaluate("() => { window.stillTheSamePage = true; }")
+        shown = int(page.locator("#charts").get_attribute("data-measurements") or "0")
+        page.wait_for_function(
+            f"() => Number(document.getElementById('charts').dataset.measurements) > {shown}"
+            f" && Number(document.getElementById('latest').dataset.measurements) > {shown}",
+            timeout=12_000,
+        )
+        assert page.evaluate("() => window.stillTheSamePage === true")
+        points = page.evaluate("() => document.getElementById('chart-0').data[2].x.length")
+        assert points > shown
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "rollout.png"), full_page=True)
+
+        # Promote is refused while the eval gate waits: the API's reason shows.
+        page.click("#action-buttons button[data-action=promote]")
+        page.wait_for_function(
+            "() => document.getElementById('action-status').textContent.includes('gate_not_passed')"
+        )
+        page.fill("#action-reason", "seen enough")
+        page.click("#action-buttons button[data-action=abort]")
+        page.wait_for_function("() => document.getElementById('status').textContent === 'aborted'")
+        assert page.locator("#action-buttons button").count() == 0
+        assert "seen enough" in page.locator("#events").inner_text()
+        assert httpx.get(f"{base}{rollout}", headers=base.headers).json()["status"] == "aborted"
+
+        # An experiment's page draws the primary metric per treatment the same way.
+        experiment = {
+            "name": "ab1",
+            "model": "chat",
+            "variants": [
+                {"name": "control", "version": 1, "weight": 50},
+                {"name": "treatment", "version": 2, "weight": 50},
+            ],
+            "primary": {"name": "error_rate"},
+            "min_samples": 5,
+            "interval_s": 0.3,
+        }
+        created = httpx.post(f"{base}/api/experiments", headers=base.headers, json=experiment)
+        assert created.status_code == 201, created.text
+        send(base, 20)
+        assert len(wait_for_measurements(base, "/api/experiments/ab1", 2)) >= 2
+        page.goto(f"{base}/ui/experiments/ab1")
+        page.wait_for_selector("#chart-0 .main-svg", timeout=10_000)
+        assert "treatment \u2212 control" in page.locator("#chart-0").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "experiment.png"), full_page=True)
+        stop = page.locator("#action-buttons button[data-action=stop]")
+        stop.click()
+        page.wait_for_function("() => document.getElementById('status').textContent === 'stopped'")
+        page.goto(f"{base}/ui/routes")
+        assert "No route has a traffic policy" in page.locator("main").inner_text()
+        assert errors == []
+        page.close()
