@@ -139,6 +139,10 @@ def test_rollout_charts_draw_and_follow_new_measurements(browser: Browser, tmp_p
         assert created.status_code == 201, created.text
         send(base, 20)
         assert len(wait_for_measurements(base, "/api/experiments/ab1", 2)) >= 2
+        page.goto(f"{base}/ui/routes")
+        route = page.locator("section[data-model=chat]").inner_text()
+        assert "managed by experiment 1" in route and "chat@2" in route and "50%" in route
+        page.screenshot(path=str(ARTIFACTS / "routes.png"), full_page=True)
         page.goto(f"{base}/ui/experiments/ab1")
         page.wait_for_selector("#chart-0 .main-svg", timeout=10_000)
         assert "treatment \u2212 control" in page.locator("#chart-0").inner_text()
