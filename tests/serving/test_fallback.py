@@ -273,3 +273,19 @@ async def test_when_every_breaker_is_open_the_answer_is_503(
     assert calls == {"chat@1": 2, "backup@1": 2}
     row = await log_row(api, response)
     assert (row.status, row.error_code) == (503, "no_healthy_target")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="route_out() lists every breaker of the replica (Breakers.describe), not those of "
+    "the route's own targets",
+)
+async def test_a_route_shows_only_its_own_breakers(api: AppClient, home_registry: Registry) -> None:
+    await setup(api, home_registry, {"fail_when_prompt_contains": "boom"})
+    register_scripted(home_registry, "other")
+    await api.reload_routes()
+    for _ in range(2):
+        await chat(api, BOOM)
+    assert "chat@1" in await breaker_states(api)
+    other = (await api.get("/api/routes/other")).json()
+    assert other["breakers"] == []

@@ -187,30 +187,36 @@ async function refresh() {
   finished = FINAL.has(subject.status);
   const now = signature(subject, measurements.data);
   if (now === seen) return;
-  seen = now;
   draw(measurements.data);
   await swapSections();
+  seen = now; // only once the tables are swapped in too: a failed swap is retried
 }
 
 function schedule() {
   if (timer === null && !finished) timer = window.setTimeout(tick, pollMs);
 }
 
+function showLive(text) {
+  if (liveStatus) liveStatus.textContent = text;
+}
+
+// Refresh once; false when polling should stop (the key or session no longer reads).
+async function update() {
+  try {
+    await refresh();
+  } catch (error) {
+    showLive(`Could not refresh: ${error.message}`);
+    return !(error instanceof Refused && (error.status === 401 || error.status === 403));
+  }
+  showLive(finished
+    ? `The ${kind} has finished.`
+    : `Updated ${new Date().toISOString().slice(11, 19)} UTC; next in ${pollMs / 1000} s.`);
+  return true;
+}
+
 async function tick() {
   timer = null;
-  if (!document.hidden) {
-    try {
-      await refresh();
-      if (liveStatus) {
-        liveStatus.textContent = finished
-          ? `${kind === "rollout" ? "The rollout" : "The experiment"} has finished.`
-          : `Updated ${new Date().toISOString().slice(11, 19)} UTC; next in ${pollMs / 1000} s.`;
-      }
-    } catch (error) {
-      if (liveStatus) liveStatus.textContent = `Could not refresh: ${error.message}`;
-      if (error instanceof Refused && (error.status === 401 || error.status === 403)) return;
-    }
-  }
+  if (!document.hidden && !(await update())) return;
   schedule();
 }
 
@@ -229,15 +235,17 @@ if (actions) {
     const reason = document.getElementById("action-reason").value.trim();
     button.disabled = true;
     actionStatus.textContent = `${action}…`;
+    let result;
     try {
-      const result = await call("POST", `${api}/${action}`, reason ? { reason } : {});
-      actionStatus.textContent = `${action}: now ${result.status}. ${result.message}`;
-      await refresh();
-      schedule();
+      result = await call("POST", `${api}/${action}`, reason ? { reason } : {});
     } catch (error) {
       actionStatus.textContent = `Could not ${action}: ${error.message}`;
-    } finally {
       button.disabled = false;
+      return;
     }
+    actionStatus.textContent = `${action}: now ${result.status}. ${result.message}`;
+    const polling = await update();
+    button.disabled = false; // usually swapped out for the new state's buttons by now
+    if (polling) schedule();
   });
 }
