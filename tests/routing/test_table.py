@@ -48,7 +48,7 @@ async def test_the_watcher_picks_up_changes_from_another_process(
         table,
         registry,
         TrafficPolicies(store, registry),
-        on_change=lambda t: seen.append(t.resolve("alpha").version.number)
+        on_change=lambda t: seen.append(t.resolve("alpha").version.number),
     )
     await refresher.refresh_now()
     watcher = asyncio.create_task(refresher.watch(0.05))

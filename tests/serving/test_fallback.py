@@ -240,10 +240,6 @@ async def test_when_every_target_fails_the_primarys_error_is_returned_as_is(
     assert (row.status, row.error_code, row.fallback_from) == (502, "upstream_error", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch() raises the last target's error (the backup's 503), not the primary's",
-)
 async def test_when_every_target_fails_the_status_is_the_primarys(
     api: AppClient, home_registry: Registry
 ) -> None:
@@ -275,11 +271,6 @@ async def test_when_every_breaker_is_open_the_answer_is_503(
     assert (row.status, row.error_code) == (503, "no_healthy_target")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="route_out() lists every breaker of the replica (Breakers.describe), not those of "
-    "the route's own targets",
-)
 async def test_a_route_shows_only_its_own_breakers(api: AppClient, home_registry: Registry) -> None:
     await setup(api, home_registry, {"fail_when_prompt_contains": "boom"})
     register_scripted(home_registry, "other")

@@ -10,7 +10,7 @@ breaker would let one replica's network trouble close a target for all).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,7 +71,10 @@ class Breakers:
         breaker = self._breakers.get(target)
         return "closed" if breaker is None else breaker.state(self._clock(), settings.cooldown_s)
 
-    def describe(self, settings: BreakerSettings) -> list[BreakerOut]:
+    def describe(
+        self, settings: BreakerSettings, targets: Collection[str] | None = None
+    ) -> list[BreakerOut]:
+        """The breakers of ``targets`` (all when None) under ``settings``' cooldown."""
         now = self._clock()
         return [
             BreakerOut(
@@ -81,4 +84,5 @@ class Breakers:
                 opened_at=b.opened_at,
             )
             for target, b in sorted(self._breakers.items())
+            if targets is None or target in targets
         ]

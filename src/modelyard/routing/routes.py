@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
+from modelyard.routing.policies import PolicyRefused
 from modelyard.routing.protocol import (
     BreakerSettings,
     RouteOut,
@@ -19,6 +20,7 @@ from modelyard.routing.protocol import (
     TrafficPolicyOut,
     TrafficPolicyPut,
 )
+from modelyard.routing.table import ModelNotRoutable
 from modelyard.services import Services, services_of
 
 READ = requires(Access.read)
@@ -30,7 +32,14 @@ router = APIRouter(prefix="/api/routes", tags=["routing"])
 def route_out(services: Services, model: str) -> RouteOut:
     """The route as this replica serves it now: its variants with their shares, and the
     breakers of the targets it has used (per replica)."""
-    policy = services.routing.policy(model)
+    table = services.routing
+    if model not in table.models():
+        raise PolicyRefused(
+            f"model '{model}' does not exist (see `modelyard models list`)",
+            status=404,
+            code="not_found",
+        )
+    policy = table.policy(model)
     variants: list[dict[str, object]] = []
     breaker = BreakerSettings()
     if policy is not None:
@@ -45,8 +54,17 @@ def route_out(services: Services, model: str) -> RouteOut:
         variants += [
             {"name": "shadow", "version": s.version, "share": s.share} for s in policy.shadows
         ]
+    targets = {f"{model}@{n}" for n in table.version_numbers(model)}
+    for fallback in policy.fallbacks if policy is not None else []:
+        try:
+            targets.add(table.resolve(fallback.model).name)
+        except ModelNotRoutable:
+            continue
     return RouteOut(
-        model=model, policy=policy, variants=variants, breakers=services.breakers.describe(breaker)
+        model=model,
+        policy=policy,
+        variants=variants,
+        breakers=services.breakers.describe(breaker, targets),
     )
 
 

@@ -132,6 +132,12 @@ class RoutingTable:
             marker=(*state.marker, policy_marker),
         )
 
+    def models(self) -> frozenset[str]:
+        return frozenset(self._snapshot.tasks)
+
+    def version_numbers(self, model: str) -> list[int]:
+        return sorted(n for m, n in self._snapshot.versions if m == model)
+
     def policy(self, model: str) -> TrafficPolicy | None:
         return self._snapshot.policies.get(model)
 

@@ -70,7 +70,7 @@ async def dispatch(
         return Dispatched(await start(plan.primary), None)
     settings: BreakerSettings = plan.breaker
     failed_first: str | None = None
-    last_error: EngineError | None = None
+    first_error: EngineError | None = None
     for target, timeout_s in _chain(plan):
         if not breakers.allow(target.name, settings):
             failed_first = failed_first or target.name
@@ -83,7 +83,7 @@ async def dispatch(
                 raise  # the request itself is at fault; every target would refuse it
             breakers.failed(target.name, settings)
             failed_first = failed_first or target.name
-            last_error = error
+            first_error = first_error or error
             continue
         except BaseException:
             breakers.released(target.name)  # cancelled or refused: no verdict on the target
@@ -92,8 +92,8 @@ async def dispatch(
         if failed_first is not None:
             on_fallback(target)
         return Dispatched(generation, failed_first)
-    if last_error is not None:
-        raise last_error
+    if first_error is not None:
+        raise first_error  # the assigned target's own failure says most
     raise APIError(
         503,
         f"Every target of '{plan.primary.public_name}' has an open circuit breaker after "

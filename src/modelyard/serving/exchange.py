@@ -4,7 +4,7 @@ the request log, its metrics, its charges."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -48,7 +48,7 @@ class Exchange:
     plan_: Plan | None = None
     fallback_from: str | None = None
     forwarded: GenerationRequest | None = None
-    request_headers: dict[str, str] = field(default_factory=dict)
+    request_headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def begin(
@@ -57,7 +57,7 @@ class Exchange:
         request.state.route = route_of(model)
         exchange = cls(services_of(request), request.state, principal_of(request), endpoint, model)
         exchange.user = user
-        exchange.request_headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
+        exchange.request_headers = request.headers
         exchange.services.meter.start(exchange.id)
         request.state.metered = True
         return exchange
@@ -209,7 +209,8 @@ class Exchange:
                 fallback_from=self.fallback_from,
             )
         )
-        self._mirror(content)
+        if generation is not None:  # the primary answered (or began to): mirror it
+            self._mirror(content)
         self.services.metrics.served(
             Served(
                 operation=OPERATIONS.get(self.endpoint, "embeddings"),
