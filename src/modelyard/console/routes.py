@@ -31,6 +31,7 @@ from modelyard.observe.drift_jobs import get_report, list_reports
 from modelyard.observe.queries import RequestFilter, RequestNotFound, get_request, list_requests
 from modelyard.observe.stats import stats
 from modelyard.release.protocol import LOWER_IS_BETTER
+from modelyard.routing.policies import PolicyRefused
 from modelyard.routing.routes import route_out
 from modelyard.services import services_of
 
@@ -436,14 +437,16 @@ async def routes_page(request: Request) -> HTMLResponse:
             for stored in services.policies.list_policies()
         ]
 
+    def served(model: str) -> dict[str, Any] | None:
+        try:
+            return route_out(services, model).model_dump(mode="json")
+        except PolicyRefused:
+            return None  # this replica has not loaded the model (yet)
+
     stored = await asyncio.to_thread(load)
     # On the event loop: the breakers are this replica's memory, changed by requests there.
     routes = [
-        {
-            **policy,
-            "route": route_out(services, policy["model"]).model_dump(mode="json"),
-            "history": history,
-        }
+        {**policy, "route": served(policy["model"]), "history": history}
         for policy, history in stored
     ]
     return _render(

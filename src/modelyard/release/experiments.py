@@ -32,7 +32,7 @@ from modelyard.release.protocol import (
     MeasurementOut,
     ReleaseEventOut,
 )
-from modelyard.routing.policies import PolicyRefused, TrafficPolicies
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.protocol import Candidate, TrafficPolicy
 from modelyard.store import Store
 from modelyard.store.tables import ExperimentRow, ReleaseMeasurementRow, RolloutRow, utcnow
@@ -111,28 +111,29 @@ class Experiments:
             session.flush()
             experiment_id = row.id
             add_event(session, "experiment", experiment_id, "started", actor, "started")
-        owner = f"experiment:{experiment_id}"
-        base = prior.policy if prior is not None else TrafficPolicy(stable_alias=spec.alias)
-        policy = base.model_copy(
-            update={
-                "stable_alias": spec.alias,
-                "stable_variant": control.name,
-                "candidates": [
-                    Candidate(name=v.name, version=v.version, weight=v.weight)
-                    for v in spec.variants[1:]
-                ],
-                "salt": f"experiment-{experiment_id}",
-                "owner": owner,
-            }
-        )
-        try:
-            self._policies.put(
-                spec.model, policy, actor=actor, reason=f"experiment {spec.name}", owner=owner
+            owner = f"experiment:{experiment_id}"
+            base = prior.policy if prior is not None else TrafficPolicy(stable_alias=spec.alias)
+            policy = base.model_copy(
+                update={
+                    "stable_alias": spec.alias,
+                    "stable_variant": control.name,
+                    "candidates": [
+                        Candidate(name=v.name, version=v.version, weight=v.weight)
+                        for v in spec.variants[1:]
+                    ],
+                    "salt": f"experiment-{experiment_id}",
+                    "owner": owner,
+                }
             )
-        except PolicyRefused:
-            with self._store.session() as session:
-                session.delete(_row(session, spec.name))
-            raise
+            # In the same transaction: the experiment exists only with its split.
+            self._policies.put(
+                spec.model,
+                policy,
+                actor=actor,
+                reason=f"experiment {spec.name}",
+                owner=owner,
+                session=session,
+            )
         return self.get(spec.name)
 
     def stop(self, name: str, actor: str, reason: str = "") -> ExperimentOut:

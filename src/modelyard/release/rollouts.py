@@ -33,7 +33,7 @@ from modelyard.release.protocol import (
     RolloutOut,
     Step,
 )
-from modelyard.routing.policies import PolicyRefused, TrafficPolicies
+from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.protocol import Candidate, TrafficPolicy
 from modelyard.store import Store
 from modelyard.store.tables import (
@@ -153,12 +153,10 @@ class Rollouts:
                 f"rolling out {spec.model}@{spec.candidate} against {spec.model}@{baseline}"
                 + (f": {spec.reason}" if spec.reason else ""),
             )
-        try:
-            self._set_policy(rollout_id, spec.model, 0.0, actor, "rollout started")
-        except PolicyRefused:
-            with self._store.session() as session:
-                session.delete(_row(session, rollout_id))
-            raise
+            # In the same transaction: the controller never sees a rollout without its policy.
+            self._set_policy(
+                rollout_id, spec.model, spec.candidate, 0.0, actor, "rollout started", session
+            )
         self._ensure_alert(spec, actor)
         return self.get(rollout_id)
 
@@ -225,7 +223,12 @@ class Rollouts:
         """Work on the current step; True when it finished and the next may start now."""
         if step.set_weight is not None:
             self._set_policy(
-                rollout.id, rollout.model, step.set_weight, CONTROLLER, f"step {rollout.step}"
+                rollout.id,
+                rollout.model,
+                rollout.candidate,
+                step.set_weight,
+                CONTROLLER,
+                f"step {rollout.step}",
             )
             self._next(rollout, f"weight {step.set_weight:g}%", weight=step.set_weight, now=now)
             return True
@@ -377,7 +380,12 @@ class Rollouts:
         checks: list[dict[str, object]] | None = None,
     ) -> RolloutOut:
         """Promote (move the alias to the candidate) or abort (candidate weight to 0);
-        either way the route's policy goes back to what it was before the rollout."""
+        either way the route's policy goes back to what it was before the rollout.
+
+        The rollout is claimed first (its revision moves on, or a 409 says someone acted
+        meanwhile), so the alias and the policy are only touched by whoever claimed it."""
+        with self._store.session() as session:
+            _locked(session, rollout.id, rollout)
         if status == "promoted":
             self._registry.set_alias(
                 rollout.model,
@@ -388,7 +396,7 @@ class Rollouts:
             )
         self._restore_policy(rollout, actor, f"rollout {rollout.id} {status}")
         with self._store.session() as session:
-            row = _locked(session, rollout.id, rollout)
+            row = _locked(session, rollout.id, rollout)  # still the same state: claimed above
             row.status = status
             row.weight = 100.0 if status == "promoted" else 0.0
             row.weight_since = utcnow()
@@ -401,11 +409,19 @@ class Rollouts:
 
     # -- the route's policy ---------------------------------------------------------------
 
-    def _set_policy(self, rollout_id: int, model: str, weight: float, actor: str, why: str) -> None:
+    def _set_policy(
+        self,
+        rollout_id: int,
+        model: str,
+        candidate: int,
+        weight: float,
+        actor: str,
+        why: str,
+        session: Session | None = None,
+    ) -> None:
         owner = f"rollout:{rollout_id}"
         current = self._policies.get(model)
         base = current.policy if current is not None else TrafficPolicy()
-        candidate = self.get(rollout_id).candidate
         policy = base.model_copy(
             update={
                 "candidates": [Candidate(name=CANDIDATE, version=candidate, weight=weight)],
@@ -414,7 +430,7 @@ class Rollouts:
                 "owner": owner,
             }
         )
-        self._policies.put(model, policy, actor=actor, reason=why, owner=owner)
+        self._policies.put(model, policy, actor=actor, reason=why, owner=owner, session=session)
 
     def _restore_policy(self, rollout: RolloutOut, actor: str, why: str) -> None:
         owner = f"rollout:{rollout.id}"

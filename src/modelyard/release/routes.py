@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
+from modelyard.release.errors import ReleaseError
 from modelyard.release.protocol import (
     ExperimentCreate,
     ExperimentList,
@@ -39,8 +40,12 @@ def _actor(request: Request) -> str:
 async def start_rollout(body: RolloutCreate, request: Request) -> RolloutOut:
     services = services_of(request)
     out = await asyncio.to_thread(services.rollouts.start, body, _actor(request))
-    await services.refresher.refresh_now()
-    out = await asyncio.to_thread(services.rollouts.advance, out.id)
+    try:  # apply the first steps now rather than at the controller's next tick
+        out = await asyncio.to_thread(services.rollouts.advance, out.id)
+    except ReleaseError as error:
+        if error.code != "conflict":
+            raise
+        out = await asyncio.to_thread(services.rollouts.get, out.id)  # the controller did
     await services.refresher.refresh_now()
     return out
 

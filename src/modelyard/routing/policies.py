@@ -78,25 +78,45 @@ class TrafficPolicies:
         actor: str,
         reason: str = "",
         owner: str | None = None,
+        session: Session | None = None,
     ) -> TrafficPolicyOut:
         """Set ``model``'s policy. A policy a rollout or experiment manages can only be
-        changed by it (``owner``); others get a 409 saying which one to stop."""
-        with self._store.session() as session:
-            self._check(session, model, policy)
-            row = session.get(TrafficPolicyRow, model)
-            before = None if row is None else TrafficPolicy.model_validate(row.policy)
-            _check_owner(model, before, owner)
-            data = policy.model_dump(mode="json")
-            if row is None:
-                row = TrafficPolicyRow(model=model, policy=data, updated_by=actor)
-                session.add(row)
-            else:
-                row.policy = data
-                row.updated_by = actor
-            row.updated_at = utcnow()
-            self._record(session, model, before, policy, actor, reason)
-            session.flush()
-            return _out(row)
+        changed by it (``owner``); others get a 409 saying which one to stop. With
+        ``session``, the change joins the caller's transaction."""
+        if policy.owner is not None and policy.owner != owner:
+            raise PolicyRefused(
+                "a policy's owner is set by the rollout or experiment that manages it; "
+                "leave 'owner' out"
+            )
+        if session is not None:
+            return self._put(session, model, policy, actor, reason, owner)
+        with self._store.session() as own:
+            return self._put(own, model, policy, actor, reason, owner)
+
+    def _put(
+        self,
+        session: Session,
+        model: str,
+        policy: TrafficPolicy,
+        actor: str,
+        reason: str,
+        owner: str | None,
+    ) -> TrafficPolicyOut:
+        self._check(session, model, policy)
+        row = session.get(TrafficPolicyRow, model)
+        before = None if row is None else TrafficPolicy.model_validate(row.policy)
+        _check_owner(model, before, owner)
+        data = policy.model_dump(mode="json")
+        if row is None:
+            row = TrafficPolicyRow(model=model, policy=data, updated_by=actor)
+            session.add(row)
+        else:
+            row.policy = data
+            row.updated_by = actor
+        row.updated_at = utcnow()
+        self._record(session, model, before, policy, actor, reason)
+        session.flush()
+        return _out(row)
 
     def delete(self, model: str, *, actor: str, reason: str = "", owner: str | None = None) -> None:
         with self._store.session() as session:
