@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +36,12 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    home: Path, *, ready: bool = True, timeout_s: float = 120, **env: str
+    home: Path,
+    *,
+    ready: bool = True,
+    timeout_s: float = 120,
+    args: Sequence[str] = (),
+    **env: str,
 ) -> Iterator[Live]:
     """Start ``modelyard serve`` on a free port; yield its base URL (no ``/v1``)."""
     port = free_port()
@@ -45,7 +50,7 @@ def live_server(
     home.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "modelyard", "serve", "--port", str(port)],
+            [sys.executable, "-m", "modelyard", "serve", "--port", str(port), *args],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -18,7 +19,7 @@ from modelyard.evaluate import dataset_routes
 from modelyard.evaluate import routes as eval_routes
 from modelyard.guard import routes as guard_routes
 from modelyard.guard.keys import ensure_admin_key
-from modelyard.guard.retention import purge_periodically
+from modelyard.guard.retention import PURGE_EVERY_S, purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.alerts import AlertEvaluator, AlertService
@@ -47,6 +48,7 @@ from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
 from modelyard.serving.shadow import ShadowRunner
 from modelyard.store import open_store
+from modelyard.store.lease import leader
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(services.request_log.run()),
             asyncio.create_task(services.meter.run(settings.energy_tick_s)),
             asyncio.create_task(
-                purge_periodically(services.store, settings.content_retention_days)
+                purge_periodically(
+                    services.store,
+                    settings.content_retention_days,
+                    leader(services.store, "retention", timedelta(seconds=3 * PURGE_EVERY_S)),
+                )
             ),
         ]
         app.state.prompt_embedder = prompt_embedder(services)
@@ -153,13 +159,19 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             ),
             app.state.prompt_embedder,
         )
-        tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s)))
+        drift_lease = leader(
+            services.store, "drift", timedelta(seconds=3 * settings.drift_interval_s)
+        )
+        tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s, drift_lease)))
         secret = settings.alert_webhook_secret
         alerts = AlertEvaluator(
             AlertService(services.store),
             WebhookNotifier(secret=secret.get_secret_value().encode() if secret else None),
         )
-        tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s)))
+        alerts_lease = leader(
+            services.store, "alerts", timedelta(seconds=3 * settings.alert_interval_s)
+        )
+        tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s, alerts_lease)))
         controller = ReleaseController(
             services.store, services.rollouts, services.experiments, services.refresher.refresh_now
         )
@@ -207,3 +219,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     docs.attach(app)
     console_routes.attach(app)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of settings from the environment: what each ``--workers`` process builds."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return build_app(settings)

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.store import Store
+from modelyard.store.lease import Leader
 from modelyard.store.tables import RequestLogRow
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,17 @@ def purge_content(store: Store, older_than_days: int, now: datetime | None = Non
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def purge_periodically(store: Store, older_than_days: int) -> None:
+async def purge_periodically(
+    store: Store, older_than_days: int, leader: Leader | None = None
+) -> None:
     """Purge at start and then hourly (run as a background task); 0 days keeps all."""
     if older_than_days <= 0:
         return
     while True:
         try:
+            if leader is not None and not await leader():
+                await asyncio.sleep(PURGE_EVERY_S)
+                continue
             purged = await asyncio.to_thread(purge_content, store, older_than_days)
             if purged:
                 log.info("retention: erased the content of %d requests", purged)

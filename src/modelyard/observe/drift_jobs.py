@@ -24,6 +24,7 @@ from modelyard.observe.drift import ColumnKind, drift_report, embedding_drift
 from modelyard.observe.language import prompt_text
 from modelyard.observe.protocol import DriftReportOut, DriftRun
 from modelyard.store import Store
+from modelyard.store.lease import Leader
 from modelyard.store.tables import DriftReportRow, RequestLogRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -257,10 +258,11 @@ class DriftScheduler:
                 log.info("drift: %s", reason)
         return done
 
-    async def run(self, interval_s: float) -> None:
+    async def run(self, interval_s: float, leader: Leader | None = None) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await self.run_once()
+                if leader is None or await leader():
+                    await self.run_once()
             except SQLAlchemyError as error:
                 log.warning("drift reports failed this round: %s", error)

@@ -1,19 +1,16 @@
 """The release controller: a background loop that advances rollouts and analyses
-experiments. One replica at a time runs it, holding a lease row in the store; the others
-wait for the lease to lapse (a crashed holder's lease expires after three ticks)."""
+experiments. One process at a time runs it, holding a lease in the store; the others wait
+for the lease to lapse (a crashed holder's lease expires after three ticks)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.registry.errors import RegistryError
 from modelyard.release.errors import ReleaseError
@@ -21,35 +18,11 @@ from modelyard.release.experiments import Experiments
 from modelyard.release.rollouts import Rollouts
 from modelyard.routing.policies import PolicyRefused
 from modelyard.store import Store
-from modelyard.store.tables import LeaseRow, utcnow
+from modelyard.store.lease import acquire_lease, this_process
 
 log = logging.getLogger(__name__)
 LEASE = "release-controller"
 SKIPPED_ERRORS = (SQLAlchemyError, ReleaseError, PolicyRefused, RegistryError, ValidationError)
-
-
-def acquire_lease(store: Store, holder: str, ttl: timedelta, now: datetime | None = None) -> bool:
-    """Take or renew the lease; False while another holder's lease is valid."""
-    now = now or utcnow()
-    with store.session() as session:
-        taken = session.execute(
-            update(LeaseRow)
-            .where(
-                LeaseRow.name == LEASE,
-                (LeaseRow.holder == holder) | (LeaseRow.expires_at < now),
-            )
-            .values(holder=holder, expires_at=now + ttl)
-        )
-        if taken.rowcount:  # type: ignore[attr-defined]
-            return True
-        if session.get(LeaseRow, LEASE) is not None:
-            return False
-    try:
-        with store.session() as session:
-            session.add(LeaseRow(name=LEASE, holder=holder, expires_at=now + ttl))
-    except IntegrityError:
-        return False  # another replica created it first
-    return True
 
 
 class ReleaseController:
@@ -64,13 +37,13 @@ class ReleaseController:
         self._rollouts = rollouts
         self._experiments = experiments
         self._on_change = on_change
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.holder = f"{this_process()}:{id(self):x}"
 
     async def run(self, tick_s: float) -> None:
         while True:
             try:
                 if await asyncio.to_thread(
-                    acquire_lease, self._store, self.holder, timedelta(seconds=3 * tick_s)
+                    acquire_lease, self._store, LEASE, self.holder, timedelta(seconds=3 * tick_s)
                 ):
                     await self.tick()
             except SQLAlchemyError as error:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from modelyard.observe.alerts.notify import WebhookNotifier
 from modelyard.observe.alerts.protocol import AlertEventOut, AlertRuleOut, EventState
 from modelyard.observe.alerts.service import AlertService
+from modelyard.store.lease import Leader
 from modelyard.store.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,13 @@ class AlertEvaluator:
         }
         self._recovered = True
 
-    async def run(self, interval_s: float) -> None:
-        """Evaluate every ``interval_s`` seconds, forever (run as one background task)."""
+    async def run(self, interval_s: float, leader: Leader | None = None) -> None:
+        """Evaluate every ``interval_s`` seconds, forever (run as one background task);
+        with ``leader``, only in the rounds this process holds the alerts lease."""
         while True:
             try:
-                await self.evaluate_once()
+                if leader is None or await leader():
+                    await self.evaluate_once()
             except (SQLAlchemyError, ValidationError) as error:
                 log.warning("alert evaluation failed; trying again next round: %s", error)
             await asyncio.sleep(interval_s)
