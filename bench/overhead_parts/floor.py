@@ -31,7 +31,9 @@ async def chat(request: Request) -> Response:
         return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
     body = await request.body()
     headers = {"content-type": "application/json"}
-    upstream = await state["session"].post(f"{UPSTREAM}/chat/completions", data=body, headers=headers)
+    upstream = await state["session"].post(
+        f"{UPSTREAM}/chat/completions", data=body, headers=headers
+    )
     if not json.loads(body).get("stream"):
         data = await upstream.read()
         upstream.release()
@@ -63,7 +65,10 @@ async def chat_httpx(request: Request) -> Response:
     body = await request.body()
     client = state["client"]
     upstream_request = client.build_request(
-        "POST", f"{UPSTREAM}/chat/completions", content=body, headers={"content-type": "application/json"}
+        "POST",
+        f"{UPSTREAM}/chat/completions",
+        content=body,
+        headers={"content-type": "application/json"},
     )
     upstream = await client.send(upstream_request, stream=True)
     if not json.loads(body).get("stream"):
@@ -100,14 +105,19 @@ app = Starlette(
     lifespan=lifespan,
 )
 app_httpx = Starlette(
-    routes=[Route("/v1/chat/completions", chat_httpx, methods=["POST"]), Route("/healthz", healthz)],
+    routes=[
+        Route("/v1/chat/completions", chat_httpx, methods=["POST"]),
+        Route("/healthz", healthz),
+    ],
     lifespan=lifespan_httpx,
 )
 
 
 def main() -> None:
     global UPSTREAM, KEY
-    parser = argparse.ArgumentParser(description="bare pass-through to an OpenAI-compatible upstream")
+    parser = argparse.ArgumentParser(
+        description="bare pass-through to an OpenAI-compatible upstream"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="base URL ending in /v1")

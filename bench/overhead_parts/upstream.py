@@ -86,7 +86,9 @@ def _stream_frames(model: str, include_usage: bool) -> tuple[bytes, ...]:
 def models_body() -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [{"id": "bench-upstream", "object": "model", "created": CREATED, "owned_by": "fake"}],
+        "data": [
+            {"id": "bench-upstream", "object": "model", "created": CREATED, "owned_by": "fake"}
+        ],
     }
 
 

@@ -61,14 +61,15 @@ class AlertEvaluator:
 
     async def run(self, interval_s: float, leader: Leader | None = None) -> None:
         """Evaluate every ``interval_s`` seconds, forever (run as one background task);
-        with ``leader``, only in the rounds this process holds the alerts lease."""
+        with ``leader``, only in the rounds this process holds the alerts lease. The first
+        round comes one interval after the start, like drift's."""
         while True:
+            await asyncio.sleep(interval_s)
             try:
                 if leader is None or await leader():
                     await self.evaluate_once()
             except (SQLAlchemyError, ValidationError) as error:
                 log.warning("alert evaluation failed; trying again next round: %s", error)
-            await asyncio.sleep(interval_s)
 
     async def evaluate_once(self, now: datetime | None = None) -> list[AlertEventOut]:
         """Evaluate every rule at ``now`` once; returns the events stored this round.

@@ -1,0 +1,398 @@
+"""The pure part of the benchmark: per-step statistics, the figures the issue's targets are
+stated in, the verdicts, and the tables. No I/O beyond printing to a given console."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MAX_ERROR_RATE = 0.01  # "sustained": fewer than 1 % errors
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+MODES = (False, True)  # non-streaming, streaming
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) of sorted values, interpolated linearly between ranks
+    (numpy's default); NaN for no values."""
+    if not ordered:
+        return math.nan
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """One step (target, mode, concurrency, repetition): the requests that ended inside
+    the measured window (after the warm-up)."""
+
+    window_s: float
+    requests: int  # ended in the window, good or not
+    ok: int
+    errors: int
+    unfinished: int  # still in flight when the step was cut off (reported, not counted)
+    rps: float  # good answers per second of the window
+    error_rate: float  # errors / requests (1.0 when nothing ended but requests hung)
+    latency_ms: dict[str, float]  # of good answers: min, mean, p50, p90, p99, p99.9, max
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def summarise(
+    records: Iterable[Sequence[Any]], *, warmup_s: float, duration_s: float, unfinished: int = 0
+) -> StepStats:
+    """Statistics of the load generator's records ``[start_s, end_s, status, error, seq]``
+    that ended in ``[warmup_s, warmup_s + duration_s]``."""
+    end_of_window = warmup_s + duration_s
+    latencies: list[float] = []
+    kinds: Counter[str] = Counter()
+    for start, end, _status, error, *_ in records:
+        if not warmup_s <= end <= end_of_window:
+            continue
+        if error is None:
+            latencies.append((end - start) * 1000.0)
+        else:
+            kinds[str(error)] += 1
+    latencies.sort()
+    errors = sum(kinds.values())
+    requests = len(latencies) + errors
+    # Nothing ended but requests hung: count the step as failed, not as error-free.
+    error_rate = errors / requests if requests else (1.0 if unfinished else 0.0)
+    latency = {
+        "min": latencies[0] if latencies else math.nan,
+        "mean": sum(latencies) / len(latencies) if latencies else math.nan,
+        **{name: percentile(latencies, q) for name, q in PERCENTILES.items()},
+        "max": latencies[-1] if latencies else math.nan,
+    }
+    return StepStats(
+        window_s=duration_s,
+        requests=requests,
+        ok=len(latencies),
+        errors=errors,
+        unfinished=unfinished,
+        rps=len(latencies) / duration_s if duration_s > 0 else math.nan,
+        error_rate=error_rate,
+        latency_ms={k: round(v, 3) for k, v in latency.items()},
+        error_kinds=dict(kinds),
+    )
+
+
+def step_row(
+    target: str, rep: int, stream: bool, concurrency: int, stats: StepStats, **extra: Any
+) -> dict[str, Any]:
+    """A step as the report keeps it (JSON-ready)."""
+    return {
+        "target": target,
+        "rep": rep,
+        "stream": stream,
+        "concurrency": concurrency,
+        **asdict(stats),
+        **extra,
+    }
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(present) / len(present) if present else None
+
+
+def _steps(steps: Sequence[dict[str, Any]], target: str, stream: bool) -> list[dict[str, Any]]:
+    return [s for s in steps if s["target"] == target and s["stream"] == stream]
+
+
+def reps_of(steps: Sequence[dict[str, Any]]) -> list[int]:
+    return sorted({s["rep"] for s in steps})
+
+
+def max_sustained(steps: Iterable[dict[str, Any]]) -> float | None:
+    """The highest throughput among steps with an error rate under 1 %."""
+    rates = [s["rps"] for s in steps if s["error_rate"] < MAX_ERROR_RATE and s["ok"] > 0]
+    return max(rates) if rates else None
+
+
+def max_sustained_by_rep(
+    steps: Sequence[dict[str, Any]], target: str, stream: bool
+) -> dict[int, float | None]:
+    mine = _steps(steps, target, stream)
+    return {rep: max_sustained(s for s in mine if s["rep"] == rep) for rep in reps_of(mine)}
+
+
+def added_latency_by_rep(
+    steps: Sequence[dict[str, Any]], target: str, stream: bool, concurrency: int = 1
+) -> dict[int, dict[str, float]]:
+    """Per repetition: the target's p50/p99 minus direct's at the same concurrency, mode
+    and repetition (ms)."""
+    out: dict[int, dict[str, float]] = {}
+    for rep in reps_of(steps):
+
+        def at(name: str, rep: int = rep) -> dict[str, Any] | None:
+            found = [
+                s
+                for s in _steps(steps, name, stream)
+                if s["rep"] == rep and s["concurrency"] == concurrency and s["ok"] > 0
+            ]
+            return found[0] if found else None
+
+        mine, direct = at(target), at("direct")
+        if mine is None or direct is None:
+            continue
+        out[rep] = {
+            q: round(mine["latency_ms"][q] - direct["latency_ms"][q], 3) for q in ("p50", "p99")
+        }
+    return out
+
+
+def summary(
+    steps: Sequence[dict[str, Any]], targets: Sequence[str], rss: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per target: added latency at 1 client and max sustained rps per mode (each the mean
+    over repetitions, with every repetition's value), and RSS."""
+    out: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        entry: dict[str, Any] = {"rss_mib": rss.get(target, {})}
+        for stream in MODES:
+            mode = "stream" if stream else "non_stream"
+            added = added_latency_by_rep(steps, target, stream)
+            sustained = max_sustained_by_rep(steps, target, stream)
+            entry[mode] = {
+                "added_p50_ms": _mean(a["p50"] for a in added.values()),
+                "added_p99_ms": _mean(a["p99"] for a in added.values()),
+                "added_by_rep": added,
+                "max_rps": _mean(sustained.values()),
+                "max_rps_by_rep": sustained,
+            }
+        out[target] = entry
+    return out
+
+
+# --- verdicts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    measured: float | None
+    goal: float
+    comparison: Literal["<=", ">="]
+    unit: str  # "ms", "x" (a ratio), "MiB"
+    why_missing: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.measured is None:
+            return None
+        if self.comparison == "<=":
+            return self.measured <= self.goal
+        return self.measured >= self.goal
+
+    @property
+    def text(self) -> str:
+        if self.measured is None:
+            return f"not measured ({self.why_missing or 'no data'})"
+        if self.met:
+            return "target met"
+        gap = abs(self.measured - self.goal)
+        return f"short by {fmt(gap)} {self.unit}".rstrip()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "met": self.met, "verdict": self.text}
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def verdicts(
+    summaries: dict[str, dict[str, Any]], skipped: dict[str, str], subject: str = "modelyard"
+) -> list[Verdict]:
+    """The issue's targets, for ``subject`` (modelyard)."""
+    mine = summaries.get(subject, {})
+
+    def missing(target: str) -> str:
+        if target in skipped:
+            return f"{target} skipped: {skipped[target]}"
+        return f"{target} not run" if target not in summaries else ""
+
+    out: list[Verdict] = []
+    for stream in MODES:
+        mode = "stream" if stream else "non_stream"
+        label = "streaming" if stream else "non-streaming"
+        figures = mine.get(mode, {})
+        out.append(
+            Verdict(
+                f"added latency p50 @1 client, {label}",
+                figures.get("added_p50_ms"),
+                1.5,
+                "<=",
+                "ms",
+                missing(subject) or missing("direct"),
+            )
+        )
+        out.append(
+            Verdict(
+                f"added latency p99 @1 client, {label}",
+                figures.get("added_p99_ms"),
+                4.0,
+                "<=",
+                "ms",
+                missing(subject) or missing("direct"),
+            )
+        )
+    for stream in MODES:
+        mode = "stream" if stream else "non_stream"
+        label = "streaming" if stream else "non-streaming"
+        ours = mine.get(mode, {}).get("max_rps")
+        for other, goal in (("litellm", 10.0), ("floor", 0.5)):
+            theirs = summaries.get(other, {}).get(mode, {}).get("max_rps")
+            out.append(
+                Verdict(
+                    f"max sustained rps, {label}: {subject} / {other}",
+                    _ratio(ours, theirs),
+                    goal,
+                    ">=",
+                    "x",
+                    missing(other) or missing(subject),
+                )
+            )
+    rss_after = mine.get("rss_mib", {}).get("after")
+    out.append(
+        Verdict(
+            f"RSS of the {subject} worker after load (no embedded model)",
+            rss_after,
+            150.0,
+            "<=",
+            "MiB",
+            missing(subject),
+        )
+    )
+    return out
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def steps_table(steps: Sequence[dict[str, Any]], targets: Sequence[str]) -> Any:
+    from rich.table import Table
+
+    reps = reps_of(steps)
+    table = Table(
+        title=f"Every step (rps: each run; latency and CPU: mean of {len(reps)} run(s))",
+        title_justify="left",
+    )
+    for column in ("target", "mode", "clients", "rps", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="left" if column in ("target", "mode") else "right")
+    table.add_column("server CPU", justify="right")
+    table.add_column("core 0 / 1 busy", justify="right")
+    for target in targets:
+        for stream in MODES:
+            mine = _steps(steps, target, stream)
+            for concurrency in sorted({s["concurrency"] for s in mine}):
+                at = [s for s in mine if s["concurrency"] == concurrency]
+                at.sort(key=lambda s: s["rep"])
+                errors = sum(s["errors"] for s in at)
+                requests = sum(s["requests"] for s in at)
+                busy = [s.get("cpu_busy_pct") or [] for s in at]
+                cores = "/".join(fmt(_mean(b[i] for b in busy if len(b) > i), 0) for i in range(2))
+                unfinished = sum(s["unfinished"] for s in at)
+                error_text = f"{100 * errors / requests:.2f}%" if requests else "—"
+                if unfinished:
+                    error_text += f" (+{unfinished} cut)"
+                table.add_row(
+                    target,
+                    "stream" if stream else "non-stream",
+                    str(concurrency),
+                    " / ".join(fmt(s["rps"], 0) for s in at),
+                    fmt(_mean(s["latency_ms"]["p50"] for s in at)),
+                    fmt(_mean(s["latency_ms"]["p99"] for s in at)),
+                    error_text,
+                    fmt(_mean(s.get("server_cpu_cores") for s in at)),
+                    cores,
+                )
+    return table
+
+
+def summary_table(summaries: dict[str, dict[str, Any]], skipped: dict[str, str]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title="Per target (added latency = target - direct at 1 client; mean of runs)",
+        title_justify="left",
+    )
+    for column in (
+        "target",
+        "added p50/p99 ms",
+        "added p50/p99 ms (stream)",
+        "max rps",
+        "max rps (stream)",
+        "RSS MiB before → after",
+    ):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for target, entry in summaries.items():
+        ns, st = entry["non_stream"], entry["stream"]
+        rss = entry.get("rss_mib") or {}
+        table.add_row(
+            target,
+            "—" if target == "direct" else f"{fmt(ns['added_p50_ms'])} / {fmt(ns['added_p99_ms'])}",
+            "—" if target == "direct" else f"{fmt(st['added_p50_ms'])} / {fmt(st['added_p99_ms'])}",
+            fmt(ns["max_rps"], 0),
+            fmt(st["max_rps"], 0),
+            f"{fmt(rss.get('before'), 1)} → {fmt(rss.get('after'), 1)}",
+        )
+    for target, why in skipped.items():
+        table.add_row(target, f"skipped: {why}", "", "", "", "")
+    return table
+
+
+def verdict_table(found: Sequence[Verdict]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="The issue's targets", title_justify="left")
+    for column in ("target", "measured", "goal", "verdict"):
+        table.add_column(column, justify="right" if column in ("measured", "goal") else "left")
+    for verdict in found:
+        style = {True: "green", False: "red", None: "yellow"}[verdict.met]
+        table.add_row(
+            verdict.name,
+            f"{fmt(verdict.measured)} {verdict.unit}" if verdict.measured is not None else "—",
+            f"{verdict.comparison} {fmt(verdict.goal)} {verdict.unit}",
+            f"[{style}]{verdict.text}[/{style}]",
+        )
+    return table
+
+
+# --- the soak's request-log check --------------------------------------------------------
+
+
+def log_check(sent: Iterable[str], logged: dict[str, int]) -> dict[str, Any]:
+    """Compare the ``user`` of every request sent with the request log's count per user:
+    each must be there exactly once."""
+    sent_set = set(sent)
+    missing = sorted(sent_set - logged.keys())
+    duplicated = {user: n for user, n in logged.items() if user in sent_set and n > 1}
+    unknown = sorted(logged.keys() - sent_set)
+    return {
+        "sent": len(sent_set),
+        "logged_rows": sum(logged.values()),
+        "logged_once": sum(1 for user in sent_set if logged.get(user) == 1),
+        "missing": len(missing),
+        "duplicated": len(duplicated),
+        "unknown": len(unknown),
+        "missing_examples": missing[:10],
+        "duplicated_examples": dict(list(duplicated.items())[:10]),
+        "exactly_once": not missing and not duplicated and not unknown,
+    }
