@@ -15,8 +15,9 @@ from playwright.sync_api import Browser, sync_playwright
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
-from modelyard.release.controller import acquire_lease
+from modelyard.release.controller import LEASE
 from modelyard.store import open_store
+from modelyard.store.lease import acquire_lease
 from tests.conftest import IN_CI, register_scripted
 from tests.console.test_browser import log_in
 from tests.live import Live, live_server
@@ -53,7 +54,7 @@ def controller_lease(home: Path, *, hold: bool) -> None:
     store = open_store(Settings(home=home).store_url)
     try:
         ttl = timedelta(minutes=5) if hold else timedelta(seconds=-1)
-        assert acquire_lease(store, "another-replica", ttl)
+        assert acquire_lease(store, LEASE, "another-replica", ttl)
     finally:
         store.close()
 
@@ -84,7 +85,7 @@ def test_rollout_charts_draw_and_follow_new_measurements(browser: Browser, tmp_p
     register_scripted(Registry(store), "chat", token_delay_ms=1)
     register_scripted(Registry(store), "chat", alias="canary", token_delay_ms=1)
     store.close()
-    # While the test starts the rollout, "another replica" runs the release controller: the
+    # While the test starts the rollout, "another replica" holds the release controller: the
     # POST's own first advance and the controller's then cannot collide.
     controller_lease(home, hold=True)
     with live_server(home, MODELYARD_RELEASE_TICK_S="0.2") as base:

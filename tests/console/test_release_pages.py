@@ -14,9 +14,10 @@ import pytest
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
-from modelyard.release.controller import acquire_lease
+from modelyard.release.controller import LEASE
 from modelyard.routing.protocol import TrafficPolicy
 from modelyard.store import open_store
+from modelyard.store.lease import acquire_lease
 from tests.conftest import AppClient, bearer, new_key, register_scripted
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +49,7 @@ def controller_elsewhere(home_registry: Registry) -> None:
     ticks: the tests advance rollouts and analyse experiments themselves."""
     store = open_store(Settings().store_url)
     try:
-        assert acquire_lease(store, "another-replica", timedelta(hours=1))
+        assert acquire_lease(store, LEASE, "another-replica", timedelta(hours=1))
     finally:
         store.close()
 
