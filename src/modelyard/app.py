@@ -106,7 +106,7 @@ def open_services(settings: Settings) -> Services:
         request_log=request_log,
         metrics=metrics,
         power=power,
-        meter=CpuMeter(),
+        meter=CpuMeter(min_interval_s=0.005),
     )
 
 

@@ -12,7 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
+
+from modelyard.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")
 
 # Elements of one batch of resampled items (per run): bounds the memory of a bootstrap.
 RESAMPLE_BATCH_ELEMENTS = 1 << 20

@@ -100,7 +100,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
+
+from modelyard.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")
 
 # Half-widths never go below this fraction of the means' magnitude: rounding, not signal.
 RELATIVE_ROUNDING = 1e-9

@@ -13,12 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (  # type: ignore[import-untyped]
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 from modelyard.evaluate.metrics.result import (
     MetricInputError,
@@ -30,6 +24,9 @@ from modelyard.evaluate.metrics.result import (
     check_labels,
     single_labels,
 )
+from modelyard.lazy import lazy_module
+
+sk_metrics = lazy_module("sklearn.metrics")
 
 AVERAGES = ("macro", "micro", "weighted")
 ROC_AUC_AVERAGES = ("macro", "weighted")
@@ -55,7 +52,7 @@ class Accuracy:
         scores: Scores | None = None,
     ) -> MetricResult:
         truth = single_labels(self.name, predictions, references)
-        value = float(accuracy_score(truth, list(predictions)))
+        value = float(sk_metrics.accuracy_score(truth, list(predictions)))
         per_item = [float(p == t) for p, t in zip(predictions, truth, strict=True)]
         return MetricResult(self.name, value, per_item, {})
 
@@ -84,10 +81,10 @@ class PrecisionRecallF1:
         truth = single_labels(self.name, predictions, references)
         labels = label_order(check_labels(self.name, self.labels), truth, predictions)
         common: dict[str, Any] = {"labels": labels, "zero_division": 0}
-        averaged = precision_recall_fscore_support(
+        averaged = sk_metrics.precision_recall_fscore_support(
             truth, list(predictions), average=self.average, **common
         )
-        precision, recall, f1, support = precision_recall_fscore_support(
+        precision, recall, f1, support = sk_metrics.precision_recall_fscore_support(
             truth, list(predictions), average=None, **common
         )
         per_class = {
@@ -126,7 +123,7 @@ class ConfusionMatrix:
     ) -> MetricResult:
         truth = single_labels(self.name, predictions, references)
         labels = label_order(check_labels(self.name, self.labels), truth, predictions)
-        matrix = confusion_matrix(truth, list(predictions), labels=labels)
+        matrix = sk_metrics.confusion_matrix(truth, list(predictions), labels=labels)
         total = int(matrix.sum())
         if total == 0:
             raise MetricInputError(f"{self.name}: no item has both labels among {labels}")
@@ -194,7 +191,7 @@ class RocAuc:
                 f"{self.name}: the references need both the positive label {positive!r} and "
                 "another label"
             )
-        value = float(roc_auc_score(positives, scores))
+        value = float(sk_metrics.roc_auc_score(positives, scores))
         return MetricResult(self.name, value, None, {"positive_label": positive})
 
     def _by_label(self, truth: list[str], scores: list[dict[str, float]]) -> MetricResult:
@@ -220,7 +217,9 @@ class RocAuc:
         matrix = np.array([[row[label] for label in labels] for row in scores], dtype=float)
         try:
             value = float(
-                roc_auc_score(truth, matrix, labels=labels, multi_class="ovr", average=self.average)
+                sk_metrics.roc_auc_score(
+                    truth, matrix, labels=labels, multi_class="ovr", average=self.average
+                )
             )
         except ValueError as error:  # e.g. rows that do not sum to 1
             raise MetricInputError(f"{self.name}: {error}") from error

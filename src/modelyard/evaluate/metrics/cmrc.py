@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import re
 
-from nltk.tokenize import word_tokenize  # type: ignore[import-untyped]
+from modelyard.lazy import lazy_module
+
+nltk_tokenize = lazy_module("nltk.tokenize")
+
 
 # The script's sp_char list; its '……' entry is two characters, so it never matches a single
 # character and a lone '…' is kept, as in the script.
@@ -35,13 +38,13 @@ def cmrc_segments(text: str) -> list[str]:
             continue
         if _CHINESE.match(char):
             if run:
-                segments.extend(word_tokenize(run, preserve_line=True))
+                segments.extend(nltk_tokenize.word_tokenize(run, preserve_line=True))
                 run = ""
             segments.append(char)
         else:
             run += char
     if run:
-        segments.extend(word_tokenize(run, preserve_line=True))
+        segments.extend(nltk_tokenize.word_tokenize(run, preserve_line=True))
     return segments
 
 

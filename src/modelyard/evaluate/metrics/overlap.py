@@ -12,9 +12,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import sacrebleu
-from rouge_score.rouge_scorer import RougeScorer  # type: ignore[import-untyped]
-
 from modelyard.evaluate.metrics.result import (
     MetricOptionError,
     MetricResult,
@@ -23,6 +20,10 @@ from modelyard.evaluate.metrics.result import (
     check_choice,
     reference_lists,
 )
+from modelyard.lazy import lazy_module
+
+sacrebleu = lazy_module("sacrebleu")
+rouge_scorer = lazy_module("rouge_score.rouge_scorer")
 
 # sacrebleu tokenizers that need no extra package or download; 'zh' is for Chinese.
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
@@ -61,7 +62,7 @@ class Bleu:
         refs = reference_lists(self.name, predictions, references)
         corpus = sacrebleu.corpus_bleu(
             list(predictions),
-            reference_streams(refs),  # type: ignore[arg-type]
+            reference_streams(refs),
             tokenize=self.tokenize,
         )
         per_item = [
@@ -103,7 +104,7 @@ class Chrf:
         refs = reference_lists(self.name, predictions, references)
         corpus = sacrebleu.corpus_chrf(
             list(predictions),
-            reference_streams(refs),  # type: ignore[arg-type]
+            reference_streams(refs),
             word_order=self.word_order,
         )
         per_item = [
@@ -143,7 +144,7 @@ class Rouge:
         scores: Scores | None = None,
     ) -> MetricResult:
         refs = reference_lists(self.name, predictions, references)
-        scorer = RougeScorer([self.name], tokenizer=MixedScriptTokenizer())
+        scorer = rouge_scorer.RougeScorer([self.name], tokenizer=MixedScriptTokenizer())
         per_item = [
             float(scorer.score_multi(r, p)[self.name].fmeasure)
             for p, r in zip(predictions, refs, strict=True)

@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
+from modelyard.lazy import lazy_module
 from modelyard.observe.drift.report import ColumnDrift
 from modelyard.observe.drift.text import MIN_TEXTS, SEED, separation
+
+sk_linear = lazy_module("sklearn.linear_model")
+sk_selection = lazy_module("sklearn.model_selection")
 
 
 def embedding_drift(
@@ -27,10 +29,10 @@ def embedding_drift(
         raise ValueError("embeddings must all have the same dimensions")
     vectors = np.asarray([*reference, *current], dtype=np.float64)
     labels = np.repeat([0, 1], [len(reference), len(current)])
-    train, test, train_labels, test_labels = train_test_split(
+    train, test, train_labels, test_labels = sk_selection.train_test_split(
         vectors, labels, test_size=0.5, random_state=SEED, shuffle=True, stratify=labels
     )
-    classifier = LogisticRegression(random_state=SEED, max_iter=1000)
+    classifier = sk_linear.LogisticRegression(random_state=SEED, max_iter=1000)
     classifier.fit(train, train_labels)
     result = separation("domain_classifier", test_labels, classifier.decision_function(test))
     return ColumnDrift(

@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats  # type: ignore[import-untyped]
 
+from modelyard.lazy import lazy_module
 from modelyard.observe.drift.columns import CountArray, FloatArray
+
+special = lazy_module("scipy.special")
+stats = lazy_module("scipy.stats")
 
 P_VALUE_THRESHOLD = 0.05
 DISTANCE_THRESHOLD = 0.1

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats  # type: ignore[import-untyped]
-from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
-from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
+from modelyard.lazy import lazy_module
 from modelyard.observe.drift.stattests import P_VALUE_THRESHOLD, StatResult
+
+sk_text = lazy_module("sklearn.feature_extraction.text")
+sk_linear = lazy_module("sklearn.linear_model")
+sk_metrics = lazy_module("sklearn.metrics")
+sk_selection = lazy_module("sklearn.model_selection")
+
+stats = lazy_module("scipy.stats")
 
 AUC_THRESHOLD = 0.55
 SEED = 42
@@ -44,7 +47,7 @@ def domain_classifier(reference: list[str], current: list[str]) -> StatResult:
     rng = np.random.default_rng(SEED)
     texts = _sample(reference, rng) + _sample(current, rng)
     labels = np.repeat([0, 1], [min(len(reference), MAX_TEXTS), min(len(current), MAX_TEXTS)])
-    train, test, train_labels, test_labels = train_test_split(
+    train, test, train_labels, test_labels = sk_selection.train_test_split(
         texts, labels, test_size=0.5, random_state=SEED, shuffle=True, stratify=labels
     )
     return separation("domain_classifier", test_labels, _scores(train, train_labels, test))
@@ -54,7 +57,7 @@ def separation(
     test: str, labels: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]
 ) -> StatResult:
     """The verdict on held-out classifier scores: AUC above 0.55, and significant."""
-    auc = float(roc_auc_score(labels, scores))
+    auc = float(sk_metrics.roc_auc_score(labels, scores))
     p_value = float(
         stats.mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater").pvalue
     )
@@ -74,12 +77,14 @@ def _scores(
 ) -> npt.NDArray[np.float64]:
     """The classifier's score that each test text is current (all equal when it learnt
     nothing)."""
-    vectorizer = TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), sublinear_tf=True)
+    vectorizer = sk_text.TfidfVectorizer(
+        token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), sublinear_tf=True
+    )
     try:
         features = vectorizer.fit_transform(train)
     except ValueError:  # raised when no training text has a single token
         return np.zeros(len(test))
-    classifier = LogisticRegression(solver="liblinear", random_state=SEED)
+    classifier = sk_linear.LogisticRegression(solver="liblinear", random_state=SEED)
     classifier.fit(features, train_labels)
     scores: npt.NDArray[np.float64] = classifier.decision_function(vectorizer.transform(test))
     return scores

@@ -51,8 +51,14 @@ class CpuMeter:
         self,
         clock: Callable[[], float] = time.monotonic,
         cpu_seconds: Callable[[], float] = time.process_time,
+        min_interval_s: float = 0.0,
     ) -> None:
+        """``min_interval_s``: a request starting or finishing within this long of the last
+        boundary does not close the interval (it joins or leaves the current one). Closing
+        costs time in proportion to the requests in flight, so at high request rates the
+        server sets a few milliseconds: shares are then exact to that granularity."""
         self._clock = clock
+        self._min_interval = min_interval_s
         self._cpu_seconds = cpu_seconds
         self._lock = threading.Lock()
         self._active: dict[str, _Share] = {}
@@ -64,7 +70,7 @@ class CpuMeter:
         with self._lock:
             if request_id in self._active:
                 raise ValueError(f"request {request_id} is already metered")
-            self._close_interval()
+            self._close_interval(self._min_interval)
             self._active[request_id] = _Share(started_at=self._last_at)
 
     def work(self, request_id: str, units: float) -> None:
@@ -87,7 +93,7 @@ class CpuMeter:
         with self._lock:
             if request_id not in self._active:
                 raise KeyError(f"request {request_id} is not metered")
-            self._close_interval()
+            self._close_interval(self._min_interval)
             share = self._active.pop(request_id)
             finished_at = self._last_at
         return RequestUsage(
@@ -113,9 +119,13 @@ class CpuMeter:
             await asyncio.sleep(interval_s)
             self.tick()
 
-    def _close_interval(self) -> None:
-        """Share the interval since the last boundary out. The caller holds the lock."""
-        now_cpu, now = self._cpu_seconds(), self._clock()
+    def _close_interval(self, unless_within_s: float = 0.0) -> None:
+        """Share the interval since the last boundary out, unless it is shorter than
+        ``unless_within_s``. The caller holds the lock."""
+        now = self._clock()
+        if unless_within_s and now - self._last_at < unless_within_s:
+            return
+        now_cpu = self._cpu_seconds()
         cpu = max(0.0, now_cpu - self._last_cpu)
         elapsed = max(0.0, now - self._last_at)
         self._last_cpu, self._last_at = now_cpu, now
