@@ -10,7 +10,7 @@ handler before it responds), ``principal`` (set by authentication), ``logged``.
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -33,7 +33,10 @@ LOGGED_PATHS = MappingProxyType(
 
 
 def new_request_id() -> str:
-    return f"req_{secrets.token_hex(12)}"
+    """96 random bits. Ids name requests, they are not secrets (feedback checks the key
+    that made the request), so they come from the fast PRNG rather than the OS's CSPRNG,
+    whose system call per id showed in the request path's profile."""
+    return f"req_{random.getrandbits(96):024x}"
 
 
 class RequestTracking:

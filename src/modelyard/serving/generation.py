@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -179,7 +179,7 @@ async def start_generation(
             "No first token within this server's request timeout; the request was stopped."
         ) from None
     return Generation(
-        id=f"{prefix}-{secrets.token_hex(12)}",
+        id=f"{prefix}-{random.getrandbits(96):024x}",  # a name, not a secret
         created=int(time.time()),
         target=target,
         first=first,
