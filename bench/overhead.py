@@ -64,9 +64,15 @@ UPSTREAM_MODEL = "bench-upstream"
 HIGH_RPM = 100_000_000  # rate limiting is on, but never bites
 HIGH_TPM = 1_000_000_000
 SERVER_CORE, LOAD_CORE = 0, 1
+NOISY_CORES = 0.15  # other processes' CPU during a step above which it is measured again
+MAX_RETRIES = 2  # per step
+RETRY_PAUSE_S = 3.0
+HARNESS_BUSY = 90.0  # % of the load generator's core above which a step is harness-bound
 ALL_TARGETS = ("direct", "modelyard", "litellm", "floor")
 EXTRA_TARGETS = ("floor-httpx",)  # diagnostic: the floor with httpx, modelyard's client
 console = Console()
+if not console.is_terminal:
+    console = Console(width=150)
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Context:
     modelyard_key: str = ""
     litellm_bin: Path | None = None
     keep_raw: bool = False
+    retries_left: int = 0  # budget of re-measured steps for the whole run
     skipped: dict[str, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -295,6 +302,10 @@ def ensure_litellm(ctx: Context, spec: str) -> None:
     log = ctx.logs / "litellm-install.log"
     console.print(f"installing {spec} into {LITELLM_VENV.relative_to(ROOT)} (log: {log}) …")
     started = time.monotonic()
+    LITELLM_VENV.parent.mkdir(parents=True, exist_ok=True)
+    ignore = LITELLM_VENV.parent / ".gitignore"
+    if not ignore.exists():  # as `python -m venv` does from 3.13 on
+        ignore.write_text("# Created by bench/overhead.py: never committed.\n*\n")
     try:
         with log.open("w") as out:
             if not (LITELLM_VENV / "bin" / "python").exists():
@@ -423,9 +434,17 @@ def upstream_counters(ctx: Context) -> dict[str, int]:
     return {}
 
 
-def run_step(
+def _cpu_s(process: psutil.Process) -> float:
+    with contextlib.suppress(psutil.Error):
+        times = process.cpu_times()
+        return float(times.user + times.system)
+    return 0.0
+
+
+def measure_step(
     ctx: Context, target: Target, rep: int, stream: bool, concurrency: int
 ) -> dict[str, Any]:
+    """One step: the load generator in its own process, CPU read around the window."""
     plan = ctx.plan
     mode = "stream" if stream else "non-stream"
     out = ctx.work / f"step-{target.name}-{rep}-{mode}-{concurrency}.json"
@@ -436,7 +455,8 @@ def run_step(
     argv += ["--user-prefix", f"{target.name}-{rep}-{mode}-{concurrency}"]
     if stream:
         argv.append("--stream")
-    assert ctx.upstream is not None
+    upstream = ctx.upstream
+    assert upstream is not None
     with (ctx.logs / "loadgen.log").open("a") as log:
         process = subprocess.Popen(
             pinned(argv, ctx.load_core), cwd=ROOT, stdout=subprocess.PIPE, stderr=log
@@ -445,12 +465,22 @@ def run_step(
     if process.stdout.readline().strip() != b"go":
         process.wait()
         raise ServerFailed(f"the load generator failed; see {ctx.logs / 'loadgen.log'}")
+    helpers = [psutil.Process(process.pid), psutil.Process()]  # load generator, this process
+
+    def read() -> tuple[float, Any, float, float, float]:
+        upstream_s = upstream.cpu_s() if target.server is not upstream else 0.0
+        return (
+            time.perf_counter(),
+            psutil.cpu_times(percpu=True),
+            target.server.cpu_s(),
+            upstream_s,
+            sum(_cpu_s(p) for p in helpers),
+        )
+
     time.sleep(plan.warmup_s)
-    cpu_before, server_before = psutil.cpu_times(percpu=True), target.server.cpu_s()
-    upstream_before, started = ctx.upstream.cpu_s(), time.perf_counter()
+    t0, cpu0, server0, upstream0, helpers0 = read()
     time.sleep(plan.duration_s)
-    cpu_after, server_after = psutil.cpu_times(percpu=True), target.server.cpu_s()
-    upstream_after, elapsed = ctx.upstream.cpu_s(), time.perf_counter() - started
+    t1, cpu1, server1, upstream1, helpers1 = read()
     rss = target.server.rss_mib()
     process.wait(timeout=plan.grace_s + plan.timeout_s + 60)
     data = json.loads(out.read_text())
@@ -462,6 +492,12 @@ def run_step(
         duration_s=plan.duration_s,
         unfinished=data["unfinished"],
     )
+    elapsed = t1 - t0
+    cpu = cpu_busy(cpu0, cpu1)
+    # Every core's busy time but soft interrupts (loopback TCP, charged to no process),
+    # less what the benchmark's own processes used: other work on the machine.
+    machine_cores = sum(b - q for b, q in zip(cpu["busy"], cpu["softirq"], strict=True)) / 100
+    ours = (server1 - server0) + (upstream1 - upstream0) + (helpers1 - helpers0)
     row = stats.step_row(
         target.name,
         rep,
@@ -469,15 +505,46 @@ def run_step(
         concurrency,
         result,
         sent=data["sent"],
-        server_cpu_cores=round((server_after - server_before) / elapsed, 3),
-        upstream_cpu_cores=round((upstream_after - upstream_before) / elapsed, 3),
-        cpu_busy_pct=cpu_busy(cpu_before, cpu_after),
+        server_cpu_cores=round((server1 - server0) / elapsed, 3),
+        upstream_cpu_cores=round((upstream1 - upstream0) / elapsed, 3),
+        helpers_cpu_cores=round((helpers1 - helpers0) / elapsed, 3),
+        others_cores=round(max(0.0, machine_cores - ours / elapsed), 3),
+        # The load generator's core was (nearly) full: the step measured the harness too.
+        harness_bound=ctx.load_core is not None and cpu["busy"][ctx.load_core] >= HARNESS_BUSY,
+        **{f"cpu_{k}_pct": v for k, v in cpu.items()},
         loadgen_cpu_s=data["cpu_s"],
         server_rss_mib=rss,
     )
     if ctx.keep_raw:
         row["raw"] = data["requests"]
     return row
+
+
+def run_step(
+    ctx: Context, target: Target, rep: int, stream: bool, concurrency: int
+) -> dict[str, Any]:
+    """A step, measured again (up to twice, within the run's budget) while other processes
+    used more than ``NOISY_CORES`` of the machine; the quietest attempt is kept."""
+    attempts = [measure_step(ctx, target, rep, stream, concurrency)]
+    while (
+        attempts[-1]["others_cores"] > NOISY_CORES
+        and len(attempts) <= MAX_RETRIES
+        and ctx.retries_left > 0
+    ):
+        ctx.retries_left -= 1
+        console.print(
+            f"  [yellow]other processes used {attempts[-1]['others_cores']:.2f} cores; "
+            f"measuring again[/yellow]"
+        )
+        time.sleep(RETRY_PAUSE_S)
+        attempts.append(measure_step(ctx, target, rep, stream, concurrency))
+    best = min(attempts, key=lambda a: a["others_cores"])
+    if len(attempts) > 1:
+        best["attempts"] = [
+            {"rps": a["rps"], "others_cores": a["others_cores"], "p50": a["latency_ms"]["p50"]}
+            for a in attempts
+        ]
+    return best
 
 
 def run_block(ctx: Context, name: str, rep: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -504,7 +571,8 @@ def run_block(ctx: Context, name: str, rep: int) -> tuple[list[dict[str, Any]], 
                     f"p50 {row['latency_ms']['p50']:8.2f} ms  "
                     f"p99 {row['latency_ms']['p99']:8.2f} ms"
                     f"  errors {100 * row['error_rate']:.2f}%  server CPU "
-                    f"{row['server_cpu_cores']:.2f}  cores busy {row['cpu_busy_pct']}"
+                    f"{row['server_cpu_cores']:.2f}  cores busy {row['cpu_busy_pct']}%"
+                    f"  others {row['others_cores']:.2f} cores"
                 )
                 time.sleep(1.0 if concurrency >= 100 else 0.3)
         block["rss_mib_after"] = target.server.rss_mib()
@@ -797,6 +865,7 @@ def main() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
     ctx = Context(plan, work, work / "logs", keep_raw=args.raw)
+    ctx.retries_left = plan.steps_per_rep * plan.reps // 4
     ctx.logs.mkdir()
     if args.no_pin or not can_pin():
         ctx.server_core = ctx.load_core = None
@@ -818,9 +887,11 @@ def main() -> None:
             "duration_s": plan.duration_s,
             "targets": plan.targets,
             "request_timeout_s": plan.timeout_s,
-            "aggregation": "rps: max over steps with < 1% errors, per run, then the mean of "
-            "runs; added latency: target minus direct in the same run, then the mean of runs; "
-            "RSS: the largest of the runs",
+            "aggregation": "max rps: the highest rps among a run's steps with < 1% errors, then "
+            "the best run; added latency: target minus direct at 1 client in the same run, then "
+            "the best run (the mean of runs is in summary too); RSS: the largest of the runs; "
+            f"a step during which other processes used > {NOISY_CORES} cores is measured again "
+            f"(up to {MAX_RETRIES} times, the quietest attempt kept)",
         },
         "request": json.loads(request_body(MODEL, stream=False, user="<unique per request>")),
         "work_dir": str(work),

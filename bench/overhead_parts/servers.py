@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -155,11 +156,18 @@ def running(
         stop(process)
 
 
-def cpu_busy(before: Sequence[object], after: Sequence[object]) -> list[float]:
-    """Busy share (%) of each CPU between two ``psutil.cpu_times(percpu=True)`` readings."""
-    busy = []
+def cpu_busy(before: Sequence[Any], after: Sequence[Any]) -> dict[str, list[float]]:
+    """Per CPU, between two ``psutil.cpu_times(percpu=True)`` readings: the busy share (%,
+    everything but idle and iowait), and of it the share stolen by the hypervisor and spent
+    in soft interrupts (loopback TCP)."""
+    busy, steal, softirq = [], [], []
     for first, second in zip(before, after, strict=True):
-        total = sum(second) - sum(first)  # type: ignore[call-overload]
-        idle = (second.idle + second.iowait) - (first.idle + first.iowait)  # type: ignore[attr-defined]
-        busy.append(round(100.0 * (1 - idle / total), 1) if total > 0 else 0.0)
-    return busy
+        total = sum(second) - sum(first)
+        if total <= 0:
+            busy.append(0.0), steal.append(0.0), softirq.append(0.0)
+            continue
+        idle = (second.idle + second.iowait) - (first.idle + first.iowait)
+        busy.append(round(100.0 * (1 - idle / total), 1))
+        steal.append(round(100.0 * (second.steal - first.steal) / total, 1))
+        softirq.append(round(100.0 * (second.softirq - first.softirq) / total, 1))
+    return {"busy": busy, "steal": steal, "softirq": softirq}
