@@ -112,3 +112,15 @@ async def test_shutdown_mid_batch_loses_no_row(store: Store) -> None:
         await task
     await log.close()
     assert count(store) == 3
+
+
+async def test_owners_are_kept_in_memory_only_until_their_rows_are_written(store: Store) -> None:
+    log = writer(store, flush_interval_s=60.0, batch_rows=1000)
+    log.submit(record(1))
+    assert log.recent_owner("req-1") == "k"  # feedback may come before the row is written
+    task = asyncio.create_task(log.run())
+    await asyncio.sleep(0)
+    await log.close()  # writes what is queued
+    task.cancel()
+    assert count(store) == 1
+    assert log.recent_owner("req-1") is None  # the store answers for it now

@@ -79,8 +79,9 @@ class RequestLogWriter:
         self._batch_rows = batch_rows
         self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=queue_rows)
         self.stats = WriterStats()
-        # Who made each recent request (insertion-ordered, bounded): feedback checks
-        # ownership here before it asks the store.
+        # Who made each request whose row is not written yet (insertion-ordered, bounded):
+        # feedback checks ownership here before it asks the store. A written row's entry
+        # goes, so at a steady rate this holds about one flush interval of requests.
         self._recent: dict[str, str] = {}
         self._recent_max = max(queue_rows, 10_000)
         self._collecting: list[RequestRecord] = []
@@ -158,7 +159,8 @@ class RequestLogWriter:
                     self.stats.written += len(batch)
                 break
         finally:
-            for _ in batch:
+            for record in batch:
+                self._recent.pop(record.id, None)  # the store answers for it from now on
                 self._queue.task_done()
 
     def _insert(self, batch: list[RequestRecord]) -> None:
