@@ -441,6 +441,47 @@ def _cpu_s(process: psutil.Process) -> float:
     return 0.0
 
 
+@dataclass(frozen=True)
+class CpuReading:
+    at: float
+    per_cpu: Any
+    server_s: float
+    upstream_s: float
+    helpers_s: float  # the load generator and this process
+
+
+def read_cpu(ctx: Context, target: Target, helpers: list[psutil.Process]) -> CpuReading:
+    upstream = ctx.upstream
+    separate = upstream is not None and upstream is not target.server
+    return CpuReading(
+        time.perf_counter(),
+        psutil.cpu_times(percpu=True),
+        target.server.cpu_s(),
+        upstream.cpu_s() if separate and upstream is not None else 0.0,
+        sum(_cpu_s(p) for p in helpers),
+    )
+
+
+def cpu_between(first: CpuReading, second: CpuReading) -> dict[str, Any]:
+    """CPU use between two readings: the server's, the upstream's, the benchmark's own
+    helpers', every core's busy share, and other processes' (in cores)."""
+    elapsed = second.at - first.at
+    cpu = cpu_busy(first.per_cpu, second.per_cpu)
+    # Every core's busy time but soft interrupts (loopback TCP, charged to no process),
+    # less what the benchmark's own processes used: other work on the machine.
+    machine_cores = sum(b - q for b, q in zip(cpu["busy"], cpu["softirq"], strict=True)) / 100
+    server = second.server_s - first.server_s
+    upstream = second.upstream_s - first.upstream_s
+    helpers = second.helpers_s - first.helpers_s
+    return {
+        "server_cpu_cores": round(server / elapsed, 3),
+        "upstream_cpu_cores": round(upstream / elapsed, 3),
+        "helpers_cpu_cores": round(helpers / elapsed, 3),
+        "others_cores": round(max(0.0, machine_cores - (server + upstream + helpers) / elapsed), 3),
+        **{f"cpu_{k}_pct": v for k, v in cpu.items()},
+    }
+
+
 def measure_step(
     ctx: Context, target: Target, rep: int, stream: bool, concurrency: int
 ) -> dict[str, Any]:
@@ -466,21 +507,10 @@ def measure_step(
         process.wait()
         raise ServerFailed(f"the load generator failed; see {ctx.logs / 'loadgen.log'}")
     helpers = [psutil.Process(process.pid), psutil.Process()]  # load generator, this process
-
-    def read() -> tuple[float, Any, float, float, float]:
-        upstream_s = upstream.cpu_s() if target.server is not upstream else 0.0
-        return (
-            time.perf_counter(),
-            psutil.cpu_times(percpu=True),
-            target.server.cpu_s(),
-            upstream_s,
-            sum(_cpu_s(p) for p in helpers),
-        )
-
     time.sleep(plan.warmup_s)
-    t0, cpu0, server0, upstream0, helpers0 = read()
+    first = read_cpu(ctx, target, helpers)
     time.sleep(plan.duration_s)
-    t1, cpu1, server1, upstream1, helpers1 = read()
+    used = cpu_between(first, read_cpu(ctx, target, helpers))
     rss = target.server.rss_mib()
     process.wait(timeout=plan.grace_s + plan.timeout_s + 60)
     data = json.loads(out.read_text())
@@ -492,12 +522,7 @@ def measure_step(
         duration_s=plan.duration_s,
         unfinished=data["unfinished"],
     )
-    elapsed = t1 - t0
-    cpu = cpu_busy(cpu0, cpu1)
-    # Every core's busy time but soft interrupts (loopback TCP, charged to no process),
-    # less what the benchmark's own processes used: other work on the machine.
-    machine_cores = sum(b - q for b, q in zip(cpu["busy"], cpu["softirq"], strict=True)) / 100
-    ours = (server1 - server0) + (upstream1 - upstream0) + (helpers1 - helpers0)
+    busy = used["cpu_busy_pct"]
     row = stats.step_row(
         target.name,
         rep,
@@ -505,13 +530,9 @@ def measure_step(
         concurrency,
         result,
         sent=data["sent"],
-        server_cpu_cores=round((server1 - server0) / elapsed, 3),
-        upstream_cpu_cores=round((upstream1 - upstream0) / elapsed, 3),
-        helpers_cpu_cores=round((helpers1 - helpers0) / elapsed, 3),
-        others_cores=round(max(0.0, machine_cores - ours / elapsed), 3),
+        **used,
         # The load generator's core was (nearly) full: the step measured the harness too.
-        harness_bound=ctx.load_core is not None and cpu["busy"][ctx.load_core] >= HARNESS_BUSY,
-        **{f"cpu_{k}_pct": v for k, v in cpu.items()},
+        harness_bound=ctx.load_core is not None and busy[ctx.load_core] >= HARNESS_BUSY,
         loadgen_cpu_s=data["cpu_s"],
         server_rss_mib=rss,
     )
@@ -647,7 +668,11 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if "litellm" in plan.targets:
         ensure_litellm(ctx, args.litellm_spec)
     if "modelyard" in plan.targets:
-        prepare_modelyard(ctx)
+        try:
+            prepare_modelyard(ctx)
+        except ServerFailed as error:
+            ctx.skipped["modelyard"] = str(error)[:300]
+            console.print(f"[red]modelyard skipped:[/red] {error}")
     steps: list[dict[str, Any]] = []
     blocks: list[dict[str, Any]] = []
     for rep in range(1, plan.reps + 1):
@@ -712,18 +737,20 @@ def soak(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         if process.stdout.readline().strip() != b"go":
             raise ServerFailed(f"the load generator failed; see {ctx.logs / 'loadgen.log'}")
         started = time.perf_counter()
-        cpu_start = target.server.cpu_s()
+        helpers = [psutil.Process(process.pid), psutil.Process()]
+        first = last = read_cpu(ctx, target, helpers)
         samples: list[tuple[float, float]] = []
         next_report = 10.0
         while process.poll() is None:
             elapsed = time.perf_counter() - started
             if elapsed <= duration + 0.5:
                 samples.append((round(elapsed, 2), target.server.rss_mib()))
+                last = read_cpu(ctx, target, helpers)
             if elapsed >= next_report:
                 console.print(f"  soak: {elapsed:5.0f} s, RSS {samples[-1][1]} MiB")
                 next_report += 10.0
             time.sleep(1.0)
-        cpu_used = target.server.cpu_s() - cpu_start
+        used = cpu_between(first, last)
         data = json.loads(out.read_text())
         # Wait for the request log to flush, then compare: every request sent, exactly once.
         db = target.extra["home"] / "modelyard.db"
@@ -773,7 +800,7 @@ def soak(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
             "unfinished": data["unfinished"],
             "rps": result.rps,
             "latency_ms": result.latency_ms,
-            "server_cpu_cores": round(cpu_used / duration, 3),
+            **used,
             "rss_mib_idle": rss_idle,
             "rss_mib_after_warmup": rss_warm,
             "warmup_s": args.soak_warmup,
@@ -807,6 +834,14 @@ def print_soak(report: dict[str, Any]) -> None:
     table.add_row("throughput", f"{soaked['rps']:.1f} rps", "")
     lat = soaked["latency_ms"]
     table.add_row("latency p50 / p99", f"{lat['p50']:.2f} / {lat['p99']:.2f} ms", "")
+    others = soaked["others_cores"]
+    table.add_row(
+        "CPU: modelyard / other processes",
+        f"{soaked['server_cpu_cores']:.2f} / {others:.2f} cores",
+        "[yellow]other work shared the machine: rps and latency are low[/yellow]"
+        if others > NOISY_CORES
+        else "",
+    )
     table.add_row(
         "errors (incl. unfinished)",
         str(soaked["errors"]),
@@ -895,6 +930,7 @@ def main() -> None:
         },
         "request": json.loads(request_body(MODEL, stream=False, user="<unique per request>")),
         "work_dir": str(work),
+        "versions": versions(),  # modelyard is installed editable: its code as the run starts
     }
     try:
         with fake_upstream(ctx) as upstream:
@@ -906,7 +942,11 @@ def main() -> None:
                 report.update(benchmark(ctx, args))
     finally:
         report["elapsed_s"] = round(time.monotonic() - started, 1)
-    report["versions"] = versions()
+    at_end = versions()
+    if at_end.get("modelyard_git") != report["versions"].get("modelyard_git"):
+        # Servers started after the change ran the new code (editable install).
+        report["versions"]["modelyard_git_at_end"] = at_end.get("modelyard_git")
+    report["versions"]["litellm"] = at_end.get("litellm")
     report["skipped"] = ctx.skipped
     report["notes"] = ctx.notes
     report["machine"]["load_average_after"] = os.getloadavg()

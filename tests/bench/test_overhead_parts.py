@@ -1,0 +1,235 @@
+"""The overhead benchmark's pure parts (bench/overhead_parts): its statistics, verdicts and
+tables, the request-log check of the soak, and the fake upstream's answers. Fast: nothing
+is started but one in-process aiohttp server."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pytest
+from bench.overhead_parts import stats, upstream
+from bench.overhead_parts.loadgen import check_answer, request_body
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert stats.percentile(values, 50) == 2.5
+    assert stats.percentile(values, 0) == 1.0
+    assert stats.percentile(values, 100) == 4.0
+    assert stats.percentile(values, 99) == pytest.approx(3.97)
+    assert stats.percentile([7.0], 99) == 7.0
+    assert math.isnan(stats.percentile([], 50))
+
+
+def test_summarise_counts_only_requests_ending_in_the_window() -> None:
+    records = [
+        [0.0, 0.5, 200, None, 0],  # ends in the warm-up: ignored
+        [0.9, 1.001, 200, None, 1],
+        [1.5, 1.502, 200, None, 2],
+        [2.0, 2.010, 502, "http_502", 3],
+        [2.5, 3.5, 200, None, 4],  # ends after the window: ignored
+    ]
+    result = stats.summarise(records, warmup_s=1.0, duration_s=2.0, unfinished=1)
+    assert (result.requests, result.ok, result.errors, result.unfinished) == (3, 2, 1, 1)
+    assert result.rps == 1.0
+    assert result.error_rate == pytest.approx(1 / 3)
+    assert result.error_kinds == {"http_502": 1}
+    assert result.latency_ms["min"] == pytest.approx(2.0)
+    assert result.latency_ms["max"] == pytest.approx(101.0)
+    assert result.latency_ms["p50"] == pytest.approx(51.5)
+
+
+def test_a_step_where_everything_hung_is_not_error_free() -> None:
+    result = stats.summarise([], warmup_s=1.0, duration_s=2.0, unfinished=200)
+    assert result.error_rate == 1.0
+    assert result.rps == 0.0
+    assert math.isnan(result.latency_ms["p50"])
+    assert stats.summarise([], warmup_s=1.0, duration_s=2.0).error_rate == 0.0
+
+
+def step(
+    target: str,
+    concurrency: int,
+    rps: float,
+    p50: float,
+    p99: float,
+    *,
+    rep: int = 1,
+    stream: bool = False,
+    error_rate: float = 0.0,
+    harness_bound: bool = False,
+) -> dict[str, Any]:
+    result = stats.StepStats(
+        window_s=8.0,
+        requests=100,
+        ok=100,
+        errors=round(100 * error_rate),
+        unfinished=0,
+        rps=rps,
+        error_rate=error_rate,
+        latency_ms={"p50": p50, "p99": p99},
+    )
+    return stats.step_row(
+        target,
+        rep,
+        stream,
+        concurrency,
+        result,
+        cpu_busy_pct=[90.0, 40.0],
+        server_cpu_cores=0.9,
+        harness_bound=harness_bound,
+    )
+
+
+def sample_steps() -> list[dict[str, Any]]:
+    steps = []
+    for rep, shift in ((1, 0.0), (2, 0.2)):
+        for stream in (False, True):
+            steps += [
+                step("direct", 1, 2000, 0.4, 0.6, rep=rep, stream=stream),
+                step("direct", 50, 3000, 10, 20, rep=rep, stream=stream),
+                step("modelyard", 1, 400, 1.4 + shift, 3.6 + shift, rep=rep, stream=stream),
+                step("modelyard", 50, 900, 50, 90, rep=rep, stream=stream),
+                # Faster, but with 2 % errors: not sustained.
+                step("modelyard", 200, 1200, 90, 300, rep=rep, stream=stream, error_rate=0.02),
+                step("floor", 1, 1200, 0.7, 1.0, rep=rep, stream=stream),
+                # The load generator's core was full: the floor may be faster than this.
+                step("floor", 50, 1600, 20, 40, rep=rep, stream=stream, harness_bound=True),
+            ]
+    return steps
+
+
+def test_max_sustained_ignores_steps_with_one_percent_errors_or_more() -> None:
+    steps = sample_steps()
+    assert stats.max_sustained(s for s in steps if s["target"] == "modelyard") == 900
+    assert stats.max_sustained([step("x", 1, 50, 1, 1, error_rate=0.01)]) is None
+    assert stats.max_sustained([step("x", 1, 50, 1, 1, error_rate=0.0099)]) == 50
+
+
+def test_summary_subtracts_direct_in_the_same_run_and_keeps_the_best_run() -> None:
+    rss = {"modelyard": {"before": 120.0, "after": 140.0}}
+    steps = sample_steps()
+    steps.append(step("floor", 10, 1900, 5, 9, rep=2))  # run 2 of the floor peaks higher
+    summary = stats.summary(steps, ["direct", "modelyard", "floor"], rss)
+    mine = summary["modelyard"]["non_stream"]
+    assert mine["added_by_rep"] == {1: {"p50": 1.0, "p99": 3.0}, 2: {"p50": 1.2, "p99": 3.2}}
+    assert mine["added_p50_ms"] == pytest.approx(1.0)
+    assert mine["added_p99_ms"] == pytest.approx(3.0)
+    assert mine["added_p50_ms_mean"] == pytest.approx(1.1)
+    assert mine["max_rps"] == 900
+    floor = summary["floor"]["non_stream"]
+    assert floor["max_rps_by_rep"] == {1: 1600, 2: 1900}
+    assert (floor["max_rps"], floor["max_rps_mean"]) == (1900, 1750)
+    assert summary["modelyard"]["rss_mib"] == {"before": 120.0, "after": 140.0}
+
+
+def test_verdicts_say_met_short_by_or_why_not_measured() -> None:
+    summary = stats.summary(
+        sample_steps(),
+        ["direct", "modelyard", "floor"],
+        {"modelyard": {"before": 150.0, "after": 162.5}},
+    )
+    found = {v.name: v for v in stats.verdicts(summary, {"litellm": "pip install failed"})}
+    p50 = found["added latency p50 @1 client, non-streaming"]
+    assert p50.met is True and p50.text == "target met"
+    assert p50.context == "floor adds 0.30 ms"
+    floor_ratio = found["max sustained rps, streaming: modelyard / floor"]
+    assert floor_ratio.measured == pytest.approx(900 / 1600)
+    assert floor_ratio.text == "target met"
+    assert floor_ratio.context == "900 vs 1,600 rps (theirs harness-bound*)"
+    litellm = found["max sustained rps, non-streaming: modelyard / litellm"]
+    assert litellm.met is None
+    assert litellm.text == "not measured (litellm skipped: pip install failed)"
+    memory = found["RSS of the modelyard worker after load (no embedded model)"]
+    assert memory.met is False and memory.text == "short by 12.5 MiB"
+    assert stats.Verdict("ratio", 7.5, 10.0, ">=", "x").text == "short by 2.50 x"
+    assert json.dumps(memory.as_dict())  # JSON-ready
+
+
+def test_tables_render_every_target_and_verdict() -> None:
+    from rich.console import Console
+
+    steps = sample_steps()
+    targets = ["direct", "modelyard", "floor"]
+    summary = stats.summary(steps, targets, {})
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    console.print(stats.steps_table(steps, targets))
+    console.print(stats.summary_table(summary, {"litellm": "offline"}))
+    console.print(stats.verdict_table(stats.verdicts(summary, {"litellm": "offline"})))
+    text = out.getvalue()
+    assert "1,200 / 1,200" in text  # the 200-client step's rps, each run
+    assert "1,600* / 1,600*" in text  # harness-bound steps are marked
+    assert "2.00%" in text  # its error rate
+    assert "skipped: offline" in text
+    assert "target met" in text and "not measured" in text
+
+
+def test_log_check_finds_missing_duplicated_and_unknown_rows() -> None:
+    sent = [f"soak-{i}" for i in range(5)]
+    good = stats.log_check(sent, {u: 1 for u in sent})
+    assert good["exactly_once"] and good["logged_once"] == 5
+    bad = stats.log_check(sent, {"soak-0": 1, "soak-1": 2, "soak-2": 1, "soak-3": 1, "x": 1})
+    assert not bad["exactly_once"]
+    assert (bad["missing"], bad["duplicated"], bad["unknown"]) == (1, 1, 1)
+    assert bad["missing_examples"] == ["soak-4"]
+    assert bad["logged_rows"] == 6
+
+
+def test_fake_upstream_answers_like_openai() -> None:
+    body = upstream.completion_body("m")
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == upstream.REPLY
+    assert body["usage"]["total_tokens"] == upstream.PROMPT_TOKENS + upstream.COMPLETION_TOKENS
+    assert check_answer(json.dumps(body).encode(), stream=False) is None
+
+    frames = upstream.stream_events("m", include_usage=True)
+    assert all(f.startswith(b"data: ") and f.endswith(b"\n\n") for f in frames)
+    assert frames[-1] == b"data: [DONE]\n\n"
+    events = [json.loads(f[6:]) for f in frames[:-1]]
+    assert events[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+    assert text == upstream.REPLY
+    assert [e["choices"][0]["finish_reason"] for e in events if e["choices"]][-1] == "stop"
+    assert events[-1]["usage"]["completion_tokens"] == upstream.COMPLETION_TOKENS
+    assert check_answer(b"".join(frames), stream=True) is None
+    plain = upstream.stream_events("m", include_usage=False)
+    assert len(plain) == len(frames) - 1
+    assert not any(b'"usage"' in f for f in plain)
+
+
+def test_load_generator_checks_answers() -> None:
+    frames = upstream.stream_events("m", include_usage=False)
+    assert check_answer(b"".join(frames[:-1]), stream=True) == "truncated_stream"
+    assert check_answer(b'data: {"error": {}}\n\ndata: [DONE]\n\n', stream=True) == (
+        "stream_error_event"
+    )
+    assert check_answer(b'{"detail": "no"}', stream=False) == "bad_body"
+    body = json.loads(request_body("bench", stream=True, user="u-1"))
+    assert body["stream"] is True and body["user"] == "u-1"
+    assert upstream.PII_MARKER.decode() in body["messages"][1]["content"]
+
+
+@pytest.mark.anyio
+async def test_fake_upstream_serves_both_modes_and_counts() -> None:
+    pytest.importorskip("aiohttp")
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async with TestClient(TestServer(upstream.build_app())) as client:
+        plain = await client.post(
+            "/v1/chat/completions", data=request_body("m", stream=False, user="a")
+        )
+        assert plain.status == 200
+        assert (await plain.json())["choices"][0]["message"]["content"] == upstream.REPLY
+        body = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
+        streamed = await client.post("/v1/chat/completions", json=body)
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        data = await streamed.read()
+        assert data == b"".join(upstream.stream_events("m", include_usage=True))
+        models = await (await client.get("/v1/models")).json()
+        assert models["data"][0]["id"] == "bench-upstream"
+        counted = await (await client.get("/stats")).json()
+        assert counted == {"requests": 2, "streamed": 1, "prompts_with_pii": 1}
