@@ -237,3 +237,18 @@ async def test_run_ticks_in_the_background() -> None:
     finally:
         task.cancel()
     assert m.idle_cpu_seconds == 3.0
+
+
+def test_with_a_minimum_interval_short_requests_still_get_their_share() -> None:
+    clock, cpu = Counter(), Counter()
+    m = CpuMeter(clock=clock, cpu_seconds=cpu, min_interval_s=0.005)
+    m.start("a")  # within 5 ms of construction: joins the first interval
+    clock.now += 0.001
+    cpu.now += 0.0008
+    m.start("b")  # within 5 ms of the last boundary: joins the current interval
+    clock.now += 0.001
+    cpu.now += 0.0008
+    b = m.finish("b")  # a finish always closes
+    a = m.finish("a")
+    assert b.cpu_seconds == pytest.approx(0.0008) and a.cpu_seconds == pytest.approx(0.0008)
+    assert b.cpu_seconds + a.cpu_seconds + m.idle_cpu_seconds == pytest.approx(0.0016)

@@ -53,10 +53,10 @@ class CpuMeter:
         cpu_seconds: Callable[[], float] = time.process_time,
         min_interval_s: float = 0.0,
     ) -> None:
-        """``min_interval_s``: a request starting or finishing within this long of the last
-        boundary does not close the interval (it joins or leaves the current one). Closing
-        costs time in proportion to the requests in flight, so at high request rates the
-        server sets a few milliseconds: shares are then exact to that granularity."""
+        """``min_interval_s``: a request starting within this long of the last boundary
+        does not close the interval; it joins the current one. Closing costs time in
+        proportion to the requests in flight, so at high request rates the server sets a
+        few milliseconds. A finish always closes, so every request gets its share."""
         self._clock = clock
         self._min_interval = min_interval_s
         self._cpu_seconds = cpu_seconds
@@ -93,7 +93,7 @@ class CpuMeter:
         with self._lock:
             if request_id not in self._active:
                 raise KeyError(f"request {request_id} is not metered")
-            self._close_interval(self._min_interval)
+            self._close_interval()
             share = self._active.pop(request_id)
             finished_at = self._last_at
         return RequestUsage(
