@@ -69,6 +69,9 @@ class MetricResult:
     margin: float
     compared: str  # what the interval is on: "mean", "share above pooled p95 (x ms)"
 
+    def as_json(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -79,7 +82,7 @@ class Measurement:
     def as_json(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
-            "metrics": [_finite(asdict(m)) for m in self.metrics],
+            "metrics": [m.as_json() for m in self.metrics],
             "srm": self.srm,
         }
 
@@ -230,7 +233,7 @@ def _span(interval: Interval) -> str:
     return f"[{interval.low:.4g}, {interval.high:.4g}]"
 
 
-def _finite(data: dict[str, Any]) -> dict[str, Any]:
+def json_safe(data: dict[str, Any]) -> dict[str, Any]:
     """JSON has no infinities: an unbounded end is null."""
     return {
         k: (None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v)

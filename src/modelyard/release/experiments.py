@@ -12,7 +12,6 @@ An experiment never moves an alias: its result says what won, a person ships it.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -227,10 +226,10 @@ class Experiments:
                 {
                     "variant": variant.name,
                     "version": variant.version,
-                    "primary": _json(asdict(primary)),
+                    "primary": primary.as_json(),
                     "significant": significant,
                     "verdict": ("better" if better else "worse") if significant else "undecided",
-                    "guardrails": [_json(asdict(g)) for g in guardrails],
+                    "guardrails": [g.as_json() for g in guardrails],
                 }
             )
         samples = {n: len(d.errors) for n, d in zip(names, data, strict=True)}
@@ -331,13 +330,6 @@ def _check_free(session: Session, spec: ExperimentCreate) -> None:
             status=409,
             code="conflict",
         )
-
-
-def _json(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (None if isinstance(v, float) and (v != v or abs(v) == float("inf")) else v)
-        for k, v in data.items()
-    }
 
 
 def _row(session: Session, name: str) -> ExperimentRow:
