@@ -147,6 +147,9 @@ def start_direct(ctx: Context) -> Iterator[Target]:
     yield Target("direct", ctx.upstream_v1 + "/chat/completions", "none", ctx.upstream)
 
 
+EXTRA_MODELYARD_ENV: dict[str, str] = {}  # --modelyard-env KEY=VALUE, for experiments
+
+
 def modelyard_env(home: Path) -> dict[str, str]:
     """Settings of the benchmark's modelyard: a fresh home (SQLite), no embedded models."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
@@ -156,6 +159,7 @@ def modelyard_env(home: Path) -> dict[str, str]:
         MODELYARD_DEFAULT_EMBEDDING_MODEL="none",  # no all-MiniLM-L6-v2
         MODELYARD_DRIFT_EMBEDDING_MODEL="none",  # drift reports would ask for it
     )
+    env.update(EXTRA_MODELYARD_ENV)
     return env
 
 
@@ -448,17 +452,33 @@ class CpuReading:
     server_s: float
     upstream_s: float
     helpers_s: float  # the load generator and this process
+    others: dict[int, tuple[str, float]]  # every other process: command, CPU seconds
+
+
+def _other_processes(ours: set[int]) -> dict[int, tuple[str, float]]:
+    found = {}
+    for proc in psutil.process_iter(["pid", "cmdline", "name", "cpu_times"]):
+        info = proc.info
+        if info["pid"] in ours or info["cpu_times"] is None:
+            continue
+        command = " ".join(info["cmdline"] or []) or info["name"] or "?"
+        found[info["pid"]] = (command[:120], info["cpu_times"].user + info["cpu_times"].system)
+    return found
 
 
 def read_cpu(ctx: Context, target: Target, helpers: list[psutil.Process]) -> CpuReading:
     upstream = ctx.upstream
     separate = upstream is not None and upstream is not target.server
+    ours = {p.pid for p in helpers} | target.server.pids()
+    if upstream is not None:
+        ours |= upstream.pids()
     return CpuReading(
         time.perf_counter(),
         psutil.cpu_times(percpu=True),
         target.server.cpu_s(),
         upstream.cpu_s() if separate and upstream is not None else 0.0,
         sum(_cpu_s(p) for p in helpers),
+        _other_processes(ours),
     )
 
 
@@ -473,11 +493,20 @@ def cpu_between(first: CpuReading, second: CpuReading) -> dict[str, Any]:
     server = second.server_s - first.server_s
     upstream = second.upstream_s - first.upstream_s
     helpers = second.helpers_s - first.helpers_s
+    busiest = sorted(
+        (
+            (round((used - first.others.get(pid, ("", 0.0))[1]) / elapsed, 3), command)
+            for pid, (command, used) in second.others.items()
+        ),
+        reverse=True,
+    )
     return {
         "server_cpu_cores": round(server / elapsed, 3),
         "upstream_cpu_cores": round(upstream / elapsed, 3),
         "helpers_cpu_cores": round(helpers / elapsed, 3),
         "others_cores": round(max(0.0, machine_cores - (server + upstream + helpers) / elapsed), 3),
+        # Who they were (a process started in the window counts all its CPU so far).
+        "other_processes": [[cores, command] for cores, command in busiest[:3] if cores >= 0.02],
         **{f"cpu_{k}_pct": v for k, v in cpu.items()},
     }
 
@@ -553,9 +582,10 @@ def run_step(
         and ctx.retries_left > 0
     ):
         ctx.retries_left -= 1
+        busiest = attempts[-1]["other_processes"][:1]
         console.print(
-            f"  [yellow]other processes used {attempts[-1]['others_cores']:.2f} cores; "
-            f"measuring again[/yellow]"
+            f"  [yellow]other processes used {attempts[-1]['others_cores']:.2f} cores "
+            f"{busiest}; measuring again[/yellow]"
         )
         time.sleep(RETRY_PAUSE_S)
         attempts.append(measure_step(ctx, target, rep, stream, concurrency))
@@ -838,7 +868,8 @@ def print_soak(report: dict[str, Any]) -> None:
     table.add_row(
         "CPU: modelyard / other processes",
         f"{soaked['server_cpu_cores']:.2f} / {others:.2f} cores",
-        "[yellow]other work shared the machine: rps and latency are low[/yellow]"
+        f"[yellow]other work shared the machine: rps and latency are low; busiest: "
+        f"{soaked['other_processes'][:2]}[/yellow]"
         if others > NOISY_CORES
         else "",
     )
@@ -885,9 +916,21 @@ def main() -> None:
     parser.add_argument("--litellm-spec", default=LITELLM_SPEC)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--raw", action="store_true", help="keep every request in the JSON")
+    parser.add_argument(
+        "--modelyard-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra MODELYARD_* setting for modelyard (repeatable; recorded in the JSON)",
+    )
     args = parser.parse_args()
 
     quick = args.quick
+    for setting in args.modelyard_env:
+        key, _, value = setting.partition("=")
+        if not key.startswith("MODELYARD_") or not _:
+            parser.error(f"--modelyard-env wants MODELYARD_NAME=VALUE, not {setting!r}")
+        EXTRA_MODELYARD_ENV[key] = value
     targets = tuple(args.targets or ALL_TARGETS)
     if "direct" not in targets:
         targets = ("direct", *targets)

@@ -74,6 +74,9 @@ class Server:
     def processes(self) -> int:
         return len(self._tree())
 
+    def pids(self) -> set[int]:
+        return {proc.pid for proc in self._tree()}
+
     def cpu_s(self) -> float:
         """CPU seconds (user + system) of the server and its children so far."""
         total = 0.0
