@@ -46,6 +46,7 @@ from modelyard.services import Services
 from modelyard.serving import docs, embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
+from modelyard.serving.fastpath import OpenAIFastPath
 from modelyard.serving.shadow import ShadowRunner
 from modelyard.store import open_store
 from modelyard.store.lease import leader
@@ -74,7 +75,7 @@ def open_services(settings: Settings) -> Services:
 
     request_log = RequestLogWriter(
         store,
-        seal=guard.cipher.seal,
+        seal=guard.cipher,  # its seal_many seals a whole batch at once
         store_content=settings.store_content,
         flush_interval_s=settings.log_flush_interval_s,
         batch_rows=settings.log_batch_rows,
@@ -202,6 +203,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(OpenAIFastPath)  # innermost: inside the body limit and tracking
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTracking)
     errors.install(app)

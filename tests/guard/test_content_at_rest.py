@@ -51,6 +51,53 @@ def test_rotation_keeps_old_content_readable(tmp_path: Path) -> None:
         only_new.open(old_blob)
 
 
+# Sealed by the code before seal_many (one AESGCM and one token_bytes call per blob), with
+# key bytes 0..31 under the id "k1-abc123": rows already in stores look like this.
+OLD_KEY = bytes(range(32))
+OLD_BLOB = base64.b64decode(
+    "TVkxCWsxLWFiYzEyMwyMqHQFu3aexgQmgAzMpgpJsx4bzxK868o5x9izH4mThrMerxzPuUAPizwwX4EdvBOKp0E3c/UD"
+)
+
+
+def test_seal_many_blobs_open_and_each_has_its_own_nonce(tmp_path: Path) -> None:
+    cipher = crypto.load_or_create(tmp_path)
+    plain = [f"row {i} 秘密".encode() for i in range(200)] + [b"", b"same", b"same"]
+    sealed = cipher.seal_many(plain)
+    assert [cipher.open(blob) for blob in sealed] == plain
+    assert cipher.seal_many([]) == []
+    header = crypto.MAGIC + bytes([len(cipher.primary)]) + cipher.primary.encode()
+    assert all(blob.startswith(header) for blob in sealed)  # the layout seal() writes
+    assert {cipher.key_of(blob) for blob in sealed} == {cipher.primary}
+    nonces = [blob[len(header) : len(header) + crypto.NONCE_BYTES] for blob in sealed]
+    assert all(len(nonce) == crypto.NONCE_BYTES for nonce in nonces)
+    assert len(set(nonces)) == len(nonces)  # distinct within the batch
+    assert sealed[-1] != sealed[-2]  # equal plaintexts, different blobs
+    # Single and batch sealing make interchangeable blobs (another cipher over the ring).
+    again = crypto.load_or_create(tmp_path)
+    assert again.open(sealed[0]) == plain[0] and cipher.open(again.seal(b"one")) == b"one"
+    tampered = sealed[0][:-1] + bytes([sealed[0][-1] ^ 1])
+    with pytest.raises(crypto.ContentKeyError, match="authentication"):
+        cipher.open(tampered)
+
+
+def test_blobs_sealed_before_seal_many_still_open() -> None:
+    cipher = crypto.ContentCipher(primary="k1-abc123", keys={"k1-abc123": OLD_KEY})
+    assert cipher.key_of(OLD_BLOB) == "k1-abc123"
+    assert cipher.open(OLD_BLOB) == '{"prompt": "秘密 old row"}'.encode()
+    # A newer primary seals new rows; the old key still opens the old blob, before and
+    # after the cipher has cached its AESGCM objects.
+    newer = crypto.ContentCipher(
+        primary="k2-def456", keys={"k2-def456": os.urandom(32), "k1-abc123": OLD_KEY}
+    )
+    (fresh,) = newer.seal_many([b"new row"])
+    assert newer.key_of(fresh) == "k2-def456"
+    assert newer.open(fresh) == b"new row" and newer.open(OLD_BLOB) == cipher.open(OLD_BLOB)
+    assert newer.open(newer.seal(b"single")) == b"single"
+    assert cipher == crypto.ContentCipher(primary="k1-abc123", keys={"k1-abc123": OLD_KEY})
+    with pytest.raises(crypto.ContentKeyError, match="not in the key ring"):
+        crypto.ContentCipher(primary="k2", keys={"k2": os.urandom(32)}).open(OLD_BLOB)
+
+
 def test_keys_from_the_environment_format() -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     older = base64.b64encode(os.urandom(32)).decode()

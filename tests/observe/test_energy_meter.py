@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
+from typing import NoReturn
 
 import pytest
 from hypothesis import given
@@ -252,3 +254,169 @@ def test_with_a_minimum_interval_short_requests_still_get_their_share() -> None:
     a = m.finish("a")
     assert b.cpu_seconds == pytest.approx(0.0008) and a.cpu_seconds == pytest.approx(0.0008)
     assert b.cpu_seconds + a.cpu_seconds + m.idle_cpu_seconds == pytest.approx(0.0016)
+
+
+class ReferenceMeter:
+    """The meter as it was before it became O(1): every boundary walks every share.
+    The fast meter must attribute exactly what this one does."""
+
+    class Share:
+        def __init__(self, started_at: float) -> None:
+            self.started_at = started_at
+            self.cpu_seconds = self.wall_share_seconds = self.work = 0.0
+
+    def __init__(self, clock: Counter, cpu: Counter, min_interval_s: float) -> None:
+        self.clock, self.cpu, self.min_interval = clock, cpu, min_interval_s
+        self.active: dict[str, ReferenceMeter.Share] = {}
+        self.last_cpu, self.last_at, self.idle_cpu = cpu(), clock(), 0.0
+
+    def start(self, request_id: str) -> None:
+        self.close_interval(self.min_interval)
+        self.active[request_id] = self.Share(started_at=self.last_at)
+
+    def work(self, request_id: str, units: float) -> None:
+        share = self.active.get(request_id)
+        if share is not None:
+            share.work += units
+
+    def finish(self, request_id: str) -> tuple[float, float, float]:
+        self.close_interval()
+        share = self.active.pop(request_id)
+        return share.cpu_seconds, share.wall_share_seconds, self.last_at - share.started_at
+
+    def close_interval(self, unless_within_s: float = 0.0) -> None:
+        now = self.clock()
+        if unless_within_s and now - self.last_at < unless_within_s:
+            return
+        now_cpu = self.cpu()
+        cpu = max(0.0, now_cpu - self.last_cpu)
+        elapsed = max(0.0, now - self.last_at)
+        self.last_cpu, self.last_at = now_cpu, now
+        if not self.active:
+            self.idle_cpu += cpu
+            return
+        shares = self.active.values()
+        total_work = sum(share.work for share in shares)
+        equal = 1.0 / len(shares)
+        for share in shares:
+            weight = share.work / total_work if total_work > 0 else equal
+            share.cpu_seconds += cpu * weight
+            share.wall_share_seconds += elapsed * equal
+            share.work = 0.0
+
+
+def check_against_the_reference(
+    operations: list[tuple[str, int, float, float]], min_interval_s: float
+) -> None:
+    """Run the operations on both meters (sharing one clock and CPU counter) and compare
+    every finish and the idle time; also check no price outlives the units it prices."""
+    clock, cpu = Counter(), Counter()
+    fast = CpuMeter(clock=clock, cpu_seconds=cpu, min_interval_s=min_interval_s)
+    reference = ReferenceMeter(clock, cpu, min_interval_s)
+
+    def finish(request: str) -> None:
+        usage = fast.finish(request)
+        expected = reference.finish(request)
+        got = (usage.cpu_seconds, usage.wall_share_seconds, usage.wall_seconds)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+        assert min(got) >= 0
+
+    for what, number, amount, wall in operations:
+        request = str(number)
+        if what == "start":
+            if request in reference.active:
+                with pytest.raises(ValueError, match="already"):
+                    fast.start(request)
+            else:
+                fast.start(request)
+                reference.start(request)
+        elif what == "finish":
+            if request in reference.active:
+                finish(request)
+            else:
+                with pytest.raises(KeyError):
+                    fast.finish(request)
+        elif what == "work":
+            fast.work(request, amount)
+            reference.work(request, amount)
+        elif what == "tick":
+            fast.tick()
+            reference.close_interval()
+        elif what == "spend":
+            cpu.now += amount
+            clock.now += wall
+        assert fast.active == len(reference.active)
+        assert len(fast._prices) <= fast.active  # each request owes at most one price
+        assert fast.idle_cpu_seconds == pytest.approx(reference.idle_cpu, rel=1e-9, abs=1e-9)
+    for request in list(reference.active):
+        finish(request)
+    assert not fast._prices
+    fast.tick()
+    reference.close_interval()
+    assert fast.idle_cpu_seconds == pytest.approx(reference.idle_cpu, rel=1e-9, abs=1e-9)
+
+
+def random_operations(rng: random.Random, count: int) -> list[tuple[str, int, float, float]]:
+    kinds = ["start", "finish", "work", "work", "work", "tick", "spend", "spend"]
+    operations = []
+    for _ in range(count):
+        what = rng.choice(kinds)
+        amount = rng.choice([0.0, rng.uniform(0, 20), float(rng.randint(1, 50))])
+        # Short steps, so that starts often fall within a minimum interval.
+        wall = rng.choice([0.0, rng.uniform(0, 0.01), rng.uniform(0, 10)])
+        operations.append((what, rng.randrange(12), amount, wall))
+    return operations
+
+
+@pytest.mark.parametrize("min_interval_s", [0.0, 0.004, 1.0])
+def test_attribution_is_the_same_as_walking_every_request_at_every_boundary(
+    min_interval_s: float,
+) -> None:
+    for seed in range(200):
+        rng = random.Random(seed)
+        check_against_the_reference(random_operations(rng, 300), min_interval_s)
+
+
+@given(st.lists(operation, max_size=80), st.sampled_from([0.0, 0.5, 3.0]))
+def test_attribution_is_the_same_as_the_reference_for_any_operations(
+    operations: list[tuple[str, int, float, float]], min_interval_s: float
+) -> None:
+    check_against_the_reference(operations, min_interval_s)
+
+
+class UnwalkableDict(dict[str, object]):
+    """The meter's table of active requests, made to fail if anything walks it."""
+
+    def _walked(self, *args: object) -> NoReturn:
+        raise AssertionError("the meter walked the requests in flight")
+
+    __iter__ = values = items = keys = _walked
+
+
+def test_no_call_walks_the_requests_in_flight_and_no_price_leaks() -> None:
+    clock, cpu = Counter(), Counter()
+    m = CpuMeter(clock=clock, cpu_seconds=cpu, min_interval_s=0.001)
+    m._active = UnwalkableDict()  # type: ignore[assignment]
+    in_flight = 200
+    consumed = attributed = 0.0
+    most_prices = 0
+    for i in range(5_000):
+        m.start(str(i))
+        m.work(str(i - 3), 2)  # work on finished or unknown requests is ignored
+        m.work(str(i - 7), 5)
+        if i % 4:
+            m.tick()
+        cpu.now += 0.01
+        clock.now += 0.002
+        consumed += 0.01
+        if i >= in_flight:
+            attributed += m.finish(str(i - in_flight)).cpu_seconds
+        assert m.active == min(i + 1, in_flight)
+        # A request owes at most one price, until its next report or its finish.
+        assert len(m._prices) <= m.active
+        most_prices = max(most_prices, len(m._prices))
+    for i in range(5_000 - in_flight, 5_000):
+        attributed += m.finish(str(i)).cpu_seconds
+    assert most_prices > 100  # prices were held, bounded by the requests in flight
+    assert not m._prices
+    assert attributed + m.idle_cpu_seconds == pytest.approx(consumed, rel=1e-9)

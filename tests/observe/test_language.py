@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from modelyard.observe.language import prompt_text, script_of
 
 
@@ -22,6 +25,18 @@ from modelyard.observe.language import prompt_text, script_of
 )
 def test_scripts(text: str, script: str | None) -> None:
     assert script_of(text) == script
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_ascii_text_is_latin_exactly_when_it_has_a_letter(text: str) -> None:
+    """The ASCII shortcut gives what counting each character gives."""
+    assert script_of(text) == ("latin" if any(c.isalpha() for c in text) else None)
+    assert script_of(text + "é") == "latin"  # the same text down the counting path
+
+
+@pytest.mark.parametrize("sample", [1, 5, 2000])
+def test_only_the_sample_counts(sample: int) -> None:
+    assert script_of("12345" + "海" * 10, sample=sample) == (None if sample <= 5 else "zh")
 
 
 def test_prompt_text_takes_the_users_words() -> None:

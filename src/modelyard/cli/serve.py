@@ -49,6 +49,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             host=bind_host,
             port=bind_port,
             log_level=settings.log_level,
+            access_log=settings.access_log,
             timeout_graceful_shutdown=5,
         )
         return
@@ -63,5 +64,6 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=5,
     )

@@ -32,11 +32,15 @@ class EnginePool:
         self._settings = settings
         self._loads: dict[VersionKey, asyncio.Task[Engine]] = {}
         self._specs: dict[VersionKey, EngineSpec] = {}
+        self._ready: dict[VersionKey, Engine] = {}  # started engines, by version
 
     def preload(self, spec: EngineSpec) -> None:
         self._load(spec)
 
     async def get(self, spec: EngineSpec) -> Engine:
+        ready = self._ready.get((spec.model, spec.version))
+        if ready is not None:  # the hot path: no task, no timer
+            return ready
         task = self._load(spec)
         try:
             return await asyncio.wait_for(
@@ -72,6 +76,7 @@ class EnginePool:
             if task.done() and not task.cancelled() and task.exception() is None:
                 await task.result().aclose()
         self._loads.clear()
+        self._ready.clear()
 
     def _load(self, spec: EngineSpec) -> asyncio.Task[Engine]:
         key = (spec.model, spec.version)
@@ -99,4 +104,5 @@ class EnginePool:
                 f"model '{spec.model}' version {spec.version} failed to start: {error}"
             ) from error
         log.info("engine %s v%s (%s) ready", spec.model, spec.version, spec.kind)
+        self._ready[(spec.model, spec.version)] = engine
         return engine

@@ -3,6 +3,9 @@
 Every sealed blob names the key that sealed it, so rotating (adding a new primary key)
 keeps every older row readable for as long as its key stays in the ring.
 Blob layout: ``b"MY1" | len(key id) (1 byte) | key id | nonce (12 bytes) | ciphertext+tag``.
+
+Nonces are random 96-bit values from the OS (``os.urandom``); ``seal_many`` draws the
+nonces of a whole batch in one call, which is the same randomness as one call per message.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -32,12 +36,31 @@ class ContentKeyError(ValueError):
 class ContentCipher:
     primary: str
     keys: dict[str, bytes]
+    # AESGCM objects by key id, made on first use (an AESGCM is stateless between calls,
+    # so one per key serves every thread). Each entry keeps the key bytes it was made from.
+    _aeads: dict[str, tuple[bytes, AESGCM]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def seal(self, plaintext: bytes) -> bytes:
         key_id = self.primary.encode("ascii")
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.primary]).encrypt(nonce, plaintext, key_id)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead(self.primary).encrypt(nonce, plaintext, key_id)
         return MAGIC + bytes([len(key_id)]) + key_id + nonce + sealed
+
+    def seal_many(self, plaintexts: Sequence[bytes]) -> list[bytes]:
+        """``[seal(p) for p in plaintexts]``, drawing every nonce with one OS call."""
+        if not plaintexts:
+            return []
+        key_id = self.primary.encode("ascii")
+        aead = self._aead(self.primary)
+        header = MAGIC + bytes([len(key_id)]) + key_id
+        nonces = os.urandom(NONCE_BYTES * len(plaintexts))
+        sealed: list[bytes] = []
+        for start, plaintext in zip(range(0, len(nonces), NONCE_BYTES), plaintexts, strict=True):
+            nonce = nonces[start : start + NONCE_BYTES]
+            sealed.append(header + nonce + aead.encrypt(nonce, plaintext, key_id))
+        return sealed
 
     def open(self, blob: bytes) -> bytes:
         if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 1:
@@ -46,16 +69,23 @@ class ContentCipher:
         start = len(MAGIC) + 1
         key_id = blob[start : start + size]
         nonce = blob[start + size : start + size + NONCE_BYTES]
-        key = self.keys.get(key_id.decode("ascii", "replace"))
-        if key is None:
+        name = key_id.decode("ascii", "replace")
+        if name not in self.keys:
             raise ContentKeyError(
-                f"content was sealed with key '{key_id.decode('ascii', 'replace')}', "
-                "which is not in the key ring"
+                f"content was sealed with key '{name}', which is not in the key ring"
             )
         try:
-            return AESGCM(key).decrypt(nonce, blob[start + size + NONCE_BYTES :], key_id)
+            return self._aead(name).decrypt(nonce, blob[start + size + NONCE_BYTES :], key_id)
         except InvalidTag as error:
             raise ContentKeyError("sealed content failed authentication") from error
+
+    def _aead(self, key_id: str) -> AESGCM:
+        key = self.keys[key_id]
+        cached = self._aeads.get(key_id)
+        if cached is None or cached[0] != key:  # first use, or the ring was changed
+            cached = (key, AESGCM(key))
+            self._aeads[key_id] = cached
+        return cached[1]
 
     def key_of(self, blob: bytes) -> str | None:
         if not blob.startswith(MAGIC):

@@ -6,8 +6,10 @@ Japanese, Korean, Cyrillic, Arabic and Latin-script text, not English from Frenc
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
+ASCII_LETTER = re.compile("[A-Za-z]")
 # (first, last code point, script)
 RANGES = (
     (0x3040, 0x30FF, "ja"),  # hiragana, katakana
@@ -27,8 +29,11 @@ def script_of(text: str, sample: int = 2000) -> str | None:
 
     Japanese text mixes kana with kanji: any kana makes it ``ja``.
     """
+    text = text[:sample]
+    if text.isascii():  # the common case, without a loop in Python (the log writer's cost)
+        return "latin" if ASCII_LETTER.search(text) else None
     counts: Counter[str] = Counter()
-    for char in text[:sample]:
+    for char in text:
         point = ord(char)
         if char.isascii():
             if char.isalpha():

@@ -16,9 +16,9 @@ from modelyard.guard.gate import RequestShape
 from modelyard.guard.roles import Access
 from modelyard.routing import Target
 from modelyard.services import services_of
+from modelyard.serving.disconnect import ClientDisconnected, unless_disconnected
 from modelyard.serving.errors import APIError
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
-from modelyard.serving.generation import ClientDisconnected, unless_disconnected
 from modelyard.serving.protocol import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 
 router = APIRouter(prefix="/v1", tags=["openai"])

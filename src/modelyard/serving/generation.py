@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
-from starlette.requests import Request
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
 from modelyard.engines.pool import EnginePool
@@ -250,29 +248,3 @@ async def event_stream(
     if render_usage is not None and usage is not None:
         yield sse(render_usage(usage))
     yield sse("[DONE]")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its non-streamed answer was ready."""
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``, cancelling it (and so freeing the engine) if the client disconnects."""
-    task = asyncio.ensure_future(work)
-
-    async def disconnect() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(disconnect())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        raise ClientDisconnected
-    return task.result()

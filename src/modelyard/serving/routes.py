@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
@@ -17,16 +17,19 @@ from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.gate import RequestShape
 from modelyard.guard.roles import Access
 from modelyard.services import services_of
+from modelyard.serving.disconnect import (
+    ClientDisconnected,
+    EventStreamResponse,
+    unless_disconnected,
+)
 from modelyard.serving.dispatch import dispatch
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
 from modelyard.serving.generation import (
-    ClientDisconnected,
     Collected,
     Generation,
     collect,
     event_stream,
     generation_request,
-    unless_disconnected,
     usage_out,
 )
 from modelyard.serving.protocol import (
@@ -69,13 +72,25 @@ async def list_models(request: Request) -> ModelCardList:
     )
 
 
+# Both are served by ``serving.fastpath`` in the running app; these declarations are their
+# OpenAPI entries and the same handlers behind FastAPI's router.
 @router.post("/chat/completions", response_model=ChatCompletion, dependencies=[INFER])
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    return await _serve(body, request, "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
+    return await serve_chat(body, request)
 
 
 @router.post("/completions", response_model=Completion, dependencies=[INFER])
 async def completions(body: CompletionRequest, request: Request) -> Response:
+    return await serve_completion(body, request)
+
+
+async def serve_chat(body: ChatCompletionRequest, request: Request) -> Response:
+    """A chat completion for an authorized request."""
+    return await _serve(body, request, "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
+
+
+async def serve_completion(body: CompletionRequest, request: Request) -> Response:
+    """A text completion for an authorized request."""
     return await _serve(body, request, "cmpl", _text_chunk, _text_usage_chunk, _text_final)
 
 
@@ -124,7 +139,7 @@ async def _serve(
             (lambda u: render_usage(generation, model, u)) if body.include_usage() else None
         )
         events = event_stream(generation, lambda c: render_chunk(generation, model, c), usage_event)
-        return StreamingResponse(
+        return EventStreamResponse(
             exchange.logged(events, generation, content),
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **exchange.headers()},

@@ -1,0 +1,96 @@
+"""The hot inference endpoints served as plain ASGI, around FastAPI's router.
+
+``POST /v1/chat/completions`` and ``POST /v1/completions`` carry nearly all of a
+gateway's traffic. Through FastAPI each request also paid for the router's matching,
+its exception and exit-stack middlewares, dependency solving and a JSON parse followed by
+a separate validation: 16 % of the server's CPU at 50 clients (issue 8's profile). This
+middleware, the innermost of modelyard's own, answers those two paths itself with the
+same steps FastAPI would take (``authorize`` as the routes' ``requires`` does, the body
+validated straight from its bytes by pydantic, the same ``_serve``) and renders every
+exception through the app's own exception handlers, so responses and errors are the
+same. The FastAPI routes stay declared: they are the OpenAPI document's entries, and
+what answers when this middleware is not installed (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import MappingProxyType
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelyard.guard.auth import authorize
+from modelyard.guard.roles import Access
+from modelyard.serving.protocol import ChatCompletionRequest, CompletionRequest
+from modelyard.serving.routes import serve_chat, serve_completion
+
+INFER = frozenset({Access.infer})
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def _chat(request: Request) -> Response:
+    authorize(request, INFER)
+    body = await request.body()
+    try:
+        parsed = ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+    return await serve_chat(parsed, request)
+
+
+async def _completion(request: Request) -> Response:
+    authorize(request, INFER)
+    body = await request.body()
+    try:
+        parsed = CompletionRequest.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+    return await serve_completion(parsed, request)
+
+
+HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
+    {"/v1/chat/completions": _chat, "/v1/completions": _completion}
+)
+
+
+class OpenAIFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._handled: tuple[type[Exception], ...] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)  # everything else, 405s included
+            return
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except self._handled_by(request) as error:
+            response = await self._render(request, error)
+        await response(scope, receive, send)
+
+    def _handled_by(self, request: Request) -> tuple[type[Exception], ...]:
+        """The exceptions the app has handlers for (the rest reach the server-error
+        middleware outside, which answers 500)."""
+        if self._handled is None:
+            handlers = request.app.exception_handlers
+            self._handled = tuple(
+                key for key in handlers if isinstance(key, type) and issubclass(key, Exception)
+            )
+        return self._handled
+
+    @staticmethod
+    async def _render(request: Request, error: Exception) -> Response:
+        """The response of the app's own handler for ``error`` (the nearest class)."""
+        handlers = request.app.exception_handlers
+        for cls in type(error).__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                response: Response = await handler(request, error)
+                return response
+        raise error  # not reached: only handled exceptions are caught
