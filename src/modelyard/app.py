@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -178,6 +179,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.release_controller = controller
         tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
+        # Everything made at start-up (the app, its routes, SQLAlchemy's and pydantic's
+        # structures) lives as long as the process: moved out of the collector's reach, a
+        # full collection no longer walks it. Measured at 50 clients: p99 180-200 ms ->
+        # 96-124 ms (docs/performance.md).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

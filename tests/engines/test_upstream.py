@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
+import aiohttp
 import httpx
 import pytest
 
 from modelyard.config import Settings
 from modelyard.engines import EngineError, EngineSpec, GenerationRequest, Message
-from modelyard.engines.upstream import UpstreamEngine
+from modelyard.engines.upstream import UpstreamEngine, _data_lines
 from modelyard.registry import Registry
 from modelyard.registry.protocol import VersionCreate
 from modelyard.store import open_store
@@ -121,3 +124,32 @@ async def test_modelyard_in_front_of_an_upstream(
         json={"model": "remote@1", "messages": [{"role": "user", "content": "q"}], "n": 1},
     )
     assert pinned.json()["usage"]["completion_tokens"] == 4
+
+
+class _Reads:
+    """An aiohttp StreamReader stand-in delivering a body in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+SSE = (
+    b": keep-alive\r\n\r\n"
+    b'data: {"a": 1}\r\n\r\n'
+    b"event: message\n"
+    b'data:{"b": "x y"}\n\n'
+    b"data: [DONE]"  # no final newline
+)
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_data_lines_do_not_depend_on_how_the_bytes_arrive(seed: int) -> None:
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(SSE)), rng.randint(0, 12)))
+    pieces = [SSE[a:b] for a, b in zip([0, *cuts], [*cuts, len(SSE)], strict=True)]
+    lines = [line async for line in _data_lines(cast(aiohttp.StreamReader, _Reads(pieces)))]
+    assert lines == [b'{"a": 1}', b'{"b": "x y"}', b"[DONE]"]

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -141,33 +142,49 @@ async def _parse_stream(response: aiohttp.ClientResponse, *, chat: bool) -> Asyn
     finish: str | None = None
     usage: Usage | None = None
     content_chunks = 0
-    async for raw in response.content:  # one line at a time
-        if not raw.startswith(b"data:"):
-            continue
-        data = raw[5:].strip().decode("utf-8")
-        if data == "[DONE]":
-            break
-        try:
-            event = json.loads(data)
-        except json.JSONDecodeError as error:
-            raise EngineError(f"upstream sent invalid JSON: {data[:200]}", status=502) from error
-        if "error" in event:
-            raise EngineError(
-                f"upstream error: {event['error']}", status=502, code="upstream_error"
-            )
-        if event.get("usage"):
-            usage = Usage(
-                prompt_tokens=int(event["usage"].get("prompt_tokens", 0)),
-                completion_tokens=int(event["usage"].get("completion_tokens", 0)),
-            )
-        for choice in event.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-            if text:
-                content_chunks += 1
-                yield Chunk(text=text)
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
+    async with aclosing(_data_lines(response.content)) as lines:
+        async for raw in lines:
+            data = raw.decode("utf-8")
+            if data == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+            except json.JSONDecodeError as error:
+                raise EngineError(
+                    f"upstream sent invalid JSON: {data[:200]}", status=502
+                ) from error
+            if "error" in event:
+                raise EngineError(
+                    f"upstream error: {event['error']}", status=502, code="upstream_error"
+                )
+            if event.get("usage"):
+                usage = Usage(
+                    prompt_tokens=int(event["usage"].get("prompt_tokens", 0)),
+                    completion_tokens=int(event["usage"].get("completion_tokens", 0)),
+                )
+            for choice in event.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                if text:
+                    content_chunks += 1
+                    yield Chunk(text=text)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
     if usage is None:
         log.warning("upstream sent no usage; counting content chunks as completion tokens")
         usage = Usage(prompt_tokens=0, completion_tokens=content_chunks)
     yield Chunk(text="", finish_reason="length" if finish == "length" else "stop", usage=usage)
+
+
+async def _data_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The payloads of a server-sent event stream's ``data:`` lines, stripped. Reads what
+    has arrived at once and splits it here: one await per network read, not one per line
+    (an answer of a few short events usually arrives in one read)."""
+    pending = b""
+    async for received in content.iter_any():
+        lines = (pending + received).split(b"\n")
+        pending = lines.pop()  # an unfinished line waits for the next read
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()

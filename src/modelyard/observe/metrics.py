@@ -135,9 +135,28 @@ class _LogCollector(Collector):
             )
 
 
+@dataclass(frozen=True)
+class _Series:
+    """The labelled children one (operation, route, version) updates per request, looked up
+    once: ``labels()`` takes a lock and validates its values on every call."""
+
+    duration: Histogram
+    ttft: Histogram
+    tpot: Histogram
+    input_tokens: Histogram
+    output_tokens: Histogram
+    input_total: Counter
+    output_total: Counter
+    cost: Counter
+    energy: Counter
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Children of the per-request series, by their labels (bounded as the labels are).
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._request_series: dict[tuple[str, str, int], Counter] = {}
         r = self.registry
         self.requests = Counter(
             "modelyard_requests",
@@ -234,7 +253,7 @@ class Metrics:
 
     def served(self, s: Served) -> None:
         labels = (s.operation, s.route, s.version)
-        self.requests.labels(s.route, s.version, str(s.status)).inc()
+        self._requests_of(s.route, s.version, s.status).inc()
         if s.status == 429:
             self.rate_limited.labels(s.route, s.error_code or "rate_limit_exceeded").inc()
         if s.status >= 500 and s.error_code:
@@ -245,19 +264,43 @@ class Metrics:
             self.injection.labels(rule).inc()
         if s.status >= 400:
             return
-        self.duration.labels(*labels).observe(s.duration_s)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = self._new_series(*labels)
+        series.duration.observe(s.duration_s)
         if s.ttft_s is not None:
-            self.ttft.labels(*labels).observe(s.ttft_s)
+            series.ttft.observe(s.ttft_s)
             if s.output_tokens > 1:
                 per_token = (s.duration_s - s.ttft_s) / (s.output_tokens - 1)
-                self.tpot.labels(*labels).observe(max(per_token, 0.0))
-        self.tokens.labels(s.operation, "input", s.route, s.version).observe(s.input_tokens)
-        self.token_total.labels("input", s.route, s.version).inc(s.input_tokens)
+                series.tpot.observe(max(per_token, 0.0))
+        series.input_tokens.observe(s.input_tokens)
+        series.input_total.inc(s.input_tokens)
         if s.operation != "embeddings":
-            self.tokens.labels(s.operation, "output", s.route, s.version).observe(s.output_tokens)
-            self.token_total.labels("output", s.route, s.version).inc(s.output_tokens)
-        self.cost.labels(s.route).inc(s.cost)
-        self.energy.labels(s.route).inc(s.energy_wh)
+            series.output_tokens.observe(s.output_tokens)
+            series.output_total.inc(s.output_tokens)
+        series.cost.inc(s.cost)
+        series.energy.inc(s.energy_wh)
+
+    def _requests_of(self, route: str, version: str, status: int) -> Counter:
+        key = (route, version, status)
+        child = self._request_series.get(key)
+        if child is None:
+            child = self._request_series[key] = self.requests.labels(route, version, str(status))
+        return child
+
+    def _new_series(self, operation: str, route: str, version: str) -> _Series:
+        labels = (operation, route, version)
+        return _Series(
+            duration=self.duration.labels(*labels),
+            ttft=self.ttft.labels(*labels),
+            tpot=self.tpot.labels(*labels),
+            input_tokens=self.tokens.labels(operation, "input", route, version),
+            output_tokens=self.tokens.labels(operation, "output", route, version),
+            input_total=self.token_total.labels("input", route, version),
+            output_total=self.token_total.labels("output", route, version),
+            cost=self.cost.labels(route),
+            energy=self.energy.labels(route),
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

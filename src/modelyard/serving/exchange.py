@@ -49,6 +49,10 @@ class Exchange:
     fallback_from: str | None = None
     forwarded: GenerationRequest | None = None
     request_headers: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""  # the request's id (set by the tracking middleware), read once
+
+    def __post_init__(self) -> None:
+        self.id = self.state.request_id
 
     @classmethod
     def begin(
@@ -66,10 +70,6 @@ class Exchange:
         """Work this request did (tokens), which its share of CPU time follows."""
         self.services.meter.work(self.id, units)
 
-    @property
-    def id(self) -> str:
-        request_id: str = self.state.request_id
-        return request_id
 
     @property
     def route(self) -> str:

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -115,7 +115,7 @@ class Generation:
         text = self.restorer.feed(chunk.text)
         if chunk.finish_reason is not None:
             text += self.restorer.flush()
-        return replace(chunk, text=text)
+        return Chunk(text, chunk.finish_reason, chunk.usage)
 
 
 def generation_request(body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
