@@ -70,7 +70,6 @@ class Exchange:
         """Work this request did (tokens), which its share of CPU time follows."""
         self.services.meter.work(self.id, units)
 
-
     @property
     def route(self) -> str:
         return route_of(self.model)
