@@ -12,7 +12,7 @@ import pytest
 
 from modelyard.config import Settings
 from modelyard.engines import EngineError, EngineSpec, GenerationRequest, Message
-from modelyard.engines.upstream import UpstreamEngine, _data_lines
+from modelyard.engines.upstream import UpstreamEngine, _data_lines, _parse_answer
 from modelyard.registry import Registry
 from modelyard.registry.protocol import VersionCreate
 from modelyard.store import open_store
@@ -75,6 +75,33 @@ async def test_streams_pass_through_with_usage(upstream: str) -> None:
         await engine.aclose()
 
 
+async def test_a_non_streamed_request_is_answered_in_one_piece(upstream: str) -> None:
+    engine = await started(upstream, "tiny")
+    try:
+        whole = GenerationRequest(messages=[Message("user", "q")], stream=False)
+        chunks = await collect(engine.generate(whole))
+        assert len(chunks) == 1
+        (answer,) = chunks
+        assert answer.text == "alpha beta gamma delta"  # type: ignore[attr-defined]
+        assert answer.finish_reason == "stop"  # type: ignore[attr-defined]
+        assert answer.usage.completion_tokens == 4  # type: ignore[attr-defined]
+        cut = await collect(
+            engine.generate(GenerationRequest(prompt="p", max_tokens=2, stream=False))
+        )
+        assert [(c.text, c.finish_reason) for c in cut] == [("alpha beta", "length")]  # type: ignore[attr-defined]
+    finally:
+        await engine.aclose()
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"{}", b'{"choices": []}', b'{"choices": [{"message": 3}]}']
+)
+def test_an_answer_that_is_not_a_completion_is_a_502(raw: bytes) -> None:
+    with pytest.raises(EngineError) as error:
+        _parse_answer(raw, chat=True)
+    assert error.value.status == 502 and error.value.code == "upstream_error"
+
+
 async def test_upstream_errors_map_to_statuses(upstream: str) -> None:
     engine = await started(upstream, "missing-model")
     with pytest.raises(EngineError) as unknown:
@@ -124,6 +151,11 @@ async def test_modelyard_in_front_of_an_upstream(
         json={"model": "remote@1", "messages": [{"role": "user", "content": "q"}], "n": 1},
     )
     assert pinned.json()["usage"]["completion_tokens"] == 4
+    await api.logged()  # type: ignore[attr-defined]
+    rows = (await api.get("/api/requests", params={"route": "remote"})).json()["data"]
+    timed = {row["streamed"]: row["ttft_ms"] for row in rows}
+    assert timed[True] is not None and timed[True] > 0  # the stream's first token
+    assert timed[False] is None  # a non-streamed answer came whole: nothing to time
 
 
 class _Reads:

@@ -32,6 +32,9 @@ class GenerationRequest:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    # Whether the caller streams the answer. An engine may produce a non-streamed answer
+    # as one chunk (an upstream server is asked for it non-streamed, as the client asked).
+    stream: bool = True
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):

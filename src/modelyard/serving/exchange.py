@@ -172,8 +172,11 @@ class Exchange:
         if admission is not None and (prompt or completion or cost):
             self.services.guard.gate.settle_soon(admission, prompt + completion, cost)
         ttft = None
+        # No first token to time when a non-streamed answer came in one piece (an upstream
+        # asked for it non-streamed): its time is the latency's.
         if generation is not None and generation.first_token_at:
-            ttft = generation.first_token_at - started
+            if streamed or generation.first.finish_reason is None:
+                ttft = generation.first_token_at - started
         engine_s = now - self.engine_started if self.engine_started is not None else 0.0
         latency = now - started
         if content is not None and generation is not None:

@@ -134,6 +134,7 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest) -> Gener
         seed=body.seed,
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
+        stream=bool(body.stream),
     )
 
 
