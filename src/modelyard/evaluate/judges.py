@@ -1,6 +1,9 @@
 """LLM-as-judge: a route or version scores answers against a rubric, or picks the better
 of two answers with the positions swapped. Every judgement keeps the judge's prompts and
-raw outputs."""
+raw outputs.
+
+httpx is imported where a judge is asked: the caller has made its client by then, and a
+server that never runs a judge does not load it (issue 8)."""
 
 from __future__ import annotations
 
@@ -8,15 +11,17 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from modelyard.evaluate.protocol import EvalItemOut
 from modelyard.store import Store
 from modelyard.store.tables import EvalJudgementRow
+
+if TYPE_CHECKING:
+    import httpx
 
 RUBRIC_PROMPT = """You are grading an answer.
 
@@ -94,6 +99,8 @@ async def rubric_scores(
     concurrency: int = 4,
 ) -> list[Judgement]:
     """Score each answer on the judge's scale (None when the reply holds no score in it)."""
+    import httpx
+
     low, high = judge.scale
     gate = asyncio.Semaphore(concurrency)
 
@@ -134,6 +141,8 @@ async def pairwise(
     """Candidate against baseline, asked twice with the answers' positions swapped:
     1.0 when the candidate wins both, 0.0 when the baseline does, 0.5 when the judge
     contradicts itself (position bias) — a tie."""
+    import httpx
+
     gate = asyncio.Semaphore(concurrency)
 
     async def one(question: str, base: EvalItemOut, cand: EvalItemOut) -> Judgement:

@@ -7,7 +7,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 
 from modelyard.evaluate.metrics import metric
@@ -55,11 +54,12 @@ def report(
     costs: dict[str, Any] | None = None,
     facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``facts``: what the server said of the versions when the run ended (the run's
-    stored ``spec["facts"]``)."""
+    """The JSON report of a finished run (what the HTML renders). ``facts``: what the server
+    said of the versions when the run ended (the run's stored ``spec["facts"]``)."""
+    import numpy as np  # not at module level: the server imports this module (issue 8)
+
     facts = facts or {}
     recorded: dict[str, dict[str, Any]] = facts.get("versions") or {}
-    """The JSON report of a finished run (what the HTML renders)."""
     latencies = np.array([i.latency_ms for i in items if i.error is None] or [0.0])
     tokens = sum(i.completion_tokens for i in items)
     seconds = float(sum(i.latency_ms for i in items if i.error is None)) / 1000

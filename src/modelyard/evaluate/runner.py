@@ -1,15 +1,16 @@
 """Running a task: every item through the serving path (``/v1/chat/completions``), with
 bounded concurrency, items recorded in batches so an interrupted run resumes where it
-stopped, then the task's metrics over the answers."""
+stopped, then the task's metrics over the answers.
+
+httpx is imported where a request is sent: the caller has made its client by then, and a
+server that never runs a task does not load it (issue 8)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from modelyard.evaluate.judges import Judgements, RubricJudge, rubric_scores, summary
 from modelyard.evaluate.metrics import metric
@@ -24,6 +25,9 @@ from modelyard.evaluate.tasks import (
     messages_for,
     reference_of,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 SAVE_EVERY = 20  # items recorded per transaction (what an interruption may lose)
 Progress = Callable[[int, int], None]
@@ -89,6 +93,8 @@ async def run_task(
 async def serving_facts(client: httpx.AsyncClient, versions: set[str]) -> dict[str, Any]:
     """What the server says of the versions that answered (parameters, size, context) and
     its peak memory; empty when the key may not read ``/api/engines``."""
+    import httpx
+
     try:
         response = await client.get("/api/engines")
     except httpx.HTTPError:
@@ -141,6 +147,8 @@ async def _ask(
     model: str,
     filters: list[Callable[[str], str]],
 ) -> ItemResult:
+    import httpx
+
     item = items[index]
     messages = messages_for(task, item, few_shot_pool(task, items, index))
     body = {"model": model, "messages": messages, **task.generation}

@@ -10,17 +10,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from modelyard.lazy import lazy_module
 
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported on first use: the server imports this module at start-up (issue 8)
+    np = lazy_module("numpy")
 stats = lazy_module("scipy.stats")
 
 # Elements of one batch of resampled items (per run): bounds the memory of a bootstrap.
 RESAMPLE_BATCH_ELEMENTS = 1 << 20
 
-Aggregate = Callable[[np.ndarray], float]
+Aggregate = Callable[["np.ndarray"], float]
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def paired_bootstrap(
     candidate: Sequence[float],
     *,
     metric: str,
-    aggregate: Aggregate = np.mean,
+    aggregate: Aggregate | None = None,
     confidence: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
@@ -68,11 +71,13 @@ def paired_bootstrap(
     interpolation) of the resampled differences. It is the interval of
     ``scipy.stats.bootstrap(..., paired=True, method="percentile")`` with the same generator.
 
-    ``aggregate`` reduces a 1-D array of per-item scores; when it takes an ``axis`` argument
-    (``np.mean``, ``np.median``, ...) it is called once per batch of resamples with
-    ``axis=-1``, otherwise once per resample. The result depends only on the inputs and
-    ``seed``.
+    ``aggregate`` reduces a 1-D array of per-item scores (default ``np.mean``); when it takes
+    an ``axis`` argument (``np.mean``, ``np.median``, ...) it is called once per batch of
+    resamples with ``axis=-1``, otherwise once per resample. The result depends only on the
+    inputs and ``seed``.
     """
+    if aggregate is None:
+        aggregate = np.mean
     base, cand = _paired_scores(baseline, candidate)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")

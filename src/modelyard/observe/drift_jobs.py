@@ -14,18 +14,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.engines import EngineError
-from modelyard.observe.drift import ColumnKind, drift_report, embedding_drift
 from modelyard.observe.language import prompt_text
 from modelyard.observe.protocol import DriftReportOut, DriftRun
 from modelyard.store import Store
 from modelyard.store.lease import Leader
 from modelyard.store.tables import DriftReportRow, RequestLogRow, utcnow
+
+if TYPE_CHECKING:
+    from modelyard.observe.drift import ColumnKind
 
 log = logging.getLogger(__name__)
 KINDS: Mapping[str, ColumnKind] = MappingProxyType(
@@ -134,6 +136,10 @@ def stored_report(
     embeddings: tuple[list[list[float]], list[list[float]]] | None = None,
 ) -> DriftReportOut:
     """Compare the windows (CPU work: on a worker thread), store the report, return it."""
+    # Imported here: the drift statistics need numpy, scipy and scikit-learn, which a
+    # server that never writes a report should not load (issue 8).
+    from modelyard.observe.drift import drift_report, embedding_drift
+
     reference, current = dict(reference), dict(current)
     kinds = dict(KINDS)
     if min(len(texts_of(reference)), len(texts_of(current))) < MIN_ROWS:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-import numpy as np
 from sqlalchemy import select
 
 from modelyard.observe.protocol import SeriesPoint, Stats
@@ -68,6 +67,8 @@ def stats(store: Store, since: datetime, until: datetime, route: str | None = No
 def _point(
     start: datetime, version: str, rows: list[tuple[object, ...]], step: timedelta
 ) -> SeriesPoint:
+    import numpy as np  # not at module level: the server imports this module (issue 8)
+
     data = np.array([r[2:] for r in rows], dtype=float)  # status .. carbon, NaN for None
     status, latency, ttft = data[:, 0], data[:, 1], data[:, 2]
     ok = status < 400

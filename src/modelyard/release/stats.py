@@ -98,11 +98,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from modelyard.lazy import lazy_module
 
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported on first use: the server imports this module at start-up (issue 8)
+    np = lazy_module("numpy")
 stats = lazy_module("scipy.stats")
 
 # Half-widths never go below this fraction of the means' magnitude: rounding, not signal.

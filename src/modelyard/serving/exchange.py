@@ -174,9 +174,9 @@ class Exchange:
         ttft = None
         # No first token to time when a non-streamed answer came in one piece (an upstream
         # asked for it non-streamed): its time is the latency's.
-        if generation is not None and generation.first_token_at:
-            if streamed or generation.first.finish_reason is None:
-                ttft = generation.first_token_at - started
+        whole = not streamed and generation is not None and generation.first.finish_reason
+        if generation is not None and generation.first_token_at and not whole:
+            ttft = generation.first_token_at - started
         engine_s = now - self.engine_started if self.engine_started is not None else 0.0
         latency = now - started
         if content is not None and generation is not None:

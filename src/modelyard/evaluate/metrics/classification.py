@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from modelyard.evaluate.metrics.result import (
     MetricInputError,
@@ -26,6 +24,10 @@ from modelyard.evaluate.metrics.result import (
 )
 from modelyard.lazy import lazy_module
 
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported on first use: the server imports this module at start-up (issue 8)
+    np = lazy_module("numpy")
 sk_metrics = lazy_module("sklearn.metrics")
 
 AVERAGES = ("macro", "micro", "weighted")

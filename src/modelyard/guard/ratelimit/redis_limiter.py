@@ -7,8 +7,6 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from modelyard.guard.ratelimit.base import Decision, Limits
 from modelyard.guard.ratelimit.buckets import EPSILON, WINDOW_S, Levels, build_decision
 from modelyard.guard.ratelimit.redis_link import call_redis, connect
@@ -114,6 +112,8 @@ class RedisRateLimiter:
         args: list[str | int] = [mode, tokens, *limits]
 
         async def evaluate() -> list[Any]:
+            from redis.exceptions import NoScriptError  # imported by ``connect`` already
+
             try:
                 reply = await self._redis.evalsha(BUCKETS_SCRIPT_SHA, len(keys), *keys, *args)
             except NoScriptError:  # a restarted or flushed server forgot the script

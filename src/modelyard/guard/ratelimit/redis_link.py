@@ -1,32 +1,42 @@
 """Redis on the request path: short timeouts, no retries, and a breaker that stops calling
-a dead server for a moment, so an outage costs one timeout per second, not one per request."""
+a dead server for a moment, so an outage costs one timeout per second, not one per request.
+
+The redis package is imported by the functions that talk to Redis: a server with the
+memory backends never loads it (issue 8)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 T = TypeVar("T")
-
-# What "Redis is unreachable" looks like; a replica answering READONLY after a failover too.
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, TimeoutError, OSError)
 
 
 class RedisUnavailable(Exception):
     """Redis did not answer in time, refused the connection, or the breaker is open."""
 
 
+def unreachable() -> tuple[type[Exception], ...]:
+    """What "Redis is unreachable" looks like; a replica answering READONLY after a
+    failover too."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ReadOnlyError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, ReadOnlyError, TimeoutError, OSError)
+
+
 def connect(url: str, timeout_s: float) -> aioredis.Redis:
     """A client that fails within ``timeout_s`` per socket operation and never retries."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
@@ -42,7 +52,7 @@ async def call_redis(operation: Callable[[], Awaitable[T]], timeout_s: float) ->
     try:
         async with asyncio.timeout(2 * timeout_s):
             return await operation()
-    except UNREACHABLE as error:
+    except unreachable() as error:
         raise RedisUnavailable(f"Redis unreachable: {error!r}") from error
 
 

@@ -3,7 +3,10 @@
 With a secret, each POST is signed like Stripe's webhooks: ``x-modelyard-timestamp`` (Unix
 seconds) and ``x-modelyard-signature: sha256=<hex>``, the HMAC-SHA256 of
 ``"<timestamp>.<body>"``. A receiver recomputes it over the raw body and refuses old
-timestamps, so a captured call cannot be replayed or altered."""
+timestamps, so a captured call cannot be replayed or altered.
+
+httpx is imported on the first delivery: a server whose alerts never fire does not load it
+(issue 8)."""
 
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from modelyard.observe.alerts.protocol import Delivery
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 # Worth another try: the receiver may be restarting, overloaded or rate limiting.
@@ -61,6 +65,8 @@ class WebhookNotifier:
         return list(await asyncio.gather(*(self.deliver(url, payload) for url in urls)))
 
     async def deliver(self, url: str, payload: Mapping[str, Any]) -> Delivery:
+        import httpx
+
         client = self._http()
         body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         status: int | None = None
@@ -99,6 +105,8 @@ class WebhookNotifier:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(
                 timeout=self.retry.timeout_s,
                 follow_redirects=False,

@@ -8,7 +8,6 @@ import re
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Metric = Literal[
@@ -111,6 +110,8 @@ class AlertRule(BaseModel):
     @field_validator("webhooks")
     @classmethod
     def _webhooks(cls, value: list[str]) -> list[str]:
+        import httpx  # not at module level: the server imports this module (issue 8)
+
         urls = list(dict.fromkeys(url.strip() for url in value))
         if len(urls) > MAX_WEBHOOKS:
             raise ValueError(f"at most {MAX_WEBHOOKS} webhooks per rule")
