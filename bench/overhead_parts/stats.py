@@ -397,7 +397,16 @@ def summary_table(summaries: dict[str, dict[str, Any]], skipped: dict[str, str])
 def verdict_table(found: Sequence[Verdict]) -> Any:
     from rich.table import Table
 
-    table = Table(title="The issue's targets (modelyard)", title_justify="left")
+    short = any(verdict.met is False for verdict in found)
+    table = Table(
+        title="The issue's targets (modelyard)",
+        title_justify="left",
+        caption="For a target that falls short, docs/performance.md has the last py-spy "
+        "profile of the request path: where the remaining time goes."
+        if short
+        else None,
+        caption_justify="left",
+    )
     for column in ("target", "measured", "goal", "verdict", "context"):
         table.add_column(column, justify="right" if column in ("measured", "goal") else "left")
     for verdict in found:

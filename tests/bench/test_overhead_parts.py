@@ -159,8 +159,14 @@ def test_tables_render_every_target_and_verdict() -> None:
     console = Console(file=out, width=200, color_system=None)
     console.print(stats.steps_table(steps, targets))
     console.print(stats.summary_table(summary, {"litellm": "offline"}))
-    console.print(stats.verdict_table(stats.verdicts(summary, {"litellm": "offline"})))
+    found = stats.verdicts(summary, {"litellm": "offline"})
+    console.print(stats.verdict_table(found))
     text = out.getvalue()
+    assert "docs/performance.md" not in text  # nothing short: no pointer to the profile
+    short = io.StringIO()
+    with_short = [*found, stats.Verdict("ratio", 7.5, 10.0, ">=", "x")]
+    Console(file=short, width=200, color_system=None).print(stats.verdict_table(with_short))
+    assert "docs/performance.md" in short.getvalue()  # a short target points at it
     assert "1,200 / 1,200" in text  # the 200-client step's rps, each run
     assert "1,600* / 1,600*" in text  # harness-bound steps are marked
     assert "2.00%" in text  # its error rate
