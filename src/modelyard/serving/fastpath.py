@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import MappingProxyType
+from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -32,28 +33,29 @@ INFER = frozenset({Access.infer})
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def _chat(request: Request) -> Response:
-    authorize(request, INFER)
-    body = await request.body()
-    try:
-        parsed = ChatCompletionRequest.model_validate_json(body)
-    except ValidationError as error:
-        raise RequestValidationError(error.errors(include_url=False)) from None
-    return await serve_chat(parsed, request)
+def _endpoint(
+    body: type[ChatCompletionRequest] | type[CompletionRequest],
+    serve: Callable[[Any, Request], Awaitable[Response]],
+) -> Handler:
+    """The handler of one endpoint: authorize, validate the body as ``body``, ``serve``."""
 
+    async def handle(request: Request) -> Response:
+        authorize(request, INFER)
+        raw = await request.body()
+        try:
+            parsed = body.model_validate_json(raw)
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False)) from None
+        return await serve(parsed, request)
 
-async def _completion(request: Request) -> Response:
-    authorize(request, INFER)
-    body = await request.body()
-    try:
-        parsed = CompletionRequest.model_validate_json(body)
-    except ValidationError as error:
-        raise RequestValidationError(error.errors(include_url=False)) from None
-    return await serve_completion(parsed, request)
+    return handle
 
 
 HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
-    {"/v1/chat/completions": _chat, "/v1/completions": _completion}
+    {
+        "/v1/chat/completions": _endpoint(ChatCompletionRequest, serve_chat),
+        "/v1/completions": _endpoint(CompletionRequest, serve_completion),
+    }
 )
 
 
