@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -135,28 +136,12 @@ class _LogCollector(Collector):
             )
 
 
-@dataclass(frozen=True)
-class _Series:
-    """The labelled children one (operation, route, version) updates per request, looked up
-    once: ``labels()`` takes a lock and validates its values on every call."""
-
-    duration: Histogram
-    ttft: Histogram
-    tpot: Histogram
-    input_tokens: Histogram
-    output_tokens: Histogram
-    input_total: Counter
-    output_total: Counter
-    cost: Counter
-    energy: Counter
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        # Children of the per-request series, by their labels (bounded as the labels are).
-        self._series: dict[tuple[str, str, str], _Series] = {}
-        self._request_series: dict[tuple[str, str, int], Counter] = {}
+        # Labelled children the request path updates, by metric and labels (bounded as the
+        # labels are): ``labels()`` takes a lock and validates its values on every call.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "modelyard_requests",
@@ -253,7 +238,8 @@ class Metrics:
 
     def served(self, s: Served) -> None:
         labels = (s.operation, s.route, s.version)
-        self._requests_of(s.route, s.version, s.status).inc()
+        child = self._child
+        child(self.requests, s.route, s.version, str(s.status)).inc()
         if s.status == 429:
             self.rate_limited.labels(s.route, s.error_code or "rate_limit_exceeded").inc()
         if s.status >= 500 and s.error_code:
@@ -264,43 +250,27 @@ class Metrics:
             self.injection.labels(rule).inc()
         if s.status >= 400:
             return
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = self._new_series(*labels)
-        series.duration.observe(s.duration_s)
+        child(self.duration, *labels).observe(s.duration_s)
         if s.ttft_s is not None:
-            series.ttft.observe(s.ttft_s)
+            child(self.ttft, *labels).observe(s.ttft_s)
             if s.output_tokens > 1:
                 per_token = (s.duration_s - s.ttft_s) / (s.output_tokens - 1)
-                series.tpot.observe(max(per_token, 0.0))
-        series.input_tokens.observe(s.input_tokens)
-        series.input_total.inc(s.input_tokens)
+                child(self.tpot, *labels).observe(max(per_token, 0.0))
+        child(self.tokens, s.operation, "input", s.route, s.version).observe(s.input_tokens)
+        child(self.token_total, "input", s.route, s.version).inc(s.input_tokens)
         if s.operation != "embeddings":
-            series.output_tokens.observe(s.output_tokens)
-            series.output_total.inc(s.output_tokens)
-        series.cost.inc(s.cost)
-        series.energy.inc(s.energy_wh)
+            child(self.tokens, s.operation, "output", s.route, s.version).observe(s.output_tokens)
+            child(self.token_total, "output", s.route, s.version).inc(s.output_tokens)
+        child(self.cost, s.route).inc(s.cost)
+        child(self.energy, s.route).inc(s.energy_wh)
 
-    def _requests_of(self, route: str, version: str, status: int) -> Counter:
-        key = (route, version, status)
-        child = self._request_series.get(key)
-        if child is None:
-            child = self._request_series[key] = self.requests.labels(route, version, str(status))
-        return child
-
-    def _new_series(self, operation: str, route: str, version: str) -> _Series:
-        labels = (operation, route, version)
-        return _Series(
-            duration=self.duration.labels(*labels),
-            ttft=self.ttft.labels(*labels),
-            tpot=self.tpot.labels(*labels),
-            input_tokens=self.tokens.labels(operation, "input", route, version),
-            output_tokens=self.tokens.labels(operation, "output", route, version),
-            input_total=self.token_total.labels("input", route, version),
-            output_total=self.token_total.labels("output", route, version),
-            cost=self.cost.labels(route),
-            energy=self.energy.labels(route),
-        )
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -49,7 +49,7 @@ class Exchange:
     fallback_from: str | None = None
     forwarded: GenerationRequest | None = None
     request_headers: Mapping[str, str] = field(default_factory=dict)
-    id: str = ""  # the request's id (set by the tracking middleware), read once
+    id: str = field(init=False)  # the request's id (set by the tracking middleware)
 
     def __post_init__(self) -> None:
         self.id = self.state.request_id
