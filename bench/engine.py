@@ -11,6 +11,10 @@ and built into a cache outside the repository on first use (see bench/engine_ser
         [--concurrency 1,4,8,16] [--max-tokens 128] [--modelyard-env KEY=VALUE ...]
         [--modelyard-rev GIT_REV] [--embeddings-only] [--skip-build]
 
+It exits 1, saying why on stderr, when anything asked for was not measured: a server that
+did not start or answer (a 401 too: modelyard gets the admin key its first start wrote),
+failed requests, a target without a value, failed embeddings.
+
 "short by X%" in the target table: for a throughput ratio, X% below the required ratio; for
 the TTFT ratio (lower is better), X% above the allowed one.
 """
@@ -37,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.engine_load import (  # noqa: E402
     EmbeddingResult,
-    EndpointMissing,
+    EmbeddingsFailed,
     LevelResult,
     RequestResult,
     cpu_sample,
@@ -104,6 +108,10 @@ class TargetResult:
         if self.value is None or not self.reference_value:
             return None
         return self.value / self.reference_value
+
+    @property
+    def measured(self) -> bool:
+        return self.ratio is not None and not math.isnan(self.ratio)
 
     @property
     def verdict(self) -> str:
@@ -245,7 +253,7 @@ def prepare(
 def engine_details(server: RunningServer) -> object:
     """modelyard's own account of its engine (slots, threads), when it offers one."""
     try:
-        response = httpx.get(server.base_url + "/api/engines", timeout=5)
+        response = httpx.get(server.base_url + "/api/engines", headers=server.headers, timeout=5)
         return response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
@@ -269,7 +277,14 @@ def measure_level(
         wait_for_quiet(pids, args.quiet_wait)
         before = cpu_sample(pids)
         wall_s, results = asyncio.run(
-            run_level(server.base_url, server.model, prompts, args.max_tokens, args.request_timeout)
+            run_level(
+                server.base_url,
+                server.model,
+                prompts,
+                args.max_tokens,
+                args.request_timeout,
+                server.headers,
+            )
         )
         others = other_cores(before, cpu_sample(pids))
         row = summarize(server.name, level, wall_s, results, others)
@@ -292,7 +307,13 @@ def bench_server(
             print(f"\n{name}: ready at {server.base_url} (log {server.log})", flush=True)
             print(HEADER, flush=True)
             run.warm_up = asyncio.run(
-                warm_up(server.base_url, server.model, args.max_tokens, args.request_timeout)
+                warm_up(
+                    server.base_url,
+                    server.model,
+                    args.max_tokens,
+                    args.request_timeout,
+                    server.headers,
+                )
             )
             if run.warm_up.error:
                 raise BenchSetupError(f"warm-up failed: {run.warm_up.error}\n{server.tail()}")
@@ -314,47 +335,38 @@ def bench_server(
 # --- embeddings ---------------------------------------------------------------------------
 
 
-def has_embeddings_route(base_url: str) -> bool:
-    try:
-        paths = httpx.get(base_url + "/openapi.json", timeout=10).json().get("paths", {})
-    except (httpx.HTTPError, ValueError):
-        return False
-    return "/v1/embeddings" in paths
-
-
 @dataclass
 class EmbeddingReport:
-    """modelyard's embeddings/s per batch size, or why they were not measured."""
+    """modelyard's embeddings/s per batch size; why they were not measured when not asked
+    for (``note``), or why they could not be (``error``)."""
 
     model: str = EMBEDDING_MODEL
     runs: list[EmbeddingResult] = field(default_factory=list)
     note: str | None = None
+    error: str | None = None
 
 
 def bench_embeddings(
     home: Path, env: dict[str, str], logs: Path, quiet_wait: float
 ) -> EmbeddingReport:
-    """Embeddings/s at each batch size against modelyard, or a note why not."""
+    """Embeddings/s at each batch size against modelyard, or the error that stopped it."""
     command = modelyard_command(home / "embeddings", env)
     report = EmbeddingReport()
     try:
         with running(command, logs / "embeddings") as server:
-            if not has_embeddings_route(server.base_url):
-                report.note = "skipped: modelyard has no POST /v1/embeddings route yet"
-                return report
             pids = [server.process.pid]
             for batch, requests in EMBEDDING_RUNS:
                 wait_for_quiet(pids, quiet_wait)
                 before = cpu_sample(pids)
                 result = asyncio.run(
-                    run_embeddings(server.base_url, EMBEDDING_MODEL, batch, requests)
+                    run_embeddings(
+                        server.base_url, EMBEDDING_MODEL, batch, requests, server.headers
+                    )
                 )
                 others = other_cores(before, cpu_sample(pids))
                 report.runs.append(replace(result, other_cores=others))
-    except EndpointMissing as missing:
-        report.note = f"skipped: POST /v1/embeddings answered 404: {missing}"
-    except (BenchSetupError, httpx.HTTPError, RuntimeError) as error:
-        report.note = f"failed: {error}"
+    except (BenchSetupError, EmbeddingsFailed, httpx.HTTPError) as error:
+        report.error = str(error)
     return report
 
 
@@ -370,6 +382,8 @@ def print_embeddings(report: EmbeddingReport) -> None:
         )
     if report.note:
         print(f"  {report.note}")
+    if report.error:
+        print(f"  FAILED: {report.error}")
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -463,6 +477,61 @@ def write_json(path: Path, payload: dict[str, object]) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str))
 
 
+# --- what could not be measured ---------------------------------------------------------
+
+
+def targets_asked(args: argparse.Namespace) -> list[Target]:
+    """The targets whose two servers and level this run was asked to measure."""
+    if args.embeddings_only:
+        return []
+    servers, levels = set(args.servers), set(args.concurrency)
+    return [
+        target
+        for target in TARGETS
+        if {"modelyard", target.reference} <= servers and target.concurrency in levels
+    ]
+
+
+def unmeasured(
+    args: argparse.Namespace,
+    runs: Sequence[ServerRun],
+    targets: Sequence[TargetResult],
+    embeddings: EmbeddingReport,
+) -> list[str]:
+    """What this run was asked to measure and could not: a server that failed to start or
+    answer, failed requests in a level, a target without a value, failed embeddings. A
+    benchmark that prints a table without these numbers must not pass for a result."""
+    problems = [f"{run.name}: {run.error}" for run in runs if run.error]
+    problems += [
+        f"{run.name}: {row.errors} of {row.requests} requests failed at {row.concurrency} streams"
+        for run in runs
+        for row in run.levels
+        if row.errors
+    ]
+    asked = targets_asked(args)
+    problems += [
+        f"target not measured: {result.target.name} / {result.target.reference}"
+        for result in targets
+        if result.target in asked and not result.measured
+    ]
+    if embeddings.error:
+        problems.append(f"modelyard embeddings: {embeddings.error}")
+    return problems
+
+
+def report_unmeasured(problems: Sequence[str]) -> int:
+    """Print what was not measured on stderr; the exit status (1 when anything was not)."""
+    if not problems:
+        return 0
+    print("\nbench/engine.py FAILED: not everything asked for was measured:", file=sys.stderr)
+    for problem in problems:
+        first, *rest = problem.splitlines()
+        print(f"  - {first}", file=sys.stderr)
+        for line in rest:
+            print(f"    {line}", file=sys.stderr)
+    return 1
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -500,30 +569,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_targets(targets)
     print_embeddings(embeddings)
     out = args.out or (OUT_EMBEDDINGS if args.embeddings_only else OUT)
-    write_json(
-        out,
-        {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "duration_s": round(time.time() - started, 1),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "settings": {
-                "gguf": str(gguf),
-                "servers": args.servers,
-                "concurrency": args.concurrency,
-                "max_tokens": args.max_tokens,
-                "threads": args.threads,
-                "n_ctx_per_sequence": args.n_ctx,
-                "modelyard_source": commit or "working tree",
-                "modelyard_env": chat_env(env),
-            },
-            "llama_server_build": asdict(build) | {"total_s": build.total_s} if build else None,
-            "servers": {run.name: run_json(run) for run in runs},
-            "targets": [target_json(result) for result in targets],
-            "embeddings": asdict(embeddings),
-        },
-    )
+    problems = unmeasured(args, runs, targets, embeddings)
+    payload = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "settings": settings_json(args, gguf, env, commit),
+        "llama_server_build": asdict(build) | {"total_s": build.total_s} if build else None,
+        "servers": {run.name: run_json(run) for run in runs},
+        "targets": [target_json(result) for result in targets],
+        "embeddings": asdict(embeddings),
+        "not_measured": problems,
+    }
+    write_json(out, payload)
     print(f"\nwrote {out} (server logs in {args.cache_dir / 'logs'})")
-    return 1 if any(run.error for run in runs) else 0
+    return report_unmeasured(problems)
+
+
+def settings_json(
+    args: argparse.Namespace, gguf: Path, env: dict[str, str], commit: str | None
+) -> dict[str, object]:
+    return {
+        "gguf": str(gguf),
+        "servers": args.servers,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+        "threads": args.threads,
+        "n_ctx_per_sequence": args.n_ctx,
+        "modelyard_source": commit or "working tree",
+        "modelyard_env": chat_env(env),
+    }
 
 
 if __name__ == "__main__":

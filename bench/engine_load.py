@@ -11,7 +11,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,17 +183,25 @@ async def stream_chat(
     return result
 
 
-def client_for(base_url: str, connections: int) -> httpx.AsyncClient:
+def client_for(base_url: str, connections: int, headers: Mapping[str, str]) -> httpx.AsyncClient:
+    """A client sending ``headers`` (the server's API key) with every request."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(600.0, connect=10.0)
-    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout)
+    return httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=timeout, headers=dict(headers)
+    )
 
 
 async def run_level(
-    base_url: str, model: str, prompts: Sequence[str], max_tokens: int, timeout_s: float
+    base_url: str,
+    model: str,
+    prompts: Sequence[str],
+    max_tokens: int,
+    timeout_s: float,
+    headers: Mapping[str, str],
 ) -> tuple[float, list[RequestResult]]:
     """All prompts at once; return the level's wall time and each request's result."""
-    async with client_for(base_url, len(prompts)) as client:
+    async with client_for(base_url, len(prompts), headers) as client:
         started = time.perf_counter()
         results = await asyncio.gather(
             *(stream_chat(client, model, p, max_tokens, timeout_s) for p in prompts)
@@ -201,8 +209,10 @@ async def run_level(
         return time.perf_counter() - started, list(results)
 
 
-async def warm_up(base_url: str, model: str, max_tokens: int, timeout_s: float) -> RequestResult:
-    async with client_for(base_url, 1) as client:
+async def warm_up(
+    base_url: str, model: str, max_tokens: int, timeout_s: float, headers: Mapping[str, str]
+) -> RequestResult:
+    async with client_for(base_url, 1, headers) as client:
         return await stream_chat(client, model, WARMUP_PROMPT, max_tokens, timeout_s)
 
 
@@ -261,23 +271,26 @@ class EmbeddingResult:
     other_cores: float | None = None
 
 
-class EndpointMissing(RuntimeError):
-    """The server answered 404: no such endpoint or model."""
+class EmbeddingsFailed(RuntimeError):
+    """``POST /v1/embeddings`` did not answer with the embeddings asked for."""
 
 
 async def _embed(client: httpx.AsyncClient, model: str, texts: list[str]) -> int:
     response = await client.post("/v1/embeddings", json={"model": model, "input": texts})
-    if response.status_code == 404:
-        raise EndpointMissing(response.text[:300])
-    response.raise_for_status()
+    if response.status_code != 200:
+        raise EmbeddingsFailed(
+            f"POST /v1/embeddings answered HTTP {response.status_code}: {response.text[:300]}"
+        )
     data = response.json()["data"]
     if len(data) != len(texts):
-        raise RuntimeError(f"asked {len(texts)} embeddings, got {len(data)}")
+        raise EmbeddingsFailed(f"asked {len(texts)} embeddings, got {len(data)}")
     return len(data[0]["embedding"])
 
 
-async def run_embeddings(base_url: str, model: str, batch: int, requests: int) -> EmbeddingResult:
-    async with client_for(base_url, 1) as client:
+async def run_embeddings(
+    base_url: str, model: str, batch: int, requests: int, headers: Mapping[str, str]
+) -> EmbeddingResult:
+    async with client_for(base_url, 1, headers) as client:
         await _embed(client, model, [EMBEDDING_TEXT.format("warm-up")])
         started = time.perf_counter()
         dimensions = 0

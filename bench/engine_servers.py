@@ -49,6 +49,9 @@ class ServerCommand:
     ready_path: str
     model: str
     env: Mapping[str, str] = field(default_factory=dict)
+    # The file holding the API key to send, once the server is ready (modelyard writes its
+    # admin key at its first start); None for servers that want no key.
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -220,9 +223,19 @@ class RunningServer:
     log: Path
     process: subprocess.Popen[bytes]
     argv: list[str]
+    headers: dict[str, str] = field(default_factory=dict)
 
     def tail(self) -> str:
         return log_tail(self.log)
+
+
+def auth_headers(key_file: Path | None) -> dict[str, str]:
+    """The ``Authorization`` header of the key in ``key_file``; none when there is no file (a
+    modelyard from before API keys writes none and wants none: a 401 then says so)."""
+    if key_file is None or not key_file.exists():
+        return {}
+    key = key_file.read_text(encoding="utf-8").strip()
+    return {"authorization": f"Bearer {key}"} if key else {}
 
 
 def _wait_ready(server: RunningServer, path: str, timeout_s: float) -> None:
@@ -279,6 +292,7 @@ def running(
     server = RunningServer(spec.name, base_url, spec.model, log, process, spec.argv)
     try:
         _wait_ready(server, spec.ready_path, timeout_s)
+        server.headers = auth_headers(spec.key_file)
         yield server
     finally:
         _stop(process)
@@ -321,7 +335,10 @@ def modelyard_command(home: Path, env: Mapping[str, str]) -> Callable[[int], Ser
             "MODELYARD_DEFAULT_MODEL": "smollm2",
             **env,
         }
-        return ServerCommand("modelyard", argv, "/readyz", "default", environment)
+        key_file = Path(environment["MODELYARD_HOME"]) / "admin.key"  # env may move it
+        return ServerCommand(
+            "modelyard", argv, "/readyz", "default", environment, key_file=key_file
+        )
 
     return command
 

@@ -4,12 +4,15 @@ pass-through floor, all in front of the same fake upstream, in one run (issue 8)
     .venv/bin/python bench/overhead.py              # full run, about 15-20 minutes
     .venv/bin/python bench/overhead.py --quick      # smoke run, about 3 minutes
     .venv/bin/python bench/overhead.py --soak 120   # modelyard only: steady load, RSS, log
+    .venv/bin/python bench/overhead.py --quick --modelyard-rev HEAD  # before/after, one run
 
 Targets, each started in turn on CPU core 0 while the load generator and the fake upstream
 run on core 1 (taskset): ``direct`` (the fake upstream itself), ``modelyard`` (everything
 on: key with rate limits, PII redaction, request log, metrics), ``litellm`` (its proxy in
 ``bench/.venvs/litellm``, master key, no database) and ``floor`` (Starlette + aiohttp
-pass-through). Load comes from ``bench/overhead_parts/loadgen.py`` in its own process
+pass-through); with ``--modelyard-rev REV`` also ``modelyard@<commit>``, modelyard served
+from ``src/`` of that revision, compared with the working tree's in its own table. Load
+comes from ``bench/overhead_parts/loadgen.py`` in its own process
 (aiohttp, closed loop). Prints the tables and writes ``bench/results/overhead-*.json``.
 """
 
@@ -41,8 +44,9 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead_parts import stats  # noqa: E402
+from bench.overhead_parts import revisions, stats  # noqa: E402
 from bench.overhead_parts.loadgen import check_answer, request_body  # noqa: E402
+from bench.overhead_parts.revisions import Revision, RevisionError  # noqa: E402
 from bench.overhead_parts.servers import (  # noqa: E402
     Server,
     ServerFailed,
@@ -98,8 +102,9 @@ class Context:
     upstream: Server | None = None
     server_core: int | None = SERVER_CORE
     load_core: int | None = LOAD_CORE
-    modelyard_template: Path | None = None
-    modelyard_key: str = ""
+    # Per modelyard target ("modelyard", "modelyard@<commit>"): template home, its key.
+    modelyard_templates: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    revisions: dict[str, Revision] = field(default_factory=dict)  # --modelyard-rev, by target
     litellm_bin: Path | None = None
     keep_raw: bool = False
     retries_left: int = 0  # budget of re-measured steps for the whole run
@@ -150,8 +155,9 @@ def start_direct(ctx: Context) -> Iterator[Target]:
 EXTRA_MODELYARD_ENV: dict[str, str] = {}  # --modelyard-env KEY=VALUE, for experiments
 
 
-def modelyard_env(home: Path) -> dict[str, str]:
-    """Settings of the benchmark's modelyard: a fresh home (SQLite), no embedded models."""
+def modelyard_env(home: Path, revision: Revision | None = None) -> dict[str, str]:
+    """Settings of the benchmark's modelyard: a fresh home (SQLite), no embedded models;
+    for a revision, its source first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
     env.update(
         MODELYARD_HOME=str(home),
@@ -160,24 +166,34 @@ def modelyard_env(home: Path) -> dict[str, str]:
         MODELYARD_DRIFT_EMBEDDING_MODEL="none",  # drift reports would ask for it
     )
     env.update(EXTRA_MODELYARD_ENV)
-    return env
+    return env if revision is None else revisions.with_pythonpath(env, revision.src)
 
 
-def modelyard_cli(home: Path, *args: str) -> Any:
+def modelyard_cli(home: Path, *args: str, revision: Revision | None = None) -> Any:
     command = [str(VENV_BIN / "modelyard"), *args, "--json"]
+    if revision is not None:  # the revision's CLI: its own schema, same venv
+        command = [PYTHON, "-P", "-c", revisions.LAUNCHER, *args, "--json"]
     done = subprocess.run(
-        command, env=modelyard_env(home), capture_output=True, text=True, check=False
+        command, env=modelyard_env(home, revision), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise ServerFailed(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return json.loads(done.stdout)
+    out = done.stdout
+    if revision is not None:  # the launcher's first line says where modelyard came from
+        found = revisions.imported_from(out)
+        if found is None or not revisions.inside(found, revision.src):
+            raise ServerFailed(f"{revision.name}: modelyard imported from {found}")
+        out = out.split("\n", 1)[1]
+    return json.loads(out)
 
 
-def prepare_modelyard(ctx: Context) -> None:
+def prepare_modelyard(ctx: Context, revision: Revision | None = None) -> None:
     """Register ``bench`` (upstream engine → the fake upstream, alias production), a
     developer key with rate limits that never bite, and PII redaction on the route; once,
-    in a template home each block copies."""
-    home = ctx.work / "modelyard-template"
+    in a template home each block copies. A revision gets a template of its own, made by
+    its own CLI (its database schema may differ from the working tree's)."""
+    name = "modelyard" if revision is None else revision.name
+    home = ctx.work / f"{name.replace('@', '-')}-template"
     modelyard_cli(
         home,
         "models",
@@ -191,6 +207,7 @@ def prepare_modelyard(ctx: Context) -> None:
         "production",
         "--reason",
         "overhead benchmark",
+        revision=revision,
     )
     created = modelyard_cli(
         home,
@@ -203,6 +220,7 @@ def prepare_modelyard(ctx: Context) -> None:
         str(HIGH_RPM),
         "--tpm",
         str(HIGH_TPM),
+        revision=revision,
     )
     policy = modelyard_cli(
         home,
@@ -217,35 +235,51 @@ def prepare_modelyard(ctx: Context) -> None:
         str(HIGH_RPM),
         "--tpm",
         str(HIGH_TPM),
+        revision=revision,
     )
-    ctx.modelyard_template, ctx.modelyard_key = home, created["secret"]
-    ctx.notes["modelyard_setup"] = {
-        "env": {k: v for k, v in modelyard_env(home).items() if k.startswith("MODELYARD_")},
+    ctx.modelyard_templates[name] = (home, created["secret"])
+    env = modelyard_env(home, revision)
+    ctx.notes[f"{name}_setup"] = {
+        "env": {k: v for k, v in env.items() if k.startswith("MODELYARD_") or k == "PYTHONPATH"},
         "key_limits": created["limits"],
         "route_policy": policy,
     }
 
 
 @contextlib.contextmanager
-def start_modelyard(ctx: Context, rep: int) -> Iterator[Target]:
-    assert ctx.modelyard_template is not None
-    home = ctx.work / f"modelyard-home-{rep}-{secrets.token_hex(3)}"
-    shutil.copytree(ctx.modelyard_template, home)
+def start_modelyard(ctx: Context, rep: int, revision: Revision | None = None) -> Iterator[Target]:
+    """The working tree's modelyard (``.venv/bin/modelyard serve``, the editable install)
+    or, for a revision, the same ``serve`` through the launcher with the revision's source
+    first on PYTHONPATH; its log must show modelyard imported from that source."""
+    name = "modelyard" if revision is None else revision.name
+    template, key = ctx.modelyard_templates[name]
+    home = ctx.work / f"{name.replace('@', '-')}-home-{rep}-{secrets.token_hex(3)}"
+    shutil.copytree(template, home)
     port = free_port()
-    argv = [str(VENV_BIN / "modelyard"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(VENV_BIN / "modelyard"), *serve]
+    if revision is not None:
+        argv = [PYTHON, "-P", "-c", revisions.LAUNCHER, *serve]
     with running(
-        "modelyard",
+        name,
         argv,
         port=port,
         ready_path="/readyz",
         logs=ctx.logs,
         core=ctx.server_core,
-        env=modelyard_env(home),
+        env=modelyard_env(home, revision),
         timeout_s=120,
     ) as server:
-        target = Target("modelyard", server.base_url + "/v1/chat/completions", "", server)
-        target.key = ctx.modelyard_key
+        target = Target(name, server.base_url + "/v1/chat/completions", key, server)
         target.extra["home"] = home
+        if revision is not None:
+            found = revisions.imported_from(log_tail(server.log, 10_000))
+            if found is None or not revisions.inside(found, revision.src):
+                raise ServerFailed(
+                    f"{name} imported modelyard from {found}, not from {revision.src}; "
+                    f"see {server.log}"
+                )
+            target.extra["modelyard_file"] = str(found)
         yield target
 
 
@@ -403,6 +437,15 @@ STARTERS: dict[str, Callable[[Context, int], contextlib.AbstractContextManager[T
     "floor": floor_starter("aiohttp"),
     "floor-httpx": floor_starter("httpx"),
 }
+
+
+def starter(
+    ctx: Context, name: str
+) -> Callable[[Context, int], contextlib.AbstractContextManager[Target]]:
+    if name in ctx.revisions:
+        revision = ctx.revisions[name]
+        return lambda ctx, rep: start_modelyard(ctx, rep, revision)
+    return STARTERS[name]
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -603,7 +646,7 @@ def run_block(ctx: Context, name: str, rep: int) -> tuple[list[dict[str, Any]], 
     plan = ctx.plan
     rows: list[dict[str, Any]] = []
     block: dict[str, Any] = {"target": name, "rep": rep}
-    with STARTERS[name](ctx, rep) as target:
+    with starter(ctx, name)(ctx, rep) as target:
         problem = smoke(target)
         if problem:
             raise ServerFailed(f"{name} answered the first requests wrongly: {problem}")
@@ -632,8 +675,10 @@ def run_block(ctx: Context, name: str, rep: int) -> tuple[list[dict[str, Any]], 
         block["upstream_received"] = {
             k: upstream_after.get(k, 0) - upstream_before.get(k, 0) for k in upstream_after
         }
-        if name == "modelyard":
+        if revisions.is_modelyard(name):
             block["modelyard"] = modelyard_observations(target)
+        if "modelyard_file" in target.extra:
+            block["modelyard_file"] = target.extra["modelyard_file"]
     return rows, block
 
 
@@ -697,12 +742,14 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     plan = ctx.plan
     if "litellm" in plan.targets:
         ensure_litellm(ctx, args.litellm_spec)
-    if "modelyard" in plan.targets:
+    for name in plan.targets:
+        if not revisions.is_modelyard(name):
+            continue
         try:
-            prepare_modelyard(ctx)
+            prepare_modelyard(ctx, ctx.revisions.get(name))
         except ServerFailed as error:
-            ctx.skipped["modelyard"] = str(error)[:300]
-            console.print(f"[red]modelyard skipped:[/red] {error}")
+            ctx.skipped[name] = str(error)[:300]
+            console.print(f"[red]{name} skipped:[/red] {error}")
     steps: list[dict[str, Any]] = []
     blocks: list[dict[str, Any]] = []
     for rep in range(1, plan.reps + 1):
@@ -733,13 +780,21 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         }
     summaries = stats.summary(steps, measured, rss)
     found = stats.verdicts(summaries, ctx.skipped)
-    return {
+    # --modelyard-rev: the working tree against each revision, same run.
+    comparisons = {name: stats.compare(steps, summaries, name) for name in ctx.revisions}
+    report: dict[str, Any] = {
         "steps": steps,
         "blocks": blocks,
         "summary": summaries,
         "verdicts": [v.as_dict() for v in found],
-        "_tables": (steps, measured, summaries, found),
+        "_tables": (steps, measured, summaries, found, comparisons),
     }
+    if comparisons:
+        report["comparisons"] = {
+            f"modelyard vs {name}": [c.as_dict() for c in rows]
+            for name, rows in comparisons.items()
+        }
+    return report
 
 
 def soak(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -923,7 +978,18 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="an extra MODELYARD_* setting for modelyard (repeatable; recorded in the JSON)",
     )
+    parser.add_argument(
+        "--modelyard-rev",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="also measure modelyard served from src/ of this git revision (target "
+        "modelyard@<commit>, same run, same steps) and compare the working tree with it "
+        "(repeatable)",
+    )
     args = parser.parse_args()
+    if args.soak and args.modelyard_rev:
+        parser.error("--modelyard-rev is for the benchmark, not for --soak")
 
     quick = args.quick
     for setting in args.modelyard_env:
@@ -934,6 +1000,20 @@ def main() -> None:
     targets = tuple(args.targets or ALL_TARGETS)
     if "direct" not in targets:
         targets = ("direct", *targets)
+    work = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
+    found_revisions: dict[str, Revision] = {}
+    for given in args.modelyard_rev:
+        try:
+            revision = revisions.export(ROOT, given, work)
+            revisions.check_import(PYTHON, modelyard_env(work, revision), revision)
+        except RevisionError as error:
+            shutil.rmtree(work, ignore_errors=True)
+            parser.error(str(error))
+        if revision.name in found_revisions:
+            console.print(f"--modelyard-rev {given} is {revision.name} again: measured once")
+            continue
+        found_revisions[revision.name] = revision
+    targets = revisions.with_revisions(targets, list(found_revisions))
     plan = Plan(
         concurrencies=tuple(args.concurrency or ((1, 50) if quick else (1, 10, 50, 200))),
         reps=args.reps or (1 if quick else 2),
@@ -941,8 +1021,7 @@ def main() -> None:
         duration_s=args.duration or (4.0 if quick else 8.0),
         targets=targets,
     )
-    work = Path(tempfile.mkdtemp(prefix="modelyard-overhead-"))
-    ctx = Context(plan, work, work / "logs", keep_raw=args.raw)
+    ctx = Context(plan, work, work / "logs", keep_raw=args.raw, revisions=found_revisions)
     ctx.retries_left = plan.steps_per_rep * plan.reps // 4
     ctx.logs.mkdir()
     if args.no_pin or not can_pin():
@@ -975,6 +1054,8 @@ def main() -> None:
         "work_dir": str(work),
         "versions": versions(),  # modelyard is installed editable: its code as the run starts
     }
+    if found_revisions:
+        report["revisions"] = {name: r.as_dict() for name, r in found_revisions.items()}
     try:
         with fake_upstream(ctx) as upstream:
             ctx.upstream = upstream
@@ -992,6 +1073,11 @@ def main() -> None:
     report["versions"]["litellm"] = at_end.get("litellm")
     report["skipped"] = ctx.skipped
     report["notes"] = ctx.notes
+    for block in report.get("blocks", []):
+        if "modelyard_file" in block:  # where each revision's server imported modelyard from
+            report["revisions"][block["target"]].setdefault(
+                "modelyard_file", block["modelyard_file"]
+            )
     report["machine"]["load_average_after"] = os.getloadavg()
     tables = report.pop("_tables", None)
     path = write_json(report, report["kind"] if report["kind"] != "full" else "")
@@ -1002,10 +1088,12 @@ def main() -> None:
         f"versions: {shown}; machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs"
     )
     if tables is not None:
-        steps, measured, summaries, found = tables
+        steps, measured, summaries, found, comparisons = tables
         console.print(stats.steps_table(steps, measured))
         console.print(stats.summary_table(summaries, ctx.skipped))
         console.print(stats.verdict_table(found))
+        for rows in comparisons.values():
+            console.print(stats.comparison_table(rows))
     else:
         print_soak(report)
     console.print(

@@ -26,27 +26,55 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade pip wheel
 
-if ! "$venv/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
-  echo "setup: installing $llama_pin. With no prebuilt wheel for this machine it compiles"
-  echo "setup: llama.cpp from source (about 8 minutes on 2 cores); pip caches the wheel, so"
-  echo "setup: the next setup takes seconds. Progress:"
-  log="$(mktemp)"
-  # ninja prints [done/total] per compiled file; show every tenth of the way.
-  "${pip[@]}" install -v "$llama_pin" >"$log" 2>&1 </dev/null &
-  pid=$!
-  last=-1
-  while kill -0 "$pid" 2>/dev/null; do
-    step=$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 | tr -d ' []' || true)
-    if [ -n "$step" ]; then
-      tenth=$(( ${step%/*} * 10 / ${step#*/} ))
-      if [ "$tenth" -ne "$last" ]; then echo "setup:   llama.cpp compiled $step files"; last=$tenth; fi
-    fi
-    sleep 5
+# llama.cpp's build flags: the CPU's own instruction sets, read from /proc/cpuinfo, except
+# AMX. A native build (-march=native) turns AMX on wherever the CPU has it, and its matrix
+# kernels crash (SIGSEGV in ggml_backend_amx_mul_mat) where the kernel does not grant the
+# AMX tile state, as in this workplace's sandboxes. Elsewhere (not x86) the build is native.
+llama_cmake_args() {
+  local flags args="-DGGML_NATIVE=OFF"
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  if [ "$(uname -m)" != "x86_64" ] || [ "$flags" = "  " ]; then echo ""; return; fi
+  local pair
+  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx_vnni:AVX_VNNI avx512f:AVX512 \
+              avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    case "$flags" in *" ${pair%%:*} "*) args="$args -DGGML_${pair#*:}=ON" ;; esac
   done
-  if ! wait "$pid"; then
-    tail -40 "$log" >&2; echo "setup: building $llama_pin failed (full log: $log)" >&2; exit 1
+  echo "$args"
+}
+llama_args="$(llama_cmake_args)"
+# pip's own wheel cache ignores CMAKE_ARGS, so the wheel is kept per pin and flags.
+llama_key="$(printf '%s %s' "$llama_pin" "$llama_args" | sha256sum | cut -c1-16)"
+llama_wheels="${XDG_CACHE_HOME:-$HOME/.cache}/modelyard/llama-wheels/$llama_key"
+llama_stamp="$venv/.llama-$llama_key"
+
+if [ ! -f "$llama_stamp" ] || ! "$venv/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
+  if ! ls "$llama_wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "setup: building $llama_pin. With no prebuilt wheel for this machine it compiles"
+    echo "setup: llama.cpp from source (about 8 minutes on 2 cores); the wheel is kept in"
+    echo "setup: $llama_wheels, so the next setup takes seconds. Flags: ${llama_args:-native}"
+    log="$(mktemp)"
+    mkdir -p "$llama_wheels"
+    # ninja prints [done/total] per compiled file; show every tenth of the way.
+    CMAKE_ARGS="$llama_args" "${pip[@]}" wheel -v --no-deps --no-cache-dir \
+      -w "$llama_wheels" "$llama_pin" >"$log" 2>&1 </dev/null &
+    pid=$!
+    last=-1
+    while kill -0 "$pid" 2>/dev/null; do
+      step=$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 | tr -d ' []' || true)
+      if [ -n "$step" ]; then
+        tenth=$(( ${step%/*} * 10 / ${step#*/} ))
+        if [ "$tenth" -ne "$last" ]; then echo "setup:   llama.cpp compiled $step files"; last=$tenth; fi
+      fi
+      sleep 5
+    done
+    if ! wait "$pid"; then
+      tail -40 "$log" >&2; echo "setup: building $llama_pin failed (full log: $log)" >&2; exit 1
+    fi
+    rm -f "$log"
   fi
-  rm -f "$log"
+  "${pip[@]}" install -q --force-reinstall --no-deps "$llama_wheels"/llama_cpp_python-*.whl
+  rm -f "$venv"/.llama-*
+  touch "$llama_stamp"
   echo "setup: llama-cpp-python installed"
 fi
 
@@ -70,6 +98,13 @@ if [ "$mode" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promt
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     chromium chromium-driver prometheus >/dev/null
+fi
+
+# A llama.cpp build that cannot decode fails here, with a message, not mid-test.
+if ! "$venv/bin/python" scripts/llama_smoke.py; then
+  echo "setup: llama.cpp crashed decoding one token with the default model; flags were:" >&2
+  echo "setup:   ${llama_args:-native}. Remove $llama_wheels to rebuild." >&2
+  exit 1
 fi
 
 rm -f "$venv"/.modelyard-"$mode"-*

@@ -5,11 +5,14 @@ from pathlib import Path
 import pytest
 
 from modelyard.bootstrap import (
+    CHAT,
     DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING,
     ensure_default_embedding_model,
     minilm_dir,
 )
 from modelyard.config import Settings
+from modelyard.engines.kinds import check_parameters
 from modelyard.registry import ModelNotFound, Registry
 
 
@@ -50,3 +53,9 @@ def test_a_path_registers_that_directory(
     (version,) = home_registry.model(DEFAULT_EMBEDDING_MODEL).versions
     assert version.artifact_uri == str(tmp_path.resolve())
     assert "MODELYARD_DEFAULT_EMBEDDING_MODEL" in version.notes
+
+
+def test_the_defaults_parameters_fit_their_kinds() -> None:
+    """Registration checks them like any other version's (the sampling defaults of SmolLM2)."""
+    for default in (CHAT, EMBEDDING):
+        check_parameters(default.engine_kind, default.parameters)

@@ -308,6 +308,237 @@ def verdicts(
     return out
 
 
+# --- the working tree against a revision (--modelyard-rev) -------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One figure of the working tree's modelyard against a revision's, from the same run:
+    a throughput ratio (``ours / theirs``, unit ``x``) or an added-latency difference
+    (``ours - theirs``, unit ``ms``), judged against the run-to-run spread: for a ratio the
+    larger relative range (max - min) / max of either target's runs, for a difference the
+    larger range of either target's runs in ms. With one run there is no spread to judge by."""
+
+    subject: str  # modelyard: the working tree
+    baseline: str  # modelyard@REV
+    stream: bool
+    measure: str
+    ours: float | None
+    theirs: float | None
+    value: float | None
+    unit: Literal["x", "ms"]
+    spread: float | None  # a fraction for "x" (0.08: 8 %), ms for "ms"; None: fewer than 2 runs
+    reps: int
+    context: str = ""  # every run's value, ours vs theirs
+    # Other processes' CPU (cores) during the steps behind the figure, per run (the most of
+    # the run's steps): ours, theirs. Uneven noise makes a same-run comparison less fair.
+    others_cores: tuple[dict[int, float | None], dict[int, float | None]] = ({}, {})
+
+    @property
+    def worse(self) -> bool | None:
+        """Whether the working tree is worse beyond the spread (None: cannot tell)."""
+        if self.value is None or self.spread is None:
+            return None
+        if self.unit == "x":
+            return self.value < 1.0 - self.spread
+        return self.value > self.spread
+
+    @property
+    def text(self) -> str:
+        if self.value is None:
+            return "not measured"
+        if self.spread is None:
+            if self.reps < 2:
+                return "1 run: no spread (--reps 2+)"
+            return "no spread: a run failed or had errors"
+        if self.unit == "x":
+            if self.value < 1.0 - self.spread:
+                return f"slower by {100 * (1.0 - self.spread - self.value):.1f}% beyond the spread"
+            if self.value > 1.0 + self.spread:
+                return "faster beyond the spread"
+            return "within the spread"
+        if self.value > self.spread:
+            return f"worse by {fmt(self.value - self.spread)} ms beyond the spread"
+        if self.value < -self.spread:
+            return "better beyond the spread"
+        return "within the spread"
+
+    @property
+    def spread_text(self) -> str:
+        if self.spread is None:
+            return "—"
+        if self.unit == "x":
+            return f"±{100 * self.spread:.1f}%"
+        return f"±{fmt(self.spread)} ms"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "worse_beyond_spread": self.worse, "verdict": self.text}
+
+
+def _relative_range(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    if len(present) < 2 or max(present) <= 0:
+        return None
+    return (max(present) - min(present)) / max(present)
+
+
+def _range(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    return max(present) - min(present) if len(present) >= 2 else None
+
+
+def _larger(*spreads: float | None) -> float | None:
+    """The larger spread of the two targets; None when either had a single run."""
+    if any(s is None for s in spreads):
+        return None
+    return max(s for s in spreads if s is not None)
+
+
+def _runs(
+    ours: dict[int, float | None],
+    theirs: dict[int, float | None],
+    digits: int,
+    prefix: str = "runs ",
+) -> str:
+    def show(values: dict[int, float | None]) -> str:
+        return "/".join(fmt(values[rep], digits) for rep in sorted(values)) or "—"
+
+    return f"{prefix}{show(ours)} vs {show(theirs)}"
+
+
+def others_during(
+    steps: Sequence[dict[str, Any]], target: str, stream: bool, concurrency: int | None = None
+) -> dict[int, float | None]:
+    """Per run: the most CPU other processes used during the target's steps in a mode (at
+    one concurrency when given)."""
+    mine = [
+        s
+        for s in _steps(steps, target, stream)
+        if concurrency is None or s["concurrency"] == concurrency
+    ]
+    return {
+        rep: _best((s.get("others_cores") for s in mine if s["rep"] == rep), max)
+        for rep in reps_of(mine)
+    }
+
+
+def rps_by_rep(
+    steps: Sequence[dict[str, Any]], target: str, stream: bool, concurrency: int
+) -> dict[int, float | None]:
+    """The target's rps at one concurrency and mode, per repetition (None for a step with
+    1 % errors or more)."""
+    return {
+        s["rep"]: (float(s["rps"]) if s["error_rate"] < MAX_ERROR_RATE else None)
+        for s in _steps(steps, target, stream)
+        if s["concurrency"] == concurrency
+    }
+
+
+def _ratio_row(
+    subject: str,
+    baseline: str,
+    stream: bool,
+    reps: int,
+    measure: str,
+    ours: dict[int, float | None],
+    theirs: dict[int, float | None],
+    others_cores: tuple[dict[int, float | None], dict[int, float | None]],
+) -> Comparison:
+    best_ours, best_theirs = _best(ours.values(), max), _best(theirs.values(), max)
+    return Comparison(
+        subject,
+        baseline,
+        stream,
+        measure,
+        best_ours,
+        best_theirs,
+        _ratio(best_ours, best_theirs),
+        "x",
+        _larger(_relative_range(ours.values()), _relative_range(theirs.values())),
+        reps,
+        _runs(ours, theirs, 0),
+        others_cores,
+    )
+
+
+def compare(
+    steps: Sequence[dict[str, Any]],
+    summaries: dict[str, dict[str, Any]],
+    baseline: str,
+    subject: str = "modelyard",
+) -> list[Comparison]:
+    """The working tree (``subject``) against a revision (``baseline``), same run, per mode:
+    rps at each concurrency (best run of each), max sustained rps, added p50 and p99 at
+    1 client (best run of each), each with the run-to-run spread."""
+    reps = len(reps_of(steps))
+    ours_summary, theirs_summary = summaries.get(subject, {}), summaries.get(baseline, {})
+    out: list[Comparison] = []
+    for stream in MODES:
+        mode = "stream" if stream else "non_stream"
+        levels = sorted({s["concurrency"] for s in steps if s["target"] in (subject, baseline)})
+        for concurrency in levels:
+            out.append(
+                _ratio_row(
+                    subject,
+                    baseline,
+                    stream,
+                    reps,
+                    f"rps @{concurrency} client{'s' if concurrency > 1 else ''}",
+                    rps_by_rep(steps, subject, stream, concurrency),
+                    rps_by_rep(steps, baseline, stream, concurrency),
+                    (
+                        others_during(steps, subject, stream, concurrency),
+                        others_during(steps, baseline, stream, concurrency),
+                    ),
+                )
+            )
+        out.append(
+            _ratio_row(
+                subject,
+                baseline,
+                stream,
+                reps,
+                "max sustained rps",
+                ours_summary.get(mode, {}).get("max_rps_by_rep", {}),
+                theirs_summary.get(mode, {}).get("max_rps_by_rep", {}),
+                (others_during(steps, subject, stream), others_during(steps, baseline, stream)),
+            )
+        )
+        for q in ("p50", "p99"):
+            ours = {
+                rep: a[q] for rep, a in ours_summary.get(mode, {}).get("added_by_rep", {}).items()
+            }
+            theirs = {
+                rep: a[q] for rep, a in theirs_summary.get(mode, {}).get("added_by_rep", {}).items()
+            }
+            best_ours, best_theirs = _best(ours.values(), min), _best(theirs.values(), min)
+            difference = (
+                round(best_ours - best_theirs, 3)
+                if best_ours is not None and best_theirs is not None
+                else None
+            )
+            out.append(
+                Comparison(
+                    subject,
+                    baseline,
+                    stream,
+                    f"added {q} @1 client",
+                    best_ours,
+                    best_theirs,
+                    difference,
+                    "ms",
+                    _larger(_range(ours.values()), _range(theirs.values())),
+                    reps,
+                    _runs(ours, theirs, 2),
+                    (
+                        others_during(steps, subject, stream, 1),
+                        others_during(steps, baseline, stream, 1),
+                    ),
+                )
+            )
+    return out
+
+
 # --- tables ----------------------------------------------------------------------------
 
 
@@ -417,6 +648,52 @@ def verdict_table(found: Sequence[Verdict]) -> Any:
             f"{verdict.comparison} {fmt(verdict.goal)} {verdict.unit}",
             f"[{style}]{verdict.text}[/{style}]",
             verdict.context,
+        )
+    return table
+
+
+def comparison_table(found: Sequence[Comparison]) -> Any:
+    """One revision's comparison (``compare``) as a table."""
+    from rich.table import Table
+
+    first = found[0] if found else None
+    subject, baseline = (first.subject, first.baseline) if first else ("modelyard", "?")
+    reps = first.reps if first else 0
+    table = Table(
+        title=f"{subject} (working tree) vs {baseline}, same run: ratio = working tree / "
+        f"{baseline}, difference = working tree - {baseline}; best of {reps} run(s) each",
+        title_justify="left",
+        caption="spread: the larger run-to-run range of the two targets, as (max - min) / max "
+        "for rps and in ms for added latency; the working tree is worse when a ratio is "
+        "below 1 - spread or a difference above the spread. others (cores): other processes' "
+        "CPU during the steps behind a figure, each run, working tree vs revision: "
+        "when they differ much, so may the two targets' figures"
+        + (
+            ". One run: no spread measured here; give --reps 2 or more to judge" if reps < 2 else ""
+        ),
+        caption_justify="left",
+    )
+    for column in ("mode", "figure", subject, baseline, "ratio / diff", "spread", "verdict"):
+        table.add_column(
+            column, justify="left" if column in ("mode", "figure", "verdict") else "right"
+        )
+    table.add_column("each run", justify="left")
+    table.add_column("others (cores)", justify="right")
+    for row in found:
+        digits = 0 if row.unit == "x" else 2
+        style = {True: "red", False: "green", None: "yellow"}[row.worse]
+        table.add_row(
+            "stream" if row.stream else "non-stream",
+            row.measure,
+            fmt(row.ours, digits),
+            fmt(row.theirs, digits),
+            (f"{fmt(row.value, 3)}x" if row.unit == "x" else f"{row.value:+.2f} ms")
+            if row.value is not None
+            else "—",
+            row.spread_text,
+            f"[{style}]{row.text}[/{style}]",
+            row.context,
+            _runs(*row.others_cores, 2, prefix=""),
         )
     return table
 

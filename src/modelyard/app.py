@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -19,10 +22,11 @@ from modelyard.engines.pool import EnginePool
 from modelyard.evaluate import dataset_routes
 from modelyard.evaluate import routes as eval_routes
 from modelyard.guard import routes as guard_routes
-from modelyard.guard.keys import ensure_admin_key
+from modelyard.guard.keys import KeyService, ensure_admin_key
 from modelyard.guard.retention import PURGE_EVERY_S, purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.observe import routes as observe_routes
+from modelyard.observe.accounting import Accounting
 from modelyard.observe.alerts import AlertEvaluator, AlertService
 from modelyard.observe.alerts import routes as alerts_routes
 from modelyard.observe.alerts.notify import WebhookNotifier
@@ -43,16 +47,36 @@ from modelyard.routing import routes as routing_routes
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
+from modelyard.routing.shadow import ShadowRunner
 from modelyard.services import Services
 from modelyard.serving import docs, embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
 from modelyard.serving.fastpath import OpenAIFastPath
-from modelyard.serving.shadow import ShadowRunner
 from modelyard.store import open_store
 from modelyard.store.lease import leader
 
 log = logging.getLogger(__name__)
+
+
+def first_start(settings: Settings) -> Path | None:
+    """Migrate the store, register the default models and write the admin key when the store
+    has none: what a server's start does first, done by ``modelyard serve`` before its
+    banner (and before its workers start, so they do not race to do it). Returns the admin
+    key file when it was written now."""
+    home = settings.ensure_home()
+    store = open_store(settings.store_url)
+    try:
+        ensure_defaults(settings, Registry(store))
+        return ensure_admin_key(home, KeyService(store), actor="modelyard")
+    finally:
+        store.close()
+
+
+def ensure_defaults(settings: Settings, registry: Registry) -> None:
+    """Register the default chat and embedding models unless they exist."""
+    ensure_default_model(settings, registry, actor="modelyard")
+    ensure_default_embedding_model(settings, registry, actor="modelyard")
 
 
 def open_services(settings: Settings) -> Services:
@@ -60,8 +84,7 @@ def open_services(settings: Settings) -> Services:
     home = settings.ensure_home()
     store = open_store(settings.store_url)
     registry = Registry(store)
-    ensure_default_model(settings, registry, actor="modelyard")
-    ensure_default_embedding_model(settings, registry, actor="modelyard")
+    ensure_defaults(settings, registry)
     guard = open_guard(settings, store)
     written = ensure_admin_key(home, guard.keys, actor="modelyard")
     if written is not None:
@@ -90,6 +113,7 @@ def open_services(settings: Settings) -> Services:
         ram_power_w=settings.energy_ram_power_w,
     )
     metrics = Metrics()
+    meter = CpuMeter(min_interval_s=0.005)
     metrics.watch_engines(engines.states)
     metrics.watch_log(request_log)
     return Services(
@@ -108,7 +132,8 @@ def open_services(settings: Settings) -> Services:
         request_log=request_log,
         metrics=metrics,
         power=power,
-        meter=CpuMeter(min_interval_s=0.005),
+        meter=meter,
+        accounting=Accounting(request_log, metrics, meter, power),
     )
 
 
@@ -128,8 +153,16 @@ def prompt_embedder(services: Services) -> Embedder | None:
     return embed
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+@dataclass
+class _Jobs:
+    """The background tasks of one running app, and the alert evaluator's HTTP client."""
+
+    tasks: list[asyncio.Task[None]]
+    alerts: AlertEvaluator
+
+
+def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Opens the services and starts the background jobs; stops and closes them at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,47 +171,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         await services.refresher.refresh_now()
         await services.guard.reload()
         await services.guard.seed_budgets()
-        tasks = [
-            asyncio.create_task(services.refresher.watch(settings.routing_refresh_s)),
-            asyncio.create_task(services.guard.watch(settings.routing_refresh_s)),
-            asyncio.create_task(services.request_log.run()),
-            asyncio.create_task(services.meter.run(settings.energy_tick_s)),
-            asyncio.create_task(
-                purge_periodically(
-                    services.store,
-                    settings.content_retention_days,
-                    leader(services.store, "retention", timedelta(seconds=3 * PURGE_EVERY_S)),
-                )
-            ),
-        ]
-        app.state.prompt_embedder = prompt_embedder(services)
-        drift = DriftScheduler(
-            services.store,
-            services.guard.cipher.open,
-            DriftRun(
-                current_hours=settings.drift_current_hours,
-                reference_days=settings.drift_reference_days,
-            ),
-            app.state.prompt_embedder,
-        )
-        drift_lease = leader(
-            services.store, "drift", timedelta(seconds=3 * settings.drift_interval_s)
-        )
-        tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s, drift_lease)))
-        secret = settings.alert_webhook_secret
-        alerts = AlertEvaluator(
-            AlertService(services.store),
-            WebhookNotifier(secret=secret.get_secret_value().encode() if secret else None),
-        )
-        alerts_lease = leader(
-            services.store, "alerts", timedelta(seconds=3 * settings.alert_interval_s)
-        )
-        tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s, alerts_lease)))
-        controller = ReleaseController(
-            services.store, services.rollouts, services.experiments, services.refresher.refresh_now
-        )
-        app.state.release_controller = controller
-        tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
+        jobs = _start_jobs(app, services)
         # Everything made at start-up (the app, its routes, SQLAlchemy's and pydantic's
         # structures) lives as long as the process: moved out of the collector's reach, a
         # full collection no longer walks it. Measured at 50 clients: p99 180-200 ms ->
@@ -188,23 +181,77 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await alerts.aclose()
-            await services.shadows.drain()
-            await services.guard.gate.drain()
-            await services.request_log.close()
-            await services.guard.aclose()
-            await services.engines.aclose()
-            services.store.close()
+            await _stop(services, jobs)
 
+    return lifespan
+
+
+def _start_jobs(app: FastAPI, services: Services) -> _Jobs:
+    """Routing and key refreshes, the request-log writer, the energy meter, retention, drift
+    reports, alert rules and the release controller, each a task."""
+    settings, store = services.settings, services.store
+    tasks = [
+        asyncio.create_task(services.refresher.watch(settings.routing_refresh_s)),
+        asyncio.create_task(services.guard.watch(settings.routing_refresh_s)),
+        asyncio.create_task(services.request_log.run()),
+        asyncio.create_task(services.meter.run(settings.energy_tick_s)),
+        asyncio.create_task(
+            purge_periodically(
+                store,
+                settings.content_retention_days,
+                leader(store, "retention", timedelta(seconds=3 * PURGE_EVERY_S)),
+            )
+        ),
+    ]
+    app.state.prompt_embedder = prompt_embedder(services)
+    drift = DriftScheduler(
+        store,
+        services.guard.cipher.open,
+        DriftRun(
+            current_hours=settings.drift_current_hours,
+            reference_days=settings.drift_reference_days,
+        ),
+        app.state.prompt_embedder,
+    )
+    drift_lease = leader(store, "drift", timedelta(seconds=3 * settings.drift_interval_s))
+    tasks.append(asyncio.create_task(drift.run(settings.drift_interval_s, drift_lease)))
+    secret = settings.alert_webhook_secret
+    alerts = AlertEvaluator(
+        AlertService(store),
+        WebhookNotifier(secret=secret.get_secret_value().encode() if secret else None),
+    )
+    alerts_lease = leader(store, "alerts", timedelta(seconds=3 * settings.alert_interval_s))
+    tasks.append(asyncio.create_task(alerts.run(settings.alert_interval_s, alerts_lease)))
+    controller = ReleaseController(
+        store, services.rollouts, services.experiments, services.refresher.refresh_now
+    )
+    app.state.release_controller = controller
+    tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
+    return _Jobs(tasks, alerts)
+
+
+async def _stop(services: Services, jobs: _Jobs) -> None:
+    """Cancel the jobs, let in-flight work finish, close the clients and the store."""
+    for task in jobs.tasks:
+        task.cancel()
+    for task in jobs.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await jobs.alerts.aclose()
+    await services.shadows.drain()
+    await services.guard.gate.drain()
+    await services.request_log.close()
+    await services.guard.aclose()
+    await services.engines.aclose()
+    services.store.close()
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     app = FastAPI(
         title="modelyard",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=lifespan_of(settings),
         description="OpenAI-compatible API, model registry and console.",
         openapi_url=None,
         docs_url=None,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -57,40 +59,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
     )
-    llamacpp_n_ctx: int = Field(
-        default=2048, description="Context window of each llama.cpp sequence, in tokens."
-    )
-    llamacpp_max_num_seqs: int = Field(
-        default=8,
-        description="Sequences a llama.cpp version decodes together in one batch; "
-        "each holds a KV cache of `llamacpp_n_ctx` tokens.",
-    )
-    llamacpp_max_waiting: int = Field(
-        default=64,
-        description="Requests that may wait for a free sequence; beyond that the API "
-        "answers 503 with Retry-After.",
-    )
-    llamacpp_prefill_chunk: int = Field(
-        default=64,
-        description="Prompt tokens read per scheduler step, so long prompts are prefilled "
-        "in slices between decode steps of running streams.",
-    )
-    llamacpp_prefix_cache: bool = Field(
-        default=True,
-        description="Reuse the KV cache of a finished sequence for a new prompt that starts "
-        "with the same tokens (a shared system prompt is read once).",
-    )
-    llamacpp_threads: int = Field(
-        default=0, description="CPU threads for llama.cpp; 0 means all cores."
-    )
     engine_load_timeout_s: float = Field(
         default=120.0, description="How long a request waits for its engine to finish loading."
-    )
-    upstream_timeout_s: float = Field(
-        default=600.0, description="Read timeout for upstream OpenAI-compatible servers."
-    )
-    upstream_max_connections: int = Field(
-        default=100, description="Pooled HTTP connections per upstream version."
     )
     routing_refresh_s: float = Field(
         default=2.0,
@@ -287,6 +257,44 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+class EngineSettings(BaseSettings):
+    """Settings of one engine kind, kept with the kind (its ``Engine.Settings``). A kind sets
+    ``env_prefix`` to ``MODELYARD_<KIND>_``: its field ``n_ctx`` is then the variable
+    ``MODELYARD_LLAMACPP_N_CTX`` or the key ``llamacpp_n_ctx`` of the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_ENGINE_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        prefix = settings_cls.model_config.get("env_prefix", "").lower().removeprefix("modelyard_")
+        in_file = {
+            key.removeprefix(prefix): value
+            for key, value in _file_values().items()
+            if key.startswith(prefix)
+        }
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, in_file))
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of the field ``name``."""
+        return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+
+
+def _file_values() -> dict[str, Any]:
+    path = _config_file()
+    if not path.is_file():
+        return {}
+    with path.open("rb") as file:
+        return tomllib.load(file)
 
 
 def secret_from_env(variable: str) -> str | None:

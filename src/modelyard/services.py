@@ -11,6 +11,7 @@ from starlette.requests import Request
 from modelyard.config import Settings
 from modelyard.engines.pool import EnginePool
 from modelyard.guard.runtime import GuardServices
+from modelyard.observe.accounting import Accounting
 from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
@@ -21,7 +22,7 @@ from modelyard.routing import RoutingTable
 from modelyard.routing.breaker import Breakers
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
-from modelyard.serving.shadow import ShadowRunner
+from modelyard.routing.shadow import ShadowRunner
 from modelyard.store import Store
 
 
@@ -38,6 +39,7 @@ class Services:
     metrics: Metrics
     power: PowerModel
     meter: CpuMeter
+    accounting: Accounting
     policies: TrafficPolicies
     breakers: Breakers
     shadows: ShadowRunner

@@ -1,16 +1,21 @@
 """The overhead benchmark's pure parts (bench/overhead_parts): its statistics, verdicts and
-tables, the request-log check of the soak, and the fake upstream's answers. Fast: nothing
-is started but one in-process aiohttp server."""
+tables, the request-log check of the soak, the fake upstream's answers, and
+``--modelyard-rev``'s pieces (target names, exporting a revision, the comparison). Fast:
+nothing is started but one in-process aiohttp server, git and a Python that imports a stub."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.overhead_parts import stats, upstream
+from bench.overhead_parts import revisions, stats, upstream
 from bench.overhead_parts.loadgen import check_answer, request_body
 
 
@@ -239,3 +244,158 @@ async def test_fake_upstream_serves_both_modes_and_counts() -> None:
         assert models["data"][0]["id"] == "bench-upstream"
         counted = await (await client.get("/stats")).json()
         assert counted == {"requests": 2, "streamed": 1, "prompts_with_pii": 1}
+
+
+# --- --modelyard-rev: a revision's modelyard next to the working tree's ---------------------
+
+
+def test_revision_targets_are_named_and_run_next_to_modelyard() -> None:
+    name = revisions.target_name("7ad487d")
+    assert name == "modelyard@7ad487d"
+    assert revisions.is_modelyard(name) and revisions.is_modelyard("modelyard")
+    assert not revisions.is_modelyard("floor")
+    everything = ("direct", "modelyard", "litellm", "floor")
+    assert revisions.with_revisions(everything, [name, "modelyard@abc1234"]) == (
+        "direct",
+        "modelyard",
+        name,
+        "modelyard@abc1234",
+        "litellm",
+        "floor",
+    )
+    assert revisions.with_revisions(("direct", "floor"), [name]) == ("direct", "floor", name)
+    assert revisions.with_revisions(everything, []) == everything
+
+
+def test_revision_source_comes_first_and_the_log_says_where_modelyard_came_from(
+    tmp_path: Path,
+) -> None:
+    env = revisions.with_pythonpath({"PYTHONPATH": "/elsewhere", "X": "1"}, tmp_path / "src")
+    assert env == {"PYTHONPATH": f"{tmp_path / 'src'}{os.pathsep}/elsewhere", "X": "1"}
+    assert revisions.with_pythonpath({}, tmp_path)["PYTHONPATH"] == str(tmp_path)
+    log = f"$ taskset -c 0 python -P -c ...\n{revisions.IMPORTED_FROM}{tmp_path}/m/__init__.py\n"
+    found = revisions.imported_from(log)
+    assert found == tmp_path / "m" / "__init__.py"
+    assert revisions.inside(found, tmp_path) and not revisions.inside(found, tmp_path / "x")
+    assert revisions.imported_from("INFO: started\n") is None
+
+
+def test_a_revision_is_exported_and_imported_ahead_of_the_editable_install(
+    tmp_path: Path,
+) -> None:
+    """A throwaway repository whose ``src/modelyard`` is a stub: ``export`` writes that
+    commit's source, and a Python started the way the benchmark starts the revision's server
+    imports it, not the working tree's editable install."""
+    repo = tmp_path / "repo"
+    (repo / "src" / "modelyard").mkdir(parents=True)
+    (repo / "src" / "modelyard" / "__init__.py").write_text("REVISION = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    (repo / "src" / "modelyard" / "__init__.py").write_text("REVISION = 2\n")  # uncommitted
+    revision = revisions.export(repo, "HEAD", tmp_path / "work")
+    assert revision.name == f"modelyard@{revision.short}"
+    assert revision.commit.startswith(revision.short) and len(revision.commit) == 40
+    assert (revision.src / "modelyard" / "__init__.py").read_text() == "REVISION = 1\n"
+    env = revisions.with_pythonpath(dict(os.environ), revision.src)
+    found = revisions.check_import(sys.executable, env, revision)
+    assert found == revision.src / "modelyard" / "__init__.py"
+    with pytest.raises(revisions.RevisionError, match="not from"):  # without PYTHONPATH
+        revisions.check_import(sys.executable, dict(os.environ), revision)
+    with pytest.raises(revisions.RevisionError, match="unknown git revision"):
+        revisions.export(repo, "no-such-rev", tmp_path / "work")
+
+
+def revision_steps(reps: int) -> list[dict[str, Any]]:
+    """direct, the working tree and a revision; the working tree 5 % slower at 50 clients
+    and 0.1 ms slower at 1 client; run 2 a little slower than run 1 for both."""
+    steps = []
+    for rep in range(1, reps + 1):
+        slow = 0.9 if rep == 2 else 1.0  # run 2: 10 % fewer rps, 0.2 ms more latency
+        extra = 0.2 if rep == 2 else 0.0
+        for stream in (False, True):
+            steps += [
+                step("direct", 1, 2000, 0.4, 0.6, rep=rep, stream=stream),
+                step("direct", 50, 3000, 10, 20, rep=rep, stream=stream),
+                step("modelyard", 1, 500 * slow, 1.5 + extra, 3.6 + extra, rep=rep, stream=stream),
+                step("modelyard", 50, 950 * slow, 50, 90, rep=rep, stream=stream),
+                step("modelyard@abc1234", 1, 500 * slow, 1.4 + extra, 3.6, rep=rep, stream=stream),
+                step("modelyard@abc1234", 50, 1000 * slow, 48, 85, rep=rep, stream=stream),
+            ]
+    for s in steps:  # other processes were busier during the revision's steps of run 2
+        s["others_cores"] = 0.3 if s["target"] == "modelyard@abc1234" and s["rep"] == 2 else 0.05
+    return steps
+
+
+def test_the_working_tree_is_compared_with_a_revision_within_the_spread() -> None:
+    steps = revision_steps(2)
+    targets = ["direct", "modelyard", "modelyard@abc1234"]
+    summary = stats.summary(steps, targets, {})
+    found = stats.compare(steps, summary, "modelyard@abc1234")
+    rows = {(c.stream, c.measure): c for c in found}
+    assert [c.measure for c in found if not c.stream] == [
+        "rps @1 client",
+        "rps @50 clients",
+        "max sustained rps",
+        "added p50 @1 client",
+        "added p99 @1 client",
+    ]
+    at_50 = rows[(False, "rps @50 clients")]
+    assert (at_50.ours, at_50.theirs) == (950, 1000)
+    assert at_50.value == pytest.approx(0.95)
+    assert at_50.spread == pytest.approx(0.1)  # both targets' runs differ by 10 %
+    assert at_50.worse is False and at_50.text == "within the spread"
+    assert at_50.context == "runs 950/855 vs 1,000/900"
+    assert at_50.others_cores == ({1: 0.05, 2: 0.05}, {1: 0.05, 2: 0.3})  # each run
+    p50 = rows[(True, "added p50 @1 client")]
+    assert (p50.ours, p50.theirs) == (pytest.approx(1.1), pytest.approx(1.0))
+    assert p50.value == pytest.approx(0.1)
+    assert p50.spread == pytest.approx(0.2)
+    assert p50.worse is False
+    p99 = rows[(False, "added p99 @1 client")]
+    assert p99.value == pytest.approx(0.0)
+    assert p99.spread == pytest.approx(0.2)  # the larger of 0.2 (ours) and 0 (theirs)
+    assert json.dumps([c.as_dict() for c in found])  # JSON-ready
+    # Beyond the spread, either way.
+    slower = stats.Comparison("modelyard", "r", False, "rps", 80, 100, 0.8, "x", 0.1, 2)
+    assert slower.worse is True and slower.text == "slower by 10.0% beyond the spread"
+    faster = stats.Comparison("modelyard", "r", False, "rps", 120, 100, 1.2, "x", 0.1, 2)
+    assert faster.worse is False and faster.text == "faster beyond the spread"
+    later = stats.Comparison("modelyard", "r", False, "p99", 3.0, 2.0, 1.0, "ms", 0.25, 2)
+    assert later.worse is True and later.text == "worse by 0.75 ms beyond the spread"
+    sooner = stats.Comparison("modelyard", "r", False, "p99", 1.0, 2.0, -1.0, "ms", 0.25, 2)
+    assert sooner.worse is False and sooner.text == "better beyond the spread"
+
+
+def test_one_run_has_no_spread_and_a_missing_target_is_not_measured() -> None:
+    steps = revision_steps(1)
+    summary = stats.summary(steps, ["direct", "modelyard", "modelyard@abc1234"], {})
+    found = stats.compare(steps, summary, "modelyard@abc1234")
+    assert all(c.spread is None and c.worse is None for c in found)
+    assert found[0].text == "1 run: no spread (--reps 2+)"
+    assert found[1].value == pytest.approx(0.95)  # the ratio is still there
+    gone = [s for s in steps if s["target"] != "modelyard"]
+    summary = stats.summary(gone, ["direct", "modelyard@abc1234"], {})
+    assert {c.text for c in stats.compare(gone, summary, "modelyard@abc1234")} == {"not measured"}
+
+
+def test_comparison_table_shows_both_targets_and_the_spread() -> None:
+    from rich.console import Console
+
+    for reps, note in ((2, "within the spread"), (1, "give --reps 2 or more to judge")):
+        steps = revision_steps(reps)
+        targets = ["direct", "modelyard", "modelyard@abc1234"]
+        summary = stats.summary(steps, targets, {})
+        out = io.StringIO()
+        console = Console(file=out, width=220, color_system=None)
+        console.print(stats.steps_table(steps, targets))
+        console.print(stats.summary_table(summary, {}))
+        console.print(stats.comparison_table(stats.compare(steps, summary, "modelyard@abc1234")))
+        text = out.getvalue()
+        assert "modelyard (working tree) vs modelyard@abc1234" in text
+        assert "0.950x" in text and "+0.10 ms" in text
+        assert note in text
+        assert text.count("modelyard@abc1234") >= 5  # steps and summary rows too
+        assert ("±10.0%" in text) == (reps == 2)
+        assert ("0.05/0.05 vs 0.05/0.30" in text) == (reps == 2)

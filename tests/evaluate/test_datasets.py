@@ -205,18 +205,20 @@ async def test_console_templates_render_the_json(dapi: AppClient, tmp_path: Path
     env = dapi.app.state.templates.env
     common = {"nav": (), "version": "test", "path": "/ui/datasets", "principal": None}
     page = env.get_template("datasets.html").render(
-        **common, title="Datasets", datasets=listed, json_url="/api/datasets"
+        **common, title="Datasets", value={"data": listed}, json_url="/api/datasets"
     )
     assert 'href="/ui/datasets/math/1"' in page and "file " in page
     one = env.get_template("dataset.html").render(
-        **common, title="math@1", d=detail, versions=versions, json_url="/api/datasets/math/1"
+        **common, title="math@1", value=detail, versions=versions, json_url="/api/datasets/math/1"
     )
     assert "2+2?" in one and detail["sha256"] in one
     logged = {"request_id": "req_1", "input": "hi", "output": "echo: hi", "corrected": None}
     feedback = [{"name": "thumbs", "value": False, "comment": "rude"}]
     service.register_items("log", [{**logged, "feedback": feedback}], {"kind": "log"}, "tests")
     detail = (await dapi.get("/api/datasets/log/1")).json()
-    one = env.get_template("dataset.html").render(**common, title="log@1", d=detail, versions=[])
+    one = env.get_template("dataset.html").render(
+        **common, title="log@1", value=detail, versions=[]
+    )
     assert 'href="/ui/requests/req_1"' in one and "thumbs=false" in one and "rude" in one
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,7 @@ def records() -> list[RequestRecord]:
 
 def orm_row(record: RequestRecord, row_id: str, content: bytes | None) -> RequestLogRow:
     """The row as the writer used to build it (an ORM object through the unit of work)."""
-    fields = asdict(record)
+    fields = record.model_dump()
     fields.pop("content")
     prompt = prompt_text(record.content)
     return RequestLogRow(

@@ -290,3 +290,32 @@ def test_weights_of_exactly_100_are_valid() -> None:
         }
     )
     assert sum(c.weight for c in policy.candidates) == pytest.approx(100)
+
+
+# -- the sticky header ----------------------------------------------------------------------
+
+
+def test_the_sticky_header_keeps_a_user_on_one_variant_when_the_body_names_none(
+    versions: Registry,
+) -> None:
+    routing = table(versions, **canary(50))
+    header = TrafficPolicy.model_validate(canary(50)).sticky_header
+    for user in USERS[:200]:
+        by_header = routing.plan("chat", None, {header: user})
+        assert by_header.user == user
+        assert by_header.primary.variant == routing.plan("chat", user).primary.variant
+
+
+def test_the_body_user_wins_over_the_sticky_header(versions: Registry) -> None:
+    routing = table(versions, **canary(50))
+    header = TrafficPolicy.model_validate(canary(50)).sticky_header
+    plan = routing.plan("chat", "from-body", {header: "from-header"})
+    assert plan.user == "from-body"
+
+
+def test_a_route_without_a_policy_keeps_the_body_user_and_ignores_headers(
+    versions: Registry,
+) -> None:
+    routing = table(versions, **canary(50))
+    plan = routing.plan("backup", None, {"x-user": "someone"})
+    assert plan.user is None and plan.primary.name == "backup@1"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+from fastapi import Request
+from fastapi.responses import PlainTextResponse
 
+from modelyard.app import build_app
+from modelyard.config import Settings
+from modelyard.guard.auth import Forbidden
 from modelyard.registry import Registry
-from tests.conftest import register_scripted
+from modelyard.serving.fastpath import OpenAIFastPath
+from tests.conftest import AppClient, admin_key, bearer, new_key, register_scripted
 
 pytestmark = pytest.mark.anyio
 USER = [{"role": "user", "content": "hi"}]
@@ -131,3 +139,40 @@ async def test_unknown_path_and_method(api: httpx.AsyncClient) -> None:
 
 async def test_health_is_always_up(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json()["status"] == "ok"
+
+
+async def test_405_allows_every_method_of_the_path(api: httpx.AsyncClient) -> None:
+    response = await api.request("OPTIONS", "/api/keys/some-key")
+    assert_error(response, 405)
+    assert response.headers["allow"] == "GET, PATCH"
+
+
+async def test_the_fast_path_renders_errors_as_the_route_does(
+    modelyard_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync handler the app adds answers on both paths (the fast path looks handlers up
+    as Starlette does for a route, and runs sync ones on a thread)."""
+
+    def refused(_request: Request, error: Exception) -> PlainTextResponse:
+        return PlainTextResponse(f"refused: {error}", status_code=418)
+
+    seen = []
+    for fast in (True, False):
+        app = build_app(Settings())
+        app.exception_handler(Forbidden)(refused)
+        if not fast:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not OpenAIFastPath]
+        async with (
+            app.router.lifespan_context(app),
+            AppClient(
+                app, base_url="http://modelyard", headers=bearer(admin_key(modelyard_home))
+            ) as c,
+        ):
+            viewer = await new_key(c, "viewer")
+            response = await c.post(
+                "/v1/chat/completions",
+                json={"model": "echo", "messages": USER},
+                headers=bearer(viewer),
+            )
+            seen.append((response.status_code, response.text.split(" (")[0]))
+    assert seen[0] == seen[1] and seen[0][0] == 418

@@ -114,32 +114,16 @@ def add(
     reason: str,
     as_json: bool,
 ) -> None:
-    """Register a new version of NAME (the model is created if needed)."""
+    """Register a new version of NAME (the model is created if needed). The engine kind
+    checks the parameters: an unknown name or a wrong type is refused."""
+    kind, uri = _engine_and_artifact(gguf, upstream_url, engine_kind, artifact)
     parameters = _parse_params(params)
-    chosen = [
-        flag
-        for flag, value in (
-            ("--gguf", gguf),
-            ("--upstream", upstream_url),
-            ("--engine", engine_kind),
-        )
-        if value
-    ]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --gguf, --upstream or --engine")
-    if gguf:
-        kind, uri = "llamacpp", gguf
-    elif upstream_url:
+    if kind == "upstream":
         if not upstream_model:
             raise click.UsageError("--upstream needs --upstream-model (the upstream's model name)")
-        kind, uri = "upstream", upstream_url
         parameters["model"] = upstream_model
         if api_key_env:
             parameters["api_key_env"] = api_key_env
-    else:
-        if not artifact:
-            raise click.UsageError("--engine needs --artifact")
-        kind, uri = str(engine_kind), artifact
     spec = VersionCreate(
         engine_kind=kind,
         artifact_uri=uri,
@@ -164,6 +148,30 @@ def add(
     click.echo(f"added {name} version {version.number} ({kind}: {version.artifact_uri})")
     if move:
         click.echo(f"{alias_name} → v{move.to_version} (was {_v(move.from_version)})")
+
+
+def _engine_and_artifact(
+    gguf: str | None, upstream_url: str | None, engine_kind: str | None, artifact: str | None
+) -> tuple[str, str]:
+    """The engine kind and artifact URI that exactly one of --gguf, --upstream, --engine names."""
+    chosen = [
+        flag
+        for flag, value in (
+            ("--gguf", gguf),
+            ("--upstream", upstream_url),
+            ("--engine", engine_kind),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --gguf, --upstream or --engine")
+    if gguf:
+        return "llamacpp", gguf
+    if upstream_url:
+        return "upstream", upstream_url
+    if not artifact:
+        raise click.UsageError("--engine needs --artifact")
+    return str(engine_kind), artifact
 
 
 def _v(number: int | None) -> str:

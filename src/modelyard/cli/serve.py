@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import click
 import uvicorn
 
+from modelyard import __version__
 from modelyard.config import Settings
+from modelyard.guard.keys import ADMIN_KEY_FILE
+
+# Addresses that bind every interface: a browser reaches them on the loopback one.
+ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
 @click.command()
@@ -24,24 +30,24 @@ from modelyard.config import Settings
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the OpenAI-compatible API, the registry API and the console."""
-    from modelyard.app import build_app, open_services
+    from modelyard.app import build_app, first_start
 
     settings = Settings()
     bind_host = host or settings.host
     bind_port = port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if workers > 1 and settings.rate_limit_backend != "redis":
         raise click.ClickException(
             f"--workers {workers} needs rate limits and budgets shared between the workers: "
             "set MODELYARD_RATE_LIMIT_BACKEND=redis (and MODELYARD_REDIS_URL), or serve with "
             "one worker"
         )
-    click.echo(
-        f"modelyard on http://{bind_host}:{bind_port}/ (console) · "
-        f"http://{bind_host}:{bind_port}/v1 (OpenAI API) · data in {settings.home}"
-        + (f" · {workers} workers" if workers > 1 else "")
+    # Migrate, register the defaults and write the admin key here, once, before logging is
+    # set up: the banner then says where the key is, and workers starting together find it
+    # made instead of racing to make them.
+    written = first_start(settings)
+    click.echo(banner(settings, bind_host, bind_port, workers, written))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if workers == 1:
         uvicorn.run(
@@ -53,9 +59,6 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             timeout_graceful_shutdown=5,
         )
         return
-    # Migrate, register the defaults and write the admin key once, here, so that the
-    # workers starting together find them made instead of racing to make them.
-    open_services(settings).store.close()
     os.environ["MODELYARD_HOME"] = str(settings.home)
     uvicorn.run(
         "modelyard.app:app_from_env",
@@ -66,4 +69,31 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
+    )
+
+
+def banner(settings: Settings, host: str, port: int, workers: int, written: Path | None) -> str:
+    """The first lines a server prints: where the console, the docs and the admin key are."""
+    base = f"http://{'127.0.0.1' if host in ANY_ADDRESS else host}:{port}"
+    lines = [
+        f"modelyard {__version__} serving on {host}:{port}"
+        + (f" with {workers} workers" if workers > 1 else ""),
+        f"  console:    {base}/",
+        f"  API docs:   {base}/docs",
+        f"  OpenAI API: {base}/v1",
+        f"  admin key:  {admin_key_line(settings.home, written)}",
+        f"  data:       {settings.home}",
+    ]
+    return "\n".join(lines)
+
+
+def admin_key_line(home: Path, written: Path | None) -> str:
+    if written is not None:
+        return f"{written} (created now, mode 0600: keep it secret)"
+    path = home / ADMIN_KEY_FILE
+    if path.exists():
+        return f"{path} (created at an earlier start)"
+    return (
+        f"not in {path}: the store's admin key was written elsewhere "
+        "(`modelyard keys create NAME --role admin` makes another)"
     )

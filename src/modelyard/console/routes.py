@@ -1,38 +1,37 @@
-"""Console pages. Each page renders what its JSON twin under ``/api`` returns."""
+"""Console pages. Each page renders the value its JSON twin's route function under ``/api``
+returns (one call, no query of its own) and names that twin."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import importlib.util
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
 from modelyard import __version__
-from modelyard.evaluate.dataset_routes import dataset_detail
-from modelyard.evaluate.datasets import DatasetService
-from modelyard.evaluate.routes import run_comparison, run_report
-from modelyard.evaluate.runs import EvalRuns
-from modelyard.guard.audit import audit_events
+from modelyard.evaluate import dataset_routes as dataset_api
+from modelyard.evaluate import routes as eval_api
+from modelyard.guard import routes as guard_api
 from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.keyring import AuthenticationFailed
 from modelyard.guard.roles import Access
 from modelyard.guard.sessions import COOKIE
-from modelyard.guard.usage import usage
-from modelyard.observe.alerts import AlertService
-from modelyard.observe.drift_jobs import get_report, list_reports
-from modelyard.observe.queries import RequestFilter, RequestNotFound, get_request, list_requests
-from modelyard.observe.stats import stats
+from modelyard.observe import routes as observe_api
+from modelyard.observe.alerts import routes as alerts_api
+from modelyard.registry import routes as registry_api
+from modelyard.release.kinds import KINDS, Kind
 from modelyard.release.protocol import LOWER_IS_BETTER
+from modelyard.routing import routes as routing_api
 from modelyard.routing.policies import PolicyRefused
-from modelyard.routing.routes import route_out
 from modelyard.services import services_of
 
 HERE = Path(__file__).parent
@@ -68,9 +67,17 @@ NAV = (
 PLAY = requires(Access.infer, page=True)
 READ = requires(Access.read, page=True)
 READ_OWN = requires(Access.read_own, page=True)
-RolloutId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 # How often the rollout and experiment pages ask the API for news, in milliseconds.
 RELEASE_POLL_MS = 3000
+# How many rows (items) a page shows; its JSON twin's link asks for as many.
+AUDIT_ROWS = 200
+REQUEST_ROWS = 200
+DRIFT_ROWS = 50
+DATASET_ITEMS = 50
+EVAL_RUNS = 100
+ALERT_EVENTS = 100
+ROUTE_HISTORY = 20
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
@@ -87,6 +94,39 @@ def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLRes
             **context,
         },
     )
+
+
+def _twin(
+    request: Request,
+    template: str,
+    title: str,
+    value: BaseModel | dict[str, Any],
+    json_url: str,
+    **context: Any,
+) -> HTMLResponse:
+    """A page that renders ``value``, what its JSON twin at ``json_url`` returns (the page
+    called the twin's own route function), and names the twin: a ``Link`` header and the
+    page's JSON link, as datasette does."""
+    response = _render(
+        request, template, {"title": title, "value": _json(value), "json_url": json_url, **context}
+    )
+    response.headers["link"] = f'<{json_url}>; rel="alternate"; type="application/json"'
+    return response
+
+
+def _json(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    """``value`` as its JSON route sends it."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _query(**params: object) -> str:
+    """``?a=1&b=2`` of the params given (None and "" are left out), or nothing."""
+    given = {name: value for name, value in params.items() if value not in (None, "")}
+    return f"?{urlencode(given)}" if given else ""
 
 
 @router.get("/ui/login", response_class=HTMLResponse)
@@ -147,104 +187,66 @@ async def playground(request: Request) -> HTMLResponse:
 
 @router.get("/ui/models", response_class=HTMLResponse, dependencies=[READ])
 async def models_page(request: Request) -> HTMLResponse:
-    registry = services_of(request).registry
-    models = await asyncio.to_thread(registry.list_models)
-    data = [m.model_dump(mode="json") for m in models]
-    return _render(
-        request, "models.html", {"title": "Models", "models": data, "json_url": "/api/models"}
-    )
+    value = await registry_api.list_models(request)
+    return _twin(request, "models.html", "Models", value, "/api/models")
 
 
 @router.get("/ui/models/{name}", response_class=HTMLResponse, dependencies=[READ])
 async def model_page(name: str, request: Request) -> HTMLResponse:
-    registry = services_of(request).registry
-    detail = await asyncio.to_thread(registry.model, name)
-    return _render(
-        request,
-        "model.html",
-        {
-            "title": f"Model {name}",
-            "model": detail.model_dump(mode="json"),
-            "json_url": f"/api/models/{name}",
-        },
-    )
+    value = await registry_api.get_model(name, request)
+    return _twin(request, "model.html", f"Model {name}", value, f"/api/models/{_segment(name)}")
 
 
 @router.get("/ui/keys", response_class=HTMLResponse, dependencies=[READ])
 async def keys_page(request: Request) -> HTMLResponse:
-    keys = await asyncio.to_thread(services_of(request).guard.keys.list_keys)
-    return _render(
-        request,
-        "keys.html",
-        {
-            "title": "API keys",
-            "keys": [k.model_dump(mode="json") for k in keys],
-            "json_url": "/api/keys",
-        },
-    )
+    value = await guard_api.list_keys(request)
+    return _twin(request, "keys.html", "API keys", value, "/api/keys")
 
 
 @router.get("/ui/usage", response_class=HTMLResponse, dependencies=[READ_OWN])
 async def usage_page(request: Request, key_id: str | None = None) -> HTMLResponse:
     principal = principal_of(request)
     if not principal.sees_all:
-        key_id = principal.key_id
-    rows = await asyncio.to_thread(usage, services_of(request).store, key_id=key_id)
-    query = f"?key_id={key_id}" if key_id else ""
-    return _render(
+        key_id = principal.key_id  # the page shows a developer its own, whatever it asks
+    value = await guard_api.get_usage(await guard_api.usage_rows(request, key_id=key_id))
+    query = _query(key_id=key_id)
+    return _twin(
         request,
         "usage.html",
-        {
-            "title": "Usage",
-            "rows": [r.model_dump(mode="json") for r in reversed(rows)],
-            "key_id": key_id,
-            "json_url": f"/api/usage{query}",
-            "csv_url": f"/api/usage.csv{query}",
-        },
+        "Usage",
+        value,
+        f"/api/usage{query}",
+        key_id=key_id,
+        csv_url=f"/api/usage.csv{query}",
     )
 
 
 @router.get("/ui/audit", response_class=HTMLResponse, dependencies=[READ])
 async def audit_page(request: Request, action: str | None = None) -> HTMLResponse:
-    events = await asyncio.to_thread(
-        audit_events, services_of(request).store, action=action, limit=200
+    value = await guard_api.get_audit(
+        request, action=action, target=None, actor=None, since=None, limit=AUDIT_ROWS
     )
-    query = f"?action={action}" if action else ""
-    return _render(
-        request,
-        "audit.html",
-        {
-            "title": "Audit log",
-            "events": [e.model_dump(mode="json") for e in events],
-            "action": action or "",
-            "json_url": f"/api/audit{query}",
-        },
-    )
+    json_url = f"/api/audit{_query(action=action, limit=AUDIT_ROWS)}"
+    return _twin(request, "audit.html", "Audit log", value, json_url, action=action or "")
 
 
 @router.get("/ui/monitor", response_class=HTMLResponse, dependencies=[READ])
 async def monitor_page(
     request: Request, route: str | None = None, hours: float = 24.0
 ) -> HTMLResponse:
-    services = services_of(request)
     hours = min(max(hours, 0.1), 24 * 90)
-    until = datetime.now(UTC)
-    series = await asyncio.to_thread(
-        stats, services.store, until - timedelta(hours=hours), until, route or None
-    )
-    routes = sorted({t.model for t in services.routing.public_models()})
-    query = f"?hours={hours:g}" + (f"&route={route}" if route else "")
-    return _render(
+    value = await observe_api.get_stats(request, route or None, hours)
+    # Which routes may be picked: this replica's routing table, in memory.
+    routes = sorted({t.model for t in services_of(request).routing.public_models()})
+    return _twin(
         request,
         "monitor.html",
-        {
-            "title": "Monitor",
-            "stats": series.model_dump(mode="json"),
-            "routes": routes,
-            "route": route or "",
-            "hours": hours,
-            "json_url": f"/api/stats{query}",
-        },
+        "Monitor",
+        value,
+        f"/api/stats{_query(hours=f'{hours:g}', route=route or None)}",
+        routes=routes,
+        route=route or "",
+        hours=hours,
     )
 
 
@@ -255,138 +257,76 @@ async def requests_page(
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
     feedback: str | None = None,
 ) -> HTMLResponse:
-    principal = principal_of(request)
-    where = RequestFilter(
-        key_id=None if principal.sees_all else principal.key_id,
-        route=route or None,
-        status=status,
-        feedback=feedback or None,
+    where = observe_api.request_filter(
+        request, route=route or None, status=status, feedback=feedback or None
     )
-    rows = await asyncio.to_thread(list_requests, services_of(request).store, where, 200)
-    return _render(
+    value = await observe_api.requests_list(request, where, REQUEST_ROWS)
+    query = _query(route=route, status=status, feedback=feedback, limit=REQUEST_ROWS)
+    return _twin(
         request,
         "requests.html",
-        {
-            "title": "Requests",
-            "rows": [r.model_dump(mode="json") for r in rows],
-            "route": route or "",
-            "status": status or "",
-            "feedback": feedback or "",
-            "json_url": "/api/requests",
-        },
+        "Requests",
+        value,
+        f"/api/requests{query}",
+        route=route or "",
+        status=status or "",
+        feedback=feedback or "",
     )
 
 
 @router.get("/ui/requests/{request_id}", response_class=HTMLResponse, dependencies=[READ_OWN])
 async def request_page(request_id: str, request: Request) -> HTMLResponse:
-    services = services_of(request)
-    detail = await asyncio.to_thread(
-        get_request, services.store, request_id, services.guard.cipher.open
-    )
-    if not principal_of(request).owns(detail.key_id):
-        raise RequestNotFound(request_id)
-    return _render(
-        request,
-        "request.html",
-        {
-            "title": f"Request {request_id}",
-            "r": detail.model_dump(mode="json"),
-            "json_url": f"/api/requests/{request_id}",
-        },
-    )
+    value = await observe_api.request_detail(request_id, request)
+    json_url = f"/api/requests/{_segment(request_id)}"
+    return _twin(request, "request.html", f"Request {request_id}", value, json_url)
 
 
 @router.get("/ui/drift", response_class=HTMLResponse, dependencies=[READ])
 async def drift_page(request: Request, route: str | None = None) -> HTMLResponse:
-    reports = await asyncio.to_thread(list_reports, services_of(request).store, route or None, 50)
-    return _render(
-        request,
-        "drift.html",
-        {
-            "title": "Drift",
-            "reports": [r.model_dump(mode="json") for r in reports],
-            "json_url": "/api/drift",
-        },
-    )
+    value = await observe_api.drift_reports(request, route or None, DRIFT_ROWS)
+    json_url = f"/api/drift{_query(route=route, limit=DRIFT_ROWS)}"
+    return _twin(request, "drift.html", "Drift", value, json_url)
 
 
 @router.get("/ui/drift/{report_id}", response_class=HTMLResponse, dependencies=[READ])
-async def drift_report_page(
-    report_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
-) -> HTMLResponse:
-    report = await asyncio.to_thread(get_report, services_of(request).store, report_id)
-    return _render(
-        request,
-        "drift_report.html",
-        {
-            "title": f"Drift report {report_id}",
-            "d": report.model_dump(mode="json"),
-            "json_url": f"/api/drift/{report_id}",
-        },
-    )
+async def drift_report_page(report_id: RowId, request: Request) -> HTMLResponse:
+    value = await observe_api.drift_report_detail(report_id, request)
+    title = f"Drift report {report_id}"
+    return _twin(request, "drift_report.html", title, value, f"/api/drift/{report_id}")
 
 
 @router.get("/ui/datasets", response_class=HTMLResponse, dependencies=[READ])
 async def datasets_page(request: Request) -> HTMLResponse:
-    found = await asyncio.to_thread(DatasetService(services_of(request).store).list_datasets)
-    return _render(
-        request,
-        "datasets.html",
-        {
-            "title": "Datasets",
-            "datasets": [d.model_dump(mode="json") for d in found],
-            "json_url": "/api/datasets",
-        },
-    )
+    value = await dataset_api.list_datasets(request)
+    return _twin(request, "datasets.html", "Datasets", value, "/api/datasets")
 
 
 @router.get("/ui/datasets/{name}/{version}", response_class=HTMLResponse, dependencies=[READ])
-async def dataset_page(
-    name: str, version: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
-) -> HTMLResponse:
-    datasets = DatasetService(services_of(request).store)
-    detail = await asyncio.to_thread(dataset_detail, datasets, name, version, 0, 50)
-    versions = await asyncio.to_thread(datasets.versions, name)
-    return _render(
+async def dataset_page(name: str, version: RowId, request: Request) -> HTMLResponse:
+    value = await dataset_api.get_version(name, version, request, 0, DATASET_ITEMS)
+    versions = await dataset_api.list_versions(name, request)
+    return _twin(
         request,
         "dataset.html",
-        {
-            "title": f"Dataset {name}@{version}",
-            "d": detail.model_dump(mode="json"),
-            "versions": [v.model_dump(mode="json") for v in versions],
-            "json_url": f"/api/datasets/{name}/{version}",
-        },
+        f"Dataset {name}@{version}",
+        value,
+        f"/api/datasets/{_segment(name)}/{version}{_query(limit=DATASET_ITEMS)}",
+        versions=_json(versions)["data"],
     )
 
 
 @router.get("/ui/eval", response_class=HTMLResponse, dependencies=[READ])
 async def eval_page(request: Request) -> HTMLResponse:
-    runs = await asyncio.to_thread(EvalRuns(services_of(request).store).list_runs)
-    return _render(
-        request,
-        "eval_runs.html",
-        {
-            "title": "Eval runs",
-            "runs": [r.model_dump(mode="json") for r in runs],
-            "json_url": "/api/eval/runs",
-        },
-    )
+    value = await eval_api.list_runs(request, None, EVAL_RUNS)
+    json_url = f"/api/eval/runs{_query(limit=EVAL_RUNS)}"
+    return _twin(request, "eval_runs.html", "Eval runs", value, json_url)
 
 
 @router.get("/ui/eval/runs/{run_id}", response_class=HTMLResponse, dependencies=[READ])
-async def eval_run_page(
-    run_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request
-) -> HTMLResponse:
-    data = await asyncio.to_thread(run_report, request, run_id)
-    return _render(
-        request,
-        "eval_report.html",
-        {
-            "title": f"Eval run {run_id}: {data['run']['task']}",
-            "r": data,
-            "json_url": f"/api/eval/runs/{run_id}/report",
-        },
-    )
+async def eval_run_page(run_id: RowId, request: Request) -> HTMLResponse:
+    value = await eval_api.get_report(run_id, request)
+    title = f"Eval run {run_id}: {value['run']['task']}"
+    return _twin(request, "eval_report.html", title, value, f"/api/eval/runs/{run_id}/report")
 
 
 @router.get("/ui/eval/compare", response_class=HTMLResponse, dependencies=[READ])
@@ -395,133 +335,92 @@ async def eval_compare_page(
     baseline: Annotated[int, Query(ge=1, le=2**31 - 1)],
     candidate: Annotated[int, Query(ge=1, le=2**31 - 1)],
 ) -> HTMLResponse:
-    data = await asyncio.to_thread(run_comparison, request, baseline, candidate)
-    return _render(
-        request,
-        "eval_compare.html",
-        {
-            "title": f"Run {candidate} against run {baseline}",
-            "c": data,
-            "json_url": f"/api/eval/compare?baseline={baseline}&candidate={candidate}",
-        },
-    )
+    value = await eval_api.get_comparison(request, baseline, candidate)
+    title = f"Run {candidate} against run {baseline}"
+    json_url = f"/api/eval/compare{_query(baseline=baseline, candidate=candidate)}"
+    return _twin(request, "eval_compare.html", title, value, json_url)
 
 
 @router.get("/ui/alerts", response_class=HTMLResponse, dependencies=[READ])
 async def alerts_page(request: Request) -> HTMLResponse:
-    service = AlertService(services_of(request).store)
-    rules = await asyncio.to_thread(service.list_rules)
-    events = await asyncio.to_thread(lambda: service.events(limit=100))
-    return _render(
-        request,
-        "alerts.html",
-        {
-            "title": "Alerts",
-            "rules": [r.model_dump(mode="json") for r in rules],
-            "events": [e.model_dump(mode="json") for e in events],
-            "json_url": "/api/alerts/rules",
-        },
+    value = await alerts_api.list_rules(request)
+    events = await alerts_api.list_events(request, None, None, None, ALERT_EVENTS)
+    return _twin(
+        request, "alerts.html", "Alerts", value, "/api/alerts/rules", events=_json(events)["data"]
     )
 
 
 @router.get("/ui/routes", response_class=HTMLResponse, dependencies=[READ])
 async def routes_page(request: Request) -> HTMLResponse:
-    services = services_of(request)
-
-    def load() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        return [
-            (
-                stored.model_dump(mode="json"),
-                [c.model_dump(mode="json") for c in services.policies.history(stored.model, 20)],
-            )
-            for stored in services.policies.list_policies()
-        ]
-
-    def served(model: str) -> dict[str, Any] | None:
+    value = await routing_api.list_policies(request)
+    served: dict[str, Any] = {}
+    history: dict[str, Any] = {}
+    for stored in value.data:
+        changes = await routing_api.policy_history(stored.model, request, ROUTE_HISTORY)
+        history[stored.model] = _json(changes)["data"]
         try:
-            return route_out(services, model).model_dump(mode="json")
+            served[stored.model] = _json(await routing_api.get_route(stored.model, request))
         except PolicyRefused:
-            return None  # this replica has not loaded the model (yet)
-
-    stored = await asyncio.to_thread(load)
-    # On the event loop: the breakers are this replica's memory, changed by requests there.
-    routes = [
-        {**policy, "route": served(policy["model"]), "history": history}
-        for policy, history in stored
-    ]
-    return _render(
-        request, "routes.html", {"title": "Routes", "routes": routes, "json_url": "/api/routes"}
-    )
-
-
-@router.get("/ui/rollouts", response_class=HTMLResponse, dependencies=[READ])
-async def rollouts_page(request: Request) -> HTMLResponse:
-    found = await asyncio.to_thread(services_of(request).rollouts.list_rollouts)
-    return _render(
+            served[stored.model] = None  # this replica has not loaded the model (yet)
+    return _twin(
         request,
-        "rollouts.html",
-        {
-            "title": "Rollouts",
-            "rollouts": [r.model_dump(mode="json") for r in found],
-            "json_url": "/api/rollouts",
-        },
+        "routes.html",
+        "Routes",
+        value,
+        "/api/routes",
+        served_routes=served,
+        history=history,
     )
 
 
-@router.get("/ui/rollouts/{rollout_id}", response_class=HTMLResponse, dependencies=[READ])
-async def rollout_page(rollout_id: RolloutId, request: Request) -> HTMLResponse:
-    service = services_of(request).rollouts
-    rollout = await asyncio.to_thread(service.get, rollout_id)
-    measurements = await asyncio.to_thread(service.measurements, rollout_id)
-    events = await asyncio.to_thread(service.events, rollout_id)
-    return _render(
+async def _release_list(kind: Kind, request: Request) -> HTMLResponse:
+    value = await kind.read_list(request)
+    title = kind.plural.capitalize()
+    return _twin(request, f"{kind.plural}.html", title, value, f"/api/{kind.plural}")
+
+
+async def _release_page(kind: Kind, request: Request, key: int | str) -> HTMLResponse:
+    """A rollout or an experiment: what its JSON twin returns, with the measurements the
+    charts draw and the events, each as their own JSON routes return them."""
+    value = _json(await kind.read_one(request, key))
+    measurements = _json(await kind.read_measurements(request, key))["data"]
+    events = _json(await kind.read_events(request, key))["data"]
+    return _twin(
         request,
-        "rollout.html",
-        {
-            "title": f"Rollout {rollout_id}: {rollout.model}",
-            "r": rollout.model_dump(mode="json"),
-            "measurements": [m.model_dump(mode="json") for m in measurements],
-            "events": [e.model_dump(mode="json") for e in events],
-            "lower_is_better": sorted(LOWER_IS_BETTER),
-            "poll_ms": RELEASE_POLL_MS,
-            "json_url": f"/api/rollouts/{rollout_id}",
-        },
+        f"{kind.name}.html",
+        f"{kind.name.capitalize()} {key}: {value['model']}",
+        value,
+        f"/api/{kind.plural}/{_segment(str(key))}",
+        kind=kind.name,
+        measurements=measurements,
+        events=events,
+        lower_is_better=sorted(LOWER_IS_BETTER),
+        poll_ms=RELEASE_POLL_MS,
     )
 
 
-@router.get("/ui/experiments", response_class=HTMLResponse, dependencies=[READ])
-async def experiments_page(request: Request) -> HTMLResponse:
-    found = await asyncio.to_thread(services_of(request).experiments.list_experiments)
-    return _render(
-        request,
-        "experiments.html",
-        {
-            "title": "Experiments",
-            "experiments": [e.model_dump(mode="json") for e in found],
-            "json_url": "/api/experiments",
-        },
+def _add_release_pages(kind: Kind) -> None:
+    """``/ui/rollouts`` and ``/ui/rollouts/{rollout_id}``, and so for experiments."""
+    router.add_api_route(
+        f"/ui/{kind.plural}",
+        functools.partial(_release_list, kind),
+        response_class=HTMLResponse,
+        response_model=None,
+        dependencies=[READ],
+        name=f"{kind.plural}_page",
+    )
+    router.add_api_route(
+        f"/ui/{kind.plural}/{{{kind.param}}}",
+        kind.keyed(functools.partial(_release_page, kind)),
+        response_class=HTMLResponse,
+        response_model=None,
+        dependencies=[READ],
+        name=f"{kind.name}_page",
     )
 
 
-@router.get("/ui/experiments/{name}", response_class=HTMLResponse, dependencies=[READ])
-async def experiment_page(name: str, request: Request) -> HTMLResponse:
-    service = services_of(request).experiments
-    experiment = await asyncio.to_thread(service.get, name)
-    measurements = await asyncio.to_thread(service.measurements, name)
-    events = await asyncio.to_thread(service.events, name)
-    return _render(
-        request,
-        "experiment.html",
-        {
-            "title": f"Experiment {experiment.name}: {experiment.model}",
-            "x": experiment.model_dump(mode="json"),
-            "measurements": [m.model_dump(mode="json") for m in measurements],
-            "events": [e.model_dump(mode="json") for e in events],
-            "lower_is_better": sorted(LOWER_IS_BETTER),
-            "poll_ms": RELEASE_POLL_MS,
-            "json_url": f"/api/experiments/{quote(experiment.name, safe='')}",
-        },
-    )
+for _kind in KINDS:
+    _add_release_pages(_kind)
 
 
 @router.get("/ui/vendor/plotly.min.js", dependencies=[READ])

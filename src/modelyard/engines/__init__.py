@@ -10,11 +10,15 @@ from modelyard.engines.base import (
     EngineNotReady,
     EngineSpec,
     GenerationRequest,
+    InvalidParameters,
     Message,
     Usage,
 )
+from modelyard.engines.capabilities import Capabilities
+from modelyard.engines.parameters import EngineParameters, Price
 
 __all__ = [
+    "Capabilities",
     "Chunk",
     "ContextLengthExceeded",
     "Embeddings",
@@ -22,8 +26,11 @@ __all__ = [
     "EngineError",
     "EngineInfo",
     "EngineNotReady",
+    "EngineParameters",
     "EngineSpec",
     "GenerationRequest",
+    "InvalidParameters",
     "Message",
+    "Price",
     "Usage",
 ]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+import logging
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, TypeVar
 
-from modelyard.config import Settings
+from pydantic import ValidationError
+
+from modelyard import config
+from modelyard.engines.capabilities import Capabilities
+from modelyard.engines.parameters import EngineParameters, explain
+from modelyard.errors import ModelyardError
+
+log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
+P = TypeVar("P", bound=EngineParameters)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class GenerationRequest:
     # Whether the caller streams the answer. An engine may produce a non-streamed answer
     # as one chunk (an upstream server is asked for it non-streamed, as the client asked).
     stream: bool = True
+    # OpenAI's ``response_format`` as the client sent it (``{"type": "json_schema", ...}``
+    # or ``{"type": "json_object"}``); only engines declaring ``structured_output`` get it.
+    response_format: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -70,11 +82,29 @@ class Embeddings:
 
 @dataclass(frozen=True)
 class EngineInfo:
+    """What an engine knows about its model. A kind adds typed facts of its own in a
+    subclass; ``details`` shows them by name, as ``GET /api/engines`` does."""
+
     kind: str
     context_length: int | None = None
     chat_template: str | None = None
     size_bytes: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The subclass's own facts that are known (not None)."""
+        common = {f.name for f in fields(EngineInfo)}
+        own = (f.name for f in fields(self) if f.name not in common)
+        return {name: value for name in own if (value := getattr(self, name)) is not None}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "context_length": self.context_length,
+            "chat_template": self.chat_template,
+            "size_bytes": self.size_bytes,
+            "details": self.details,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,12 +118,12 @@ class EngineSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-class EngineError(Exception):
+class EngineError(ModelyardError):
     """The engine could not serve the request. ``status`` and ``code`` map it to HTTP."""
 
-    status: int = 500
-    code: str = "engine_error"
-    error_type: str = "server_error"
+    status = 500
+    code = "engine_error"
+    error_type = "server_error"
     retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(
@@ -104,13 +134,9 @@ class EngineError(Exception):
         code: str | None = None,
         error_type: str | None = None,
     ) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-        if code is not None:
-            self.code = code
-        if error_type is not None:
-            self.error_type = error_type
+        super().__init__(message, status=status, code=code, error_type=error_type)
+        if self.retry_after_s is not None:
+            self.headers = {"retry-after": str(self.retry_after_s)}
 
 
 class EngineNotReady(EngineError):
@@ -132,14 +158,56 @@ class UnsupportedOperation(EngineError):
     error_type = "invalid_request_error"
 
 
+class InvalidParameters(EngineError):
+    """A version's parameters are not what its kind accepts."""
+
+    status = 400
+    code = "invalid_parameters"
+    error_type = "invalid_request_error"
+
+
 class Engine(abc.ABC):
-    """A way to run a model version. Subclasses set ``kind`` and implement ``generate``."""
+    """A way to run a model version. Subclasses set ``kind``, declare ``capabilities``,
+    ``Parameters`` and ``Settings``, and implement ``info`` and ``generate`` or ``embed``."""
 
     kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # What a version of this kind may set in its parameters; checked when it is registered.
+    Parameters: ClassVar[type[EngineParameters]] = EngineParameters
+    # The kind's settings (MODELYARD_<KIND>_*): defaults of every version of the kind.
+    Settings: ClassVar[type[config.EngineSettings]] = config.EngineSettings
 
-    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+    def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         self.spec = spec
         self.settings = settings
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> None:
+        """Refuse parameters this kind does not accept: an unknown name or a wrong type
+        (strictly: no string for a number). Registering a version calls it."""
+        try:
+            cls.Parameters.model_validate(dict(parameters), strict=True)
+        except ValidationError as error:
+            raise InvalidParameters(explain(error, cls.kind, cls.Parameters)) from None
+
+    def read_parameters(self, model: type[P]) -> P:
+        """This version's parameters as ``model`` (the kind's ``Parameters``). Laxer than
+        the check, for versions registered before parameters were checked: an unknown name
+        is dropped with a warning, a number given as a string is converted."""
+        given = self.spec.parameters
+        unknown = sorted(set(given) - set(model.model_fields))
+        if unknown:
+            log.warning(
+                "%s version %s: ignoring parameters %s, unknown to engine kind '%s'",
+                self.spec.model,
+                self.spec.version,
+                ", ".join(unknown),
+                self.kind,
+            )
+        try:
+            return model.model_validate({k: v for k, v in given.items() if k not in unknown})
+        except ValidationError as error:
+            raise InvalidParameters(explain(error, self.kind, model)) from None
 
     async def start(self) -> None:  # noqa: B027  (optional hook)
         """Load weights or open connections; called once before any request."""
@@ -156,7 +224,8 @@ class Engine(abc.ABC):
         raise UnsupportedOperation(f"engine kind '{self.kind}' does not generate text")
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
-        """Embed ``texts`` (an engine of an ``embedding`` model implements this)."""
+        """Embed ``texts`` (an engine of an ``embedding`` model implements this), one
+        vector per text in order, with the tokens the texts used."""
         raise UnsupportedOperation(f"engine kind '{self.kind}' does not embed")
 
     async def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from modelyard.engines.base import Engine, EngineError
 
@@ -11,6 +13,12 @@ GROUP = "modelyard.engines"
 
 def available_kinds() -> list[str]:
     return sorted(point.name for point in entry_points(group=GROUP))
+
+
+def builtin_kinds() -> list[str]:
+    """The kinds modelyard itself installs (the reference docs list these)."""
+    points = entry_points(group=GROUP)
+    return sorted(point.name for point in points if point.value.startswith("modelyard."))
 
 
 def engine_class(kind: str) -> type[Engine]:
@@ -24,3 +32,9 @@ def engine_class(kind: str) -> type[Engine]:
         status=503,
         code="engine_not_ready",
     )
+
+
+def check_parameters(kind: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse a version's parameters that ``kind`` does not accept, or a kind not installed
+    (both raise ``EngineError`` with a message that says what is accepted)."""
+    engine_class(kind).check_parameters(parameters)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from modelyard.config import Settings
 from modelyard.engines.base import Engine, EngineError, EngineInfo, EngineNotReady, EngineSpec
+from modelyard.engines.capabilities import Capabilities
 from modelyard.engines.kinds import engine_class
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,19 @@ class EngineState:
     state: str  # loading | ready | failed
     error: str | None = None
     info: EngineInfo | None = None
+    capabilities: Capabilities | None = None  # of a ready engine's kind
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``GET /api/engines`` shows it."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "kind": self.kind,
+            "state": self.state,
+            "error": self.error,
+            "info": self.info.as_json() if self.info is not None else None,
+            "capabilities": self.capabilities.names() if self.capabilities else None,
+        }
 
 
 class EnginePool:
@@ -62,8 +77,17 @@ class EnginePool:
             elif (exc := task.exception()) is not None:
                 state, error = "failed", str(exc)
             else:
-                info = task.result().info()
-                out.append(EngineState(spec.model, spec.version, spec.kind, "ready", None, info))
+                engine = task.result()
+                out.append(
+                    EngineState(
+                        spec.model,
+                        spec.version,
+                        spec.kind,
+                        "ready",
+                        info=engine.info(),
+                        capabilities=engine.capabilities,
+                    )
+                )
                 continue
             out.append(EngineState(spec.model, spec.version, spec.kind, state, error))
         return out

@@ -1,16 +1,5 @@
-"""Deterministic engine for tests: scripted replies, latency and failures.
-
-Parameters (all optional):
-- ``replies``: list of replies used in turn; default echoes the last user message / prompt.
-- ``first_token_delay_ms``, ``token_delay_ms``: latency before the first and each next token.
-- ``fail_when_prompt_contains``: a substring that makes the request fail.
-- ``fail_status``, ``fail_code``: the error raised then (default 502, ``upstream_error``).
-- ``fail_after_tokens``: fail mid-stream after this many tokens.
-- ``fail_rate``: the share of requests (0-1) that fail at random, drawn from ``seed``.
-- ``first_token_jitter_ms``: extra first-token latency drawn uniformly from [0, jitter].
-- ``start_fails``: the engine refuses to start (to test not-ready handling).
-- ``context_length``: tokens (whitespace-separated words) the prompt and reply may use.
-"""
+"""Deterministic engine for tests: scripted replies, latency and failures (its parameters
+are ``ScriptedParameters``, all optional)."""
 
 from __future__ import annotations
 
@@ -18,9 +7,10 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any
 
-from modelyard.config import Settings
+from pydantic import Field
+
+from modelyard import config
 from modelyard.engines.base import (
     Chunk,
     ContextLengthExceeded,
@@ -31,6 +21,36 @@ from modelyard.engines.base import (
     GenerationRequest,
     Usage,
 )
+from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.parameters import EngineParameters
+
+
+class ScriptedParameters(EngineParameters):
+    replies: list[str] | None = Field(
+        default=None,
+        description="Replies used in turn; none echoes the last user message or the prompt.",
+    )
+    first_token_delay_ms: float = Field(default=0, ge=0, description="Latency of the first token.")
+    token_delay_ms: float = Field(default=0, ge=0, description="Latency of each next token.")
+    first_token_jitter_ms: float = Field(
+        default=0, ge=0, description="Extra first-token latency, drawn from [0, jitter]."
+    )
+    fail_when_prompt_contains: str | None = Field(
+        default=None, description="A substring that makes a request fail."
+    )
+    fail_status: int = Field(default=502, description="HTTP status of a scripted failure.")
+    fail_code: str = Field(default="upstream_error", description="Error code of a failure.")
+    fail_after_tokens: int | None = Field(
+        default=None, ge=0, description="Fail mid-stream after this many tokens."
+    )
+    fail_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests that fail at random."
+    )
+    seed: int | None = Field(default=None, description="Seeds the random failures and jitter.")
+    start_fails: bool = Field(default=False, description="The engine refuses to start.")
+    context_length: int = Field(
+        default=4096, ge=1, description="Words the prompt and the reply may use together."
+    )
 
 
 def _words(text: str) -> list[str]:
@@ -39,25 +59,27 @@ def _words(text: str) -> list[str]:
 
 class ScriptedEngine(Engine):
     kind = "scripted"
+    capabilities = GENERATES
+    Parameters = ScriptedParameters
 
-    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+    def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         super().__init__(spec, settings)
-        params: dict[str, Any] = spec.parameters
-        replies = params.get("replies")
-        self._replies = itertools.cycle(replies) if replies else None
-        self._first_delay = float(params.get("first_token_delay_ms", 0)) / 1000
-        self._token_delay = float(params.get("token_delay_ms", 0)) / 1000
-        self._fail_marker: str | None = params.get("fail_when_prompt_contains")
-        self._fail_status = int(params.get("fail_status", 502))
-        self._fail_code = str(params.get("fail_code", "upstream_error"))
-        self._fail_after: int | None = params.get("fail_after_tokens")
-        self._context_length = int(params.get("context_length", 4096))
-        self._fail_rate = float(params.get("fail_rate", 0.0))
-        self._jitter = float(params.get("first_token_jitter_ms", 0)) / 1000
-        self._random = random.Random(params.get("seed"))
+        params = self.read_parameters(ScriptedParameters)
+        self._replies = itertools.cycle(params.replies) if params.replies else None
+        self._first_delay = params.first_token_delay_ms / 1000
+        self._token_delay = params.token_delay_ms / 1000
+        self._fail_marker = params.fail_when_prompt_contains
+        self._fail_status = params.fail_status
+        self._fail_code = params.fail_code
+        self._fail_after = params.fail_after_tokens
+        self._context_length = params.context_length
+        self._fail_rate = params.fail_rate
+        self._jitter = params.first_token_jitter_ms / 1000
+        self._random = random.Random(params.seed)
+        self._start_fails = params.start_fails
 
     async def start(self) -> None:
-        if self.spec.parameters.get("start_fails"):
+        if self._start_fails:
             raise EngineError("scripted start failure")
 
     def info(self) -> EngineInfo:

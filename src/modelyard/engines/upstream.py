@@ -1,8 +1,7 @@
 """Any OpenAI-compatible server (vLLM, TGI, llama.cpp server, another modelyard) as an engine.
 
-The version's ``artifact_uri`` is the server's base URL (ending in ``/v1``); parameters:
-``model`` (the upstream's model name, required), ``api_key_env`` (name of the environment
-variable holding its API key), ``context_length`` (for ``info()``).
+The version's ``artifact_uri`` is the server's base URL (ending in ``/v1``); its parameters
+are ``UpstreamParameters``, the kind's settings ``UpstreamSettings``.
 A request is forwarded streamed or not, as its client asked: streamed answers are relayed
 chunk by chunk (time to first token is the upstream's), a non-streamed answer arrives as
 one chunk (parsing one JSON body instead of an event per token was 10 % of the request
@@ -21,11 +20,15 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from modelyard.config import Settings, secret_from_env
+from modelyard import config
+from modelyard.config import secret_from_env
 from modelyard.engines.base import (
     Chunk,
     Engine,
@@ -36,26 +39,58 @@ from modelyard.engines.base import (
     GenerationRequest,
     Usage,
 )
+from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.parameters import EngineParameters
 
 log = logging.getLogger(__name__)
 
 
+class UpstreamParameters(EngineParameters):
+    model: str = Field(min_length=1, description="The upstream's model name (required).")
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the upstream's API key."
+    )
+    context_length: int | None = Field(
+        default=None, ge=1, description="The model's context window, as `info()` reports it."
+    )
+
+
+class UpstreamSettings(config.EngineSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_UPSTREAM_", extra="ignore")
+
+    timeout_s: float = Field(
+        default=600.0, description="Read timeout for upstream OpenAI-compatible servers."
+    )
+    max_connections: int = Field(
+        default=100, description="Pooled HTTP connections per upstream version."
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamInfo(EngineInfo):
+    base_url: str | None = None
+    model: str | None = None  # the upstream's name for it
+
+
 class UpstreamEngine(Engine):
     kind = "upstream"
+    # Only what is forwarded: a request's other fields do not reach the upstream yet.
+    capabilities = replace(GENERATES, seed=True)
+    Parameters = UpstreamParameters
+    Settings = UpstreamSettings
 
-    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+    def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         super().__init__(spec, settings)
-        model = spec.parameters.get("model")
-        if not model:
-            raise EngineError("an upstream version needs the parameter 'model'")
-        self._model = str(model)
+        self.parameters = self.read_parameters(UpstreamParameters)
+        self.tuning = UpstreamSettings()
+        self._model = self.parameters.model
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         headers = {}
-        key_env = self.spec.parameters.get("api_key_env")
+        key_env = self.parameters.api_key_env
         if key_env:
-            key = secret_from_env(str(key_env))
+            key = secret_from_env(key_env)
             if not key:
                 raise EngineError(f"environment variable {key_env} (api_key_env) is not set")
             headers["Authorization"] = f"Bearer {key}"
@@ -63,9 +98,9 @@ class UpstreamEngine(Engine):
         self._client = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=10.0, sock_read=self.settings.upstream_timeout_s
+                total=None, sock_connect=10.0, sock_read=self.tuning.timeout_s
             ),
-            connector=aiohttp.TCPConnector(limit=self.settings.upstream_max_connections),
+            connector=aiohttp.TCPConnector(limit=self.tuning.max_connections),
             raise_for_status=False,
         )
 
@@ -73,12 +108,12 @@ class UpstreamEngine(Engine):
         if self._client is not None:
             await self._client.close()
 
-    def info(self) -> EngineInfo:
-        length = self.spec.parameters.get("context_length")
-        return EngineInfo(
+    def info(self) -> UpstreamInfo:
+        return UpstreamInfo(
             kind=self.kind,
-            context_length=int(length) if length else None,
-            details={"base_url": self.spec.artifact_uri, "model": self._model},
+            context_length=self.parameters.context_length,
+            base_url=self.spec.artifact_uri,
+            model=self._model,
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:

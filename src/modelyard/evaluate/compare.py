@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.errors import ModelyardError
 from modelyard.evaluate.gates import GateResult, GateRule, evaluate_gate
 from modelyard.evaluate.metrics import metric
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
@@ -12,8 +13,9 @@ from modelyard.evaluate.stats import PairedDifference, mcnemar_exact, paired_boo
 from modelyard.evaluate.tasks import Task
 
 
-class NotComparable(ValueError):
-    pass
+class NotComparable(ModelyardError, ValueError):
+    status = 400
+    code = "not_comparable"
 
 
 def per_item(task: Task, items: list[EvalItemOut]) -> dict[str, list[float]]:

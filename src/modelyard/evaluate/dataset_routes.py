@@ -10,12 +10,13 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelyard.errors import error_responses
 from modelyard.evaluate.datasets import DatasetOut, DatasetService
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
 from modelyard.services import services_of
 
-router = APIRouter(prefix="/api/datasets", tags=["evaluate"])
+router = APIRouter(prefix="/api/datasets", tags=["evaluate"], responses=error_responses(401, 403))
 READ = requires(Access.read)
 ADMIN = requires(Access.admin)
 Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -72,13 +73,20 @@ async def from_log(body: FromLog, request: Request) -> DatasetOut:
     )
 
 
-@router.get("/{name}", response_model=DatasetList, dependencies=[READ])
+@router.get(
+    "/{name}", response_model=DatasetList, dependencies=[READ], responses=error_responses(404)
+)
 async def list_versions(name: str, request: Request) -> DatasetList:
     """Every version of one dataset, newest first."""
     return DatasetList(data=await asyncio.to_thread(_datasets(request).versions, name))
 
 
-@router.get("/{name}/{version}.jsonl", dependencies=[READ], response_class=StreamingResponse)
+@router.get(
+    "/{name}/{version}.jsonl",
+    dependencies=[READ],
+    response_class=StreamingResponse,
+    responses=error_responses(404),
+)
 async def export_version(name: str, version: Version, request: Request) -> StreamingResponse:
     lines = await asyncio.to_thread(_datasets(request).export_jsonl, name, version)
     return StreamingResponse(
@@ -88,7 +96,12 @@ async def export_version(name: str, version: Version, request: Request) -> Strea
     )
 
 
-@router.get("/{name}/{version}", response_model=DatasetDetail, dependencies=[READ])
+@router.get(
+    "/{name}/{version}",
+    response_model=DatasetDetail,
+    dependencies=[READ],
+    responses=error_responses(404),
+)
 async def get_version(
     name: str,
     version: Version,

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from modelyard.errors import ModelyardError
 from modelyard.evaluate.runs import dataset_digest
 from modelyard.evaluate.tasks.loading import load_items
 from modelyard.evaluate.tasks.spec import DatasetSource
 from modelyard.observe.feedback import feedback_out
 from modelyard.observe.language import prompt_text
+from modelyard.registry.protocol import version_name
 from modelyard.store import Store
 from modelyard.store.audit import append_audit
 from modelyard.store.tables import DatasetItemRow, DatasetRow, FeedbackRow, RequestLogRow
@@ -36,14 +39,20 @@ class DatasetOut(BaseModel):
     created_by: str
 
 
-class DatasetNotFound(LookupError):
+class DatasetNotFound(ModelyardError, LookupError):
+    status = 404
+    code = "dataset_not_found"
+
     def __init__(self, name: str, version: int | None = None) -> None:
         which = f"'{name}'" if version is None else f"'{name}' version {version}"
         super().__init__(f"no dataset {which} (see `modelyard datasets list`)")
 
 
-class InvalidDataset(ValueError):
+class InvalidDataset(ModelyardError, ValueError):
     """A dataset that cannot be registered, with what to change."""
+
+    status = 400
+    code = "invalid_dataset"
 
 
 class EmptyDataset(InvalidDataset):
@@ -95,7 +104,7 @@ class DatasetService:
                 session,
                 actor=actor,
                 action="dataset.create",
-                target=f"{name}@{row.version}",
+                target=version_name(name, row.version),
                 after={"sha256": sha256, "item_count": len(items), "source": source},
             )
             session.flush()
@@ -137,32 +146,10 @@ class DatasetService:
 
         The newest ``limit`` matching requests are read; those without stored content are
         skipped and counted in the version's source."""
-        query = select(RequestLogRow).where(RequestLogRow.status == 200, RequestLogRow.at >= since)
-        if until is not None:
-            query = query.where(RequestLogRow.at < until)
-        if route is not None:
-            query = query.where(RequestLogRow.route == route)
-        judged = _judged(feedback, negative_only)
-        if judged is not None:
-            query = query.where(RequestLogRow.id.in_(judged))
-        query = query.order_by(RequestLogRow.at.desc(), RequestLogRow.id.desc()).limit(limit)
-        items: list[Item] = []
-        ids: list[str | None] = []
-        without_content = unreadable = 0
+        query = _log_query(route, feedback, negative_only, since, until).limit(limit)
         with self._store.session() as session:
             rows = list(session.scalars(query))[::-1]
-            given = _feedback_by_request(session, [row.id for row in rows])
-            for row in rows:
-                if row.content is None:
-                    without_content += 1
-                    continue
-                try:
-                    content = json.loads(open_content(row.content))
-                except ValueError:
-                    unreadable += 1
-                    continue
-                items.append(_log_item(row, content, given.get(row.id, [])))
-                ids.append(row.id)
+            read = _read_logged(session, rows, open_content)
         query_text = {
             "route": route,
             "feedback": feedback,
@@ -171,20 +158,16 @@ class DatasetService:
             "until": until.isoformat() if until else None,
             "limit": limit,
         }
-        if not items:
-            raise EmptyDataset(
-                f"no logged request matches {_describe(query_text)}"
-                + (f" ({without_content} without stored content)" if without_content else "")
-                + (f" ({unreadable} whose content this key ring cannot open)" if unreadable else "")
-            )
+        if not read.items:
+            raise EmptyDataset(f"no logged request matches {_describe(query_text)}{read.skipped()}")
         source = {
             "kind": "log",
             **query_text,
             "matched": len(rows),
-            "skipped_without_content": without_content,
-            "skipped_unreadable": unreadable,
+            "skipped_without_content": read.without_content,
+            "skipped_unreadable": read.unreadable,
         }
-        return self.register_items(name, items, source, actor, ids)
+        return self.register_items(name, read.items, source, actor, read.ids)
 
     def list_datasets(self) -> list[DatasetOut]:
         """The latest version of every dataset, by name."""
@@ -261,6 +244,65 @@ def _row(session: Session, name: str, version: int | None) -> DatasetRow:
     if row is None:
         raise DatasetNotFound(name, version)
     return row
+
+
+def _log_query(
+    route: str | None,
+    feedback: str | None,
+    negative_only: bool,
+    since: datetime,
+    until: datetime | None,
+) -> Select[RequestLogRow]:
+    """Successful logged requests matching the filters, newest first."""
+    query = select(RequestLogRow).where(RequestLogRow.status == 200, RequestLogRow.at >= since)
+    if until is not None:
+        query = query.where(RequestLogRow.at < until)
+    if route is not None:
+        query = query.where(RequestLogRow.route == route)
+    judged = _judged(feedback, negative_only)
+    if judged is not None:
+        query = query.where(RequestLogRow.id.in_(judged))
+    return query.order_by(RequestLogRow.at.desc(), RequestLogRow.id.desc())
+
+
+@dataclass
+class _Logged:
+    """The items read from logged requests, and how many were skipped and why."""
+
+    items: list[Item] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)
+    without_content: int = 0
+    unreadable: int = 0
+
+    def skipped(self) -> str:
+        """The skipped rows, as the message of an empty dataset mentions them."""
+        return (
+            f" ({self.without_content} without stored content)" if self.without_content else ""
+        ) + (
+            f" ({self.unreadable} whose content this key ring cannot open)"
+            if self.unreadable
+            else ""
+        )
+
+
+def _read_logged(
+    session: Session, rows: list[RequestLogRow], open_content: Callable[[bytes], bytes]
+) -> _Logged:
+    """One item per row whose stored content opens, with the feedback it was given."""
+    read = _Logged()
+    given = _feedback_by_request(session, [row.id for row in rows])
+    for row in rows:
+        if row.content is None:
+            read.without_content += 1
+            continue
+        try:
+            content = json.loads(open_content(row.content))
+        except ValueError:
+            read.unreadable += 1
+            continue
+        read.items.append(_log_item(row, content, given.get(row.id, [])))
+        read.ids.append(row.id)
+    return read
 
 
 def _judged(feedback: str | None, negative_only: bool) -> Any:

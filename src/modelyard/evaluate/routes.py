@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 
+from modelyard.errors import error_responses
 from modelyard.evaluate.compare import compare
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunList, EvalRunOut
 from modelyard.evaluate.report import report, request_costs, task_of
@@ -15,7 +16,7 @@ from modelyard.guard.auth import requires
 from modelyard.guard.roles import Access
 from modelyard.registry import Registry
 
-router = APIRouter(prefix="/api/eval", tags=["evaluate"])
+router = APIRouter(prefix="/api/eval", tags=["evaluate"], responses=error_responses(401, 403))
 READ = requires(Access.read)
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
@@ -33,12 +34,19 @@ async def list_runs(
     return EvalRunList(data=await asyncio.to_thread(_runs(request).list_runs, task, limit))
 
 
-@router.get("/runs/{run_id}", response_model=EvalRunOut, dependencies=[READ])
+@router.get(
+    "/runs/{run_id}", response_model=EvalRunOut, dependencies=[READ], responses=error_responses(404)
+)
 async def get_run(run_id: RunId, request: Request) -> EvalRunOut:
     return await asyncio.to_thread(_runs(request).get, run_id)
 
 
-@router.get("/runs/{run_id}/items", response_model=list[EvalItemOut], dependencies=[READ])
+@router.get(
+    "/runs/{run_id}/items",
+    response_model=list[EvalItemOut],
+    dependencies=[READ],
+    responses=error_responses(404),
+)
 async def get_items(run_id: RunId, request: Request) -> list[EvalItemOut]:
     runs = _runs(request)
     await asyncio.to_thread(runs.get, run_id)
@@ -65,13 +73,13 @@ def run_comparison(request: Request, baseline: int, candidate: int) -> dict[str,
     )
 
 
-@router.get("/runs/{run_id}/report", dependencies=[READ])
+@router.get("/runs/{run_id}/report", dependencies=[READ], responses=error_responses(404))
 async def get_report(run_id: RunId, request: Request) -> dict[str, Any]:
     """Metrics, per-version breakdown, latency distribution, worst items, model facts."""
     return await asyncio.to_thread(run_report, request, run_id)
 
 
-@router.get("/compare", dependencies=[READ])
+@router.get("/compare", dependencies=[READ], responses=error_responses(404))
 async def get_comparison(
     request: Request,
     baseline: Annotated[int, Query(ge=1, le=2**31 - 1)],

@@ -11,13 +11,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from modelyard.errors import ModelyardError
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
 from modelyard.evaluate.tasks import Item, Task
 from modelyard.store import Store
 from modelyard.store.tables import EvalItemRow, EvalRunRow, utcnow
 
 
-class RunNotFound(LookupError):
+class RunNotFound(ModelyardError, LookupError):
+    status = 404
+    code = "not_found"
+
     def __init__(self, run_id: int) -> None:
         super().__init__(f"no eval run {run_id}")
 

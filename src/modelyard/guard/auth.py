@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 from fastapi.params import Depends as DependsParam
 
+from modelyard.errors import ModelyardError
 from modelyard.guard.keyring import AuthenticationFailed, KeyRing, Principal
 from modelyard.guard.roles import Access, allows
 from modelyard.guard.sessions import COOKIE, SessionSigner
@@ -19,7 +20,10 @@ from modelyard.guard.sessions import COOKIE, SessionSigner
 REQUIRED_ACCESS = "modelyard_required_access"
 
 
-class Forbidden(Exception):
+class Forbidden(ModelyardError):
+    status = 403
+    code = "permission_denied"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from modelyard.errors import ModelyardError
 
-class GuardError(Exception):
+
+class GuardError(ModelyardError):
     """A refused guard operation; ``status`` is the HTTP status the API answers with."""
 
     status = 400

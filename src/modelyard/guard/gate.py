@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from modelyard.errors import ModelyardError
 from modelyard.guard.injection import InjectionScanner
 from modelyard.guard.keyring import Principal
 from modelyard.guard.ledger import BudgetLedger, Spend
@@ -20,7 +21,7 @@ from modelyard.guard.ratelimit import Decision, Limits, RateLimiter, openai_head
 INLINE_SCAN_CHARS = 1024
 
 
-class Refusal(Exception):
+class Refusal(ModelyardError):
     """The guard refuses a request; serving turns it into an OpenAI-shaped error."""
 
     def __init__(
@@ -33,13 +34,14 @@ class Refusal(Exception):
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-        self.error_type = error_type
-        self.headers = headers or {}
+        super().__init__(
+            message,
+            status=status,
+            code=code,
+            param=param,
+            error_type=error_type,
+            headers=headers,
+        )
         # What the scan found before refusing, for the request log (types, never values).
         self.pii: dict[str, int] = {}
         self.injection: list[str] = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
+from modelyard.errors import ModelyardError
 from modelyard.guard import keyformat
 from modelyard.guard.keys import KeyMarker, KeyRecord
 from modelyard.guard.protocol import KeyLimits
@@ -33,12 +35,14 @@ class Principal:
         return self.sees_all or key_id == self.key_id
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(ModelyardError):
     """The request's key is missing, malformed, unknown, revoked or expired."""
 
+    status = 401
+    headers = MappingProxyType({"www-authenticate": 'Bearer realm="modelyard"'})
+
     def __init__(self, message: str, code: str = "invalid_api_key") -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 class KeyRing:

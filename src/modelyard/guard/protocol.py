@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+)
 
 from modelyard.guard.injection import InjectionPolicy
 from modelyard.guard.pii import ENTITIES, PiiPolicy
 from modelyard.guard.roles import Role
+from modelyard.wire import JSON_INTEGER, IsoDateTime
 
 KeyStatus = Literal["active", "revoked", "expired"]
+ROUTE_PATTERN = r"\S"  # a route pattern is not blank
+_ROUTE = re.compile(ROUTE_PATTERN)
+# A known PII entity type in any case ("cn_mobile" is CN_MOBILE), letter by letter so that
+# the document states it (JSON Schema has no case-insensitive flag).
+ENTITY_PATTERN = (
+    "^(?:"
+    + "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in entity)
+        for entity in sorted(ENTITIES)
+    )
+    + ")$"
+)
+_ENTITY = re.compile(ENTITY_PATTERN)
 
 
 class KeyLimits(BaseModel):
@@ -19,12 +41,12 @@ class KeyLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
-    daily_tokens: int | None = Field(default=None, ge=0)
-    monthly_tokens: int | None = Field(default=None, ge=0)
-    daily_cost: float | None = Field(default=None, ge=0)
-    monthly_cost: float | None = Field(default=None, ge=0)
+    requests_per_minute: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
+    daily_tokens: Annotated[int, Field(ge=0), JSON_INTEGER] | None = None
+    monthly_tokens: Annotated[int, Field(ge=0), JSON_INTEGER] | None = None
+    daily_cost: StrictFloat | None = Field(default=None, ge=0)
+    monthly_cost: StrictFloat | None = Field(default=None, ge=0)
 
 
 class KeyCreate(BaseModel):
@@ -35,14 +57,15 @@ class KeyCreate(BaseModel):
     allowed_routes: list[str] = Field(
         default_factory=lambda: ["*"],
         description="Route (public model name) patterns this key may call; `*` matches any.",
+        json_schema_extra={"items": {"type": "string", "pattern": ROUTE_PATTERN}},
     )
-    expires_at: datetime | None = None
+    expires_at: IsoDateTime | None = None
     limits: KeyLimits = Field(default_factory=KeyLimits)
 
     @field_validator("allowed_routes")
     @classmethod
     def _routes(cls, value: list[str]) -> list[str]:
-        if any(not route.strip() for route in value):
+        if any(not _ROUTE.search(route) for route in value):
             raise ValueError("route patterns must not be empty")
         return value
 
@@ -103,28 +126,30 @@ class RoutePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pii: PiiPolicy = "detect"
-    pii_restore: bool = Field(
+    pii_restore: StrictBool = Field(
         default=True, description="With `redact`, put the originals back into the response."
     )
     pii_entities: list[str] | None = Field(
-        default=None, description="Entity types to look for; empty means all."
+        default=None,
+        description=f"Entity types to look for, in any case ({', '.join(sorted(ENTITIES))}); "
+        "empty means all.",
+        json_schema_extra={"items": {"type": "string", "pattern": ENTITY_PATTERN}},
     )
     injection: InjectionPolicy = "flag"
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
 
     @field_validator("pii_entities")
     @classmethod
     def _known_entities(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        wanted = [entity.upper() for entity in value]
-        unknown = sorted(set(wanted) - ENTITIES)
+        unknown = sorted({entity.upper() for entity in value if not _ENTITY.fullmatch(entity)})
         if unknown:
             raise ValueError(
                 f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(sorted(ENTITIES))}"
             )
-        return wanted or None
+        return [entity.upper() for entity in value] or None
 
 
 class RoutePolicyOut(RoutePolicy):

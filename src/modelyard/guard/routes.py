@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
+from modelyard.errors import error_responses
 from modelyard.guard.audit import audit_events
 from modelyard.guard.auth import Forbidden, actor_of, principal_of, requires
 from modelyard.guard.errors import KeyNotFound
@@ -29,13 +29,14 @@ from modelyard.guard.protocol import (
 from modelyard.guard.roles import Access
 from modelyard.guard.runtime import GuardServices
 from modelyard.guard.usage import as_csv, usage
+from modelyard.wire import IsoDate, IsoDateTime
 
 READ = requires(Access.read)
 READ_OWN = requires(Access.read_own)
 ADMIN = requires(Access.admin)
 ANY_KEY = requires(*Access)
 
-router = APIRouter(prefix="/api", tags=["guard"])
+router = APIRouter(prefix="/api", tags=["guard"], responses=error_responses(401, 403))
 
 
 def _guard(request: Request) -> GuardServices:
@@ -64,14 +65,18 @@ async def my_key(request: Request) -> KeyOut:
     return await asyncio.to_thread(_guard(request).keys.get, principal_of(request).key_id)
 
 
-@router.get("/keys/{key_id}", response_model=KeyOut, dependencies=[READ_OWN])
+@router.get(
+    "/keys/{key_id}", response_model=KeyOut, dependencies=[READ_OWN], responses=error_responses(404)
+)
 async def get_key(key_id: str, request: Request) -> KeyOut:
     if not principal_of(request).owns(key_id):
         raise KeyNotFound(key_id)
     return await asyncio.to_thread(_guard(request).keys.get, key_id)
 
 
-@router.patch("/keys/{key_id}", response_model=KeyOut, dependencies=[ADMIN])
+@router.patch(
+    "/keys/{key_id}", response_model=KeyOut, dependencies=[ADMIN], responses=error_responses(404)
+)
 async def update_key(key_id: str, body: KeyUpdate, request: Request) -> KeyOut:
     guard = _guard(request)
     out = await asyncio.to_thread(guard.keys.update, key_id, body, actor_of(principal_of(request)))
@@ -79,7 +84,12 @@ async def update_key(key_id: str, body: KeyUpdate, request: Request) -> KeyOut:
     return out
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyOut, dependencies=[ADMIN])
+@router.post(
+    "/keys/{key_id}/revoke",
+    response_model=KeyOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404),
+)
 async def revoke_key(key_id: str, request: Request) -> KeyOut:
     guard = _guard(request)
     out = await asyncio.to_thread(guard.keys.revoke, key_id, actor_of(principal_of(request)))
@@ -88,7 +98,12 @@ async def revoke_key(key_id: str, request: Request) -> KeyOut:
     return out
 
 
-@router.post("/keys/{key_id}/rotate", response_model=KeyCreated, dependencies=[ADMIN])
+@router.post(
+    "/keys/{key_id}/rotate",
+    response_model=KeyCreated,
+    dependencies=[ADMIN],
+    responses=error_responses(404),
+)
 async def rotate_key(key_id: str, body: KeyRotate, request: Request) -> KeyCreated:
     guard = _guard(request)
     created = await asyncio.to_thread(
@@ -111,12 +126,12 @@ def _usage_key(request: Request, key_id: str | None) -> str | None:
     return principal.key_id
 
 
-async def _usage_rows(
+async def usage_rows(
     request: Request,
     key_id: str | None = None,
     route: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: IsoDate | None = None,
+    until: IsoDate | None = None,
 ) -> list[UsageRow]:
     """The usage rows a request asks for (a dependency shared by the JSON and CSV routes)."""
     return await asyncio.to_thread(
@@ -129,7 +144,7 @@ async def _usage_rows(
     )
 
 
-UsageRows = Annotated[list[UsageRow], Depends(_usage_rows)]
+UsageRows = Annotated[list[UsageRow], Depends(usage_rows)]
 
 
 @router.get("/usage", response_model=UsageList, dependencies=[READ_OWN])
@@ -154,7 +169,12 @@ async def list_policies(request: Request) -> RoutePolicyList:
     return RoutePolicyList(data=await asyncio.to_thread(_guard(request).policies.list_policies))
 
 
-@router.get("/policies/{route}", response_model=RoutePolicyOut, dependencies=[READ])
+@router.get(
+    "/policies/{route}",
+    response_model=RoutePolicyOut,
+    dependencies=[READ],
+    responses=error_responses(404),
+)
 async def get_policy(route: str, request: Request) -> RoutePolicyOut:
     return await asyncio.to_thread(_guard(request).policies.get, route)
 
@@ -167,7 +187,9 @@ async def set_policy(route: str, body: RoutePolicy, request: Request) -> RoutePo
     return out
 
 
-@router.delete("/policies/{route}", status_code=204, dependencies=[ADMIN])
+@router.delete(
+    "/policies/{route}", status_code=204, dependencies=[ADMIN], responses=error_responses(404)
+)
 async def delete_policy(route: str, request: Request) -> Response:
     guard = _guard(request)
     await asyncio.to_thread(guard.policies.delete, route, actor_of(principal_of(request)))
@@ -184,7 +206,7 @@ async def get_audit(
     action: str | None = None,
     target: str | None = None,
     actor: str | None = None,
-    since: datetime | None = None,
+    since: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditList:
     events = await asyncio.to_thread(

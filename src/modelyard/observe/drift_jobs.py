@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.engines import EngineError
+from modelyard.errors import ModelyardError
 from modelyard.observe.language import prompt_text
 from modelyard.observe.protocol import DriftReportOut, DriftRun
 from modelyard.store import Store
@@ -44,8 +45,9 @@ EMBED_SAMPLE = 300  # prompts embedded per window
 Embedder = Callable[[list[str]], Awaitable[list[list[float]]]]
 
 
-class NotEnoughData(ValueError):
-    pass
+class NotEnoughData(ModelyardError, ValueError):
+    status = 400
+    code = "not_enough_data"
 
 
 # What an embedder may raise: the model is not routable or not an embedding model
@@ -213,7 +215,10 @@ def get_report(store: Store, report_id: int) -> DriftReportOut:
         return report_out(row)
 
 
-class DriftReportNotFound(LookupError):
+class DriftReportNotFound(ModelyardError, LookupError):
+    status = 404
+    code = "not_found"
+
     def __init__(self, report_id: int) -> None:
         super().__init__(f"no drift report {report_id}")
 

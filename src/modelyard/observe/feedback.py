@@ -6,13 +6,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from modelyard.errors import ModelyardError
 from modelyard.observe.protocol import FeedbackIn, FeedbackOut
 from modelyard.store import Store
 from modelyard.store.tables import FeedbackRow, RequestLogRow
 
 
-class FeedbackRefused(Exception):
+class FeedbackRefused(ModelyardError):
     """Feedback on a request the key did not make (or that does not exist)."""
+
+    status = 404
+    code = "request_not_found"
+    param = "request_id"
 
     def __init__(self, request_id: str) -> None:
         super().__init__(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from modelyard.engines.pool import EngineState
 from modelyard.observe.requestlog import RequestLogWriter
+from modelyard.registry.protocol import version_name
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Buckets of the OpenTelemetry GenAI conventions (seconds and tokens).
@@ -61,6 +62,169 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """One metric of ``GET /metrics``: the app's registry and docs/observe.md's table are
+    both made from these."""
+
+    name: str  # a counter's without the ``_total`` the exposition adds
+    kind: Literal["counter", "gauge", "histogram"]
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def exposed(self) -> str:
+        """The name in the exposition (and in PromQL)."""
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+    def counter(self, registry: CollectorRegistry) -> Counter:
+        return Counter(self.name, self.help, self.labels, registry=registry)
+
+    def gauge(self, registry: CollectorRegistry) -> Gauge:
+        return Gauge(self.name, self.help, self.labels, registry=registry)
+
+    def histogram(self, registry: CollectorRegistry) -> Histogram:
+        return Histogram(self.name, self.help, self.labels, buckets=self.buckets, registry=registry)
+
+    def gauge_family(self) -> GaugeMetricFamily:
+        """A family a collector fills when scraped."""
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+    def value_family(self, value: float) -> Metric:
+        """An unlabelled family of one value, read when scraped."""
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.help, value=value)
+        return GaugeMetricFamily(self.name, self.help, value=value)
+
+
+_GEN_AI = ("gen_ai_operation_name", "route", "version")
+REQUESTS = MetricSpec(
+    "modelyard_requests",
+    "counter",
+    "Requests served, by route, version and status.",
+    ("route", "version", "status"),
+)
+FALLBACKS = MetricSpec(
+    "modelyard_fallbacks",
+    "counter",
+    "Requests a fallback target answered after their target failed or was skipped.",
+    ("route", "failed_version"),
+)
+SHADOW_REQUESTS = MetricSpec(
+    "modelyard_shadow_requests",
+    "counter",
+    "Mirrored requests, by outcome (sent, dropped when the shadow pool was full).",
+    ("route", "outcome"),
+)
+IN_FLIGHT = MetricSpec("modelyard_requests_in_flight", "gauge", "Requests being served now.")
+DURATION = MetricSpec(
+    "gen_ai_server_request_duration_seconds",
+    "histogram",
+    "End-to-end duration of a generation or embedding request.",
+    _GEN_AI,
+    DURATION_BUCKETS,
+)
+TTFT = MetricSpec(
+    "gen_ai_server_time_to_first_token_seconds",
+    "histogram",
+    "Time from the request's arrival to its first token.",
+    _GEN_AI,
+    TTFT_BUCKETS,
+)
+TPOT = MetricSpec(
+    "gen_ai_server_time_per_output_token_seconds",
+    "histogram",
+    "Time per output token after the first.",
+    _GEN_AI,
+    TPOT_BUCKETS,
+)
+TOKENS = MetricSpec(
+    "gen_ai_client_token_usage",
+    "histogram",
+    "Tokens per request, by type (input or output).",
+    ("gen_ai_operation_name", "gen_ai_token_type", "route", "version"),
+    TOKEN_BUCKETS,
+)
+TOKEN_TOTAL = MetricSpec(
+    "modelyard_tokens", "counter", "Tokens processed.", ("type", "route", "version")
+)
+COST = MetricSpec(
+    "modelyard_cost", "counter", "Cost of served requests (the versions' price unit).", ("route",)
+)
+ENERGY = MetricSpec(
+    "modelyard_energy_wh", "counter", "Estimated energy of served requests, Wh.", ("route",)
+)
+ENGINE_ERRORS = MetricSpec(
+    "modelyard_engine_errors", "counter", "Errors from engines, by code.", ("version", "code")
+)
+RATE_LIMITED = MetricSpec(
+    "modelyard_rate_limit_rejections",
+    "counter",
+    "Requests refused by rate limits or budgets.",
+    ("route", "code"),
+)
+PII = MetricSpec(
+    "modelyard_pii_detections", "counter", "Personal data found in requests.", ("entity",)
+)
+INJECTION = MetricSpec(
+    "modelyard_injection_flags", "counter", "Prompt-injection patterns found.", ("rule",)
+)
+FEEDBACK = MetricSpec("modelyard_feedback", "counter", "Feedback received.", ("name", "source"))
+ENGINE_ACTIVE = MetricSpec(
+    "modelyard_engine_active_sequences", "gauge", "Sequences being decoded.", ("version",)
+)
+ENGINE_WAITING = MetricSpec(
+    "modelyard_engine_queue_depth", "gauge", "Requests waiting for a sequence.", ("version",)
+)
+ENGINE_REUSED = MetricSpec(
+    "modelyard_engine_prefix_cache_reused_tokens",
+    "gauge",
+    "Prompt tokens served from a reused KV cache since the engine started.",
+    ("version",),
+)
+LOG_QUEUE = MetricSpec(
+    "modelyard_request_log_queue_rows", "gauge", "Request-log rows waiting for the writer."
+)
+LOG_WRITTEN = MetricSpec(
+    "modelyard_request_log_written_rows", "counter", "Request-log rows written."
+)
+LOG_DROPPED = MetricSpec(
+    "modelyard_request_log_dropped_rows",
+    "counter",
+    "Request-log rows dropped because the queue was full.",
+)
+LOG_FAILED = MetricSpec(
+    "modelyard_request_log_failed_rows", "counter", "Request-log rows given up after failed writes."
+)
+# Every metric, in the order of the exposition: what docs/observe.md lists.
+METRICS = (
+    REQUESTS,
+    FALLBACKS,
+    SHADOW_REQUESTS,
+    IN_FLIGHT,
+    DURATION,
+    TTFT,
+    TPOT,
+    TOKENS,
+    TOKEN_TOTAL,
+    COST,
+    ENERGY,
+    ENGINE_ERRORS,
+    RATE_LIMITED,
+    PII,
+    INJECTION,
+    FEEDBACK,
+    ENGINE_ACTIVE,
+    ENGINE_WAITING,
+    ENGINE_REUSED,
+    LOG_QUEUE,
+    LOG_WRITTEN,
+    LOG_DROPPED,
+    LOG_FAILED,
+)
+
+
+@dataclass(frozen=True)
 class Served:
     """What one finished request contributes to the metrics."""
 
@@ -86,31 +250,20 @@ class _EngineCollector(Collector):
         self._states = states
 
     def collect(self) -> Iterator[Metric]:
-        active = GaugeMetricFamily(
-            "modelyard_engine_active_sequences", "Sequences being decoded.", labels=["version"]
-        )
-        waiting = GaugeMetricFamily(
-            "modelyard_engine_queue_depth", "Requests waiting for a sequence.", labels=["version"]
-        )
-        reused = GaugeMetricFamily(
-            "modelyard_engine_prefix_cache_reused_tokens",
-            "Prompt tokens served from a reused KV cache since the engine started.",
-            labels=["version"],
+        families = (
+            (ENGINE_ACTIVE.gauge_family(), "active"),
+            (ENGINE_WAITING.gauge_family(), "waiting"),
+            (ENGINE_REUSED.gauge_family(), "reused_prompt_tokens"),
         )
         for state in self._states():
             details = state.info.details if state.info is not None else {}
-            version = f"{state.model}@{state.version}"
-            for family, field in (
-                (active, "active"),
-                (waiting, "waiting"),
-                (reused, "reused_prompt_tokens"),
-            ):
+            version = version_name(state.model, state.version)
+            for family, field in families:
                 value = details.get(field)
                 if isinstance(value, int | float):
                     family.add_metric([version], float(value))
-        yield active
-        yield waiting
-        yield reused
+        for family, _ in families:
+            yield family
 
 
 class _LogCollector(Collector):
@@ -121,110 +274,34 @@ class _LogCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._log.stats
-        yield GaugeMetricFamily(
-            "modelyard_request_log_queue_rows",
-            "Request-log rows waiting for the writer.",
-            value=self._log.queued,
-        )
-        for name, value, text in (
-            ("written", stats.written, "written"),
-            ("dropped", stats.dropped, "dropped because the queue was full"),
-            ("failed", stats.failed, "given up after failed writes"),
-        ):
-            yield CounterMetricFamily(
-                f"modelyard_request_log_{name}_rows", f"Request-log rows {text}.", value=value
-            )
+        yield LOG_QUEUE.value_family(self._log.queued)
+        yield LOG_WRITTEN.value_family(stats.written)
+        yield LOG_DROPPED.value_family(stats.dropped)
+        yield LOG_FAILED.value_family(stats.failed)
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = r = CollectorRegistry(auto_describe=True)
         # Labelled children the request path updates, by metric and labels (bounded as the
         # labels are): ``labels()`` takes a lock and validates its values on every call.
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
-        r = self.registry
-        self.requests = Counter(
-            "modelyard_requests",
-            "Requests served, by route, version and status.",
-            ["route", "version", "status"],
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "modelyard_fallbacks",
-            "Requests a fallback target answered after their target failed or was skipped.",
-            ["route", "failed_version"],
-            registry=r,
-        )
-        self.shadow_requests = Counter(
-            "modelyard_shadow_requests",
-            "Mirrored requests, by outcome (sent, dropped when the shadow pool was full).",
-            ["route", "outcome"],
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "modelyard_requests_in_flight", "Requests being served now.", registry=r
-        )
-        self.duration = Histogram(
-            "gen_ai_server_request_duration_seconds",
-            "End-to-end duration of a generation or embedding request.",
-            ["gen_ai_operation_name", "route", "version"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "gen_ai_server_time_to_first_token_seconds",
-            "Time from the request's arrival to its first token.",
-            ["gen_ai_operation_name", "route", "version"],
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.tpot = Histogram(
-            "gen_ai_server_time_per_output_token_seconds",
-            "Time per output token after the first.",
-            ["gen_ai_operation_name", "route", "version"],
-            buckets=TPOT_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Histogram(
-            "gen_ai_client_token_usage",
-            "Tokens per request, by type (input or output).",
-            ["gen_ai_operation_name", "gen_ai_token_type", "route", "version"],
-            buckets=TOKEN_BUCKETS,
-            registry=r,
-        )
-        self.token_total = Counter(
-            "modelyard_tokens", "Tokens processed.", ["type", "route", "version"], registry=r
-        )
-        self.cost = Counter(
-            "modelyard_cost",
-            "Cost of served requests (the versions' price unit).",
-            ["route"],
-            registry=r,
-        )
-        self.energy = Counter(
-            "modelyard_energy_wh", "Estimated energy of served requests, Wh.", ["route"], registry=r
-        )
-        self.engine_errors = Counter(
-            "modelyard_engine_errors",
-            "Errors from engines, by code.",
-            ["version", "code"],
-            registry=r,
-        )
-        self.rate_limited = Counter(
-            "modelyard_rate_limit_rejections",
-            "Requests refused by rate limits or budgets.",
-            ["route", "code"],
-            registry=r,
-        )
-        self.pii = Counter(
-            "modelyard_pii_detections", "Personal data found in requests.", ["entity"], registry=r
-        )
-        self.injection = Counter(
-            "modelyard_injection_flags", "Prompt-injection patterns found.", ["rule"], registry=r
-        )
-        self.feedback = Counter(
-            "modelyard_feedback", "Feedback received.", ["name", "source"], registry=r
-        )
+        self.requests = REQUESTS.counter(r)
+        self.fallbacks = FALLBACKS.counter(r)
+        self.shadow_requests = SHADOW_REQUESTS.counter(r)
+        self.in_flight = IN_FLIGHT.gauge(r)
+        self.duration = DURATION.histogram(r)
+        self.ttft = TTFT.histogram(r)
+        self.tpot = TPOT.histogram(r)
+        self.tokens = TOKENS.histogram(r)
+        self.token_total = TOKEN_TOTAL.counter(r)
+        self.cost = COST.counter(r)
+        self.energy = ENERGY.counter(r)
+        self.engine_errors = ENGINE_ERRORS.counter(r)
+        self.rate_limited = RATE_LIMITED.counter(r)
+        self.pii = PII.counter(r)
+        self.injection = INJECTION.counter(r)
+        self.feedback = FEEDBACK.counter(r)
 
     def watch_engines(self, states: Callable[[], list[EngineState]]) -> None:
         self.registry.register(_EngineCollector(states))

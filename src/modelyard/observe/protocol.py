@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 FeedbackSource = Literal["human", "judge", "code"]
 
 
-class RequestOut(BaseModel):
+class LoggedRequest(BaseModel):
+    """A request-log row's columns: what the writer stores and the API shows (the one
+    place they are spelled)."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: str
     at: datetime
     key_id: str
@@ -21,18 +26,29 @@ class RequestOut(BaseModel):
     status: int
     error_code: str | None
     latency_ms: float
-    ttft_ms: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float
-    streamed: bool
-    pii: dict[str, int]
-    injection: list[str]
-    has_content: bool
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    streamed: bool = False
+    pii: dict[str, int] = Field(default_factory=dict)
+    injection: list[str] = Field(default_factory=list)
     overhead_ms: float | None = None
     energy_wh: float = 0.0
     carbon_g: float = 0.0
     user: str | None = None
+    variant: str | None = None  # the traffic variant served (stable, candidate, shadow, ...)
+    fallback_from: str | None = None  # the version that failed before a fallback answered
+
+
+LOGGED_COLUMNS = tuple(LoggedRequest.model_fields)
+
+
+class RequestOut(LoggedRequest):
+    has_content: bool
+
+
+MAX_CATEGORY = 128
 
 
 class FeedbackIn(BaseModel):
@@ -43,7 +59,9 @@ class FeedbackIn(BaseModel):
         min_length=1, max_length=64, description="What is judged: `thumbs`, `correct`…"
     )
     value: bool | float | str = Field(
-        description="A boolean, a number, or a category (up to 128 characters)."
+        description=f"A boolean, a number, or a category (1 to {MAX_CATEGORY} characters).",
+        # minLength and maxLength apply to the category alone (JSON Schema: to strings)
+        json_schema_extra={"minLength": 1, "maxLength": MAX_CATEGORY},
     )
     comment: str = Field(default="", max_length=4000)
     source: FeedbackSource = "human"
@@ -51,8 +69,8 @@ class FeedbackIn(BaseModel):
     @field_validator("value")
     @classmethod
     def _short_category(cls, value: bool | float | str) -> bool | float | str:
-        if isinstance(value, str) and not 0 < len(value) <= 128:
-            raise ValueError("a category is 1 to 128 characters")
+        if isinstance(value, str) and not 0 < len(value) <= MAX_CATEGORY:
+            raise ValueError(f"a category is 1 to {MAX_CATEGORY} characters")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("a number must be finite")
         return value

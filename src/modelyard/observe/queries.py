@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from modelyard.errors import ModelyardError
 from modelyard.observe.feedback import feedback_of
-from modelyard.observe.protocol import RequestDetail, RequestOut
+from modelyard.observe.protocol import LOGGED_COLUMNS, RequestDetail, RequestOut
 from modelyard.store import Store
 from modelyard.store.tables import FeedbackRow, RequestLogRow
 
@@ -21,7 +22,10 @@ MAX_ROWS = 1000
 EXPORT_BATCH = 1000
 
 
-class RequestNotFound(LookupError):
+class RequestNotFound(ModelyardError, LookupError):
+    status = 404
+    code = "request_not_found"
+
     def __init__(self, request_id: str) -> None:
         super().__init__(f"no logged request with id '{request_id}'")
 
@@ -132,25 +136,6 @@ def get_request(
 
 def _out(row: RequestLogRow) -> RequestOut:
     return RequestOut(
-        id=row.id,
-        at=row.at,
-        key_id=row.key_id,
-        endpoint=row.endpoint,
-        route=row.route,
-        version=row.version,
-        status=row.status,
-        error_code=row.error_code,
-        latency_ms=row.latency_ms,
-        ttft_ms=row.ttft_ms,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cost=row.cost,
-        streamed=row.streamed,
-        pii=dict(row.pii),
-        injection=list(row.injection),
+        **{name: getattr(row, name) for name in LOGGED_COLUMNS},
         has_content=row.content is not None,
-        overhead_ms=row.overhead_ms,
-        energy_wh=row.energy_wh,
-        carbon_g=row.carbon_g,
-        user=row.user,
     )

@@ -17,14 +17,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.observe.language import prompt_text, script_of
+from modelyard.observe.protocol import LOGGED_COLUMNS, LoggedRequest
 from modelyard.store import Store
 from modelyard.store.tables import RequestLogRow
 
@@ -42,31 +42,11 @@ class BatchSealer(Protocol):
     def seal_many(self, plaintexts: Sequence[bytes]) -> list[bytes]: ...
 
 
-@dataclass(frozen=True)
-class RequestRecord:
-    id: str
-    at: datetime
-    key_id: str
-    endpoint: str
-    route: str
-    version: str | None
-    status: int
-    error_code: str | None
-    latency_ms: float
-    ttft_ms: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    streamed: bool = False
-    pii: dict[str, int] = field(default_factory=dict)
-    injection: list[str] = field(default_factory=list)
+class RequestRecord(LoggedRequest):
+    """A row on its way to the request log, with the request's content (sealed when
+    written) instead of whether it has some."""
+
     content: dict[str, Any] | None = None
-    overhead_ms: float | None = None
-    energy_wh: float = 0.0
-    carbon_g: float = 0.0
-    user: str | None = None
-    variant: str | None = None  # the traffic variant served (stable, candidate, shadow, ...)
-    fallback_from: str | None = None  # the version that failed before a fallback answered
 
 
 @dataclass
@@ -215,31 +195,9 @@ def _row(record: RequestRecord) -> dict[str, Any]:
     """The request_log row of one record (its content left for ``_add_content``)."""
     prompt = prompt_text(record.content)
     # Every row has every key: one executemany needs the same columns in each row.
-    return {
-        "id": record.id,
-        "at": record.at,
-        "day": record.at.date().isoformat(),
-        "key_id": record.key_id,
-        "endpoint": record.endpoint,
-        "route": record.route,
-        "version": record.version,
-        "status": record.status,
-        "error_code": record.error_code,
-        "latency_ms": record.latency_ms,
-        "ttft_ms": record.ttft_ms,
-        "prompt_tokens": record.prompt_tokens,
-        "completion_tokens": record.completion_tokens,
-        "cost": record.cost,
-        "streamed": record.streamed,
-        "pii": record.pii,
-        "injection": record.injection,
-        "content": None,
-        "overhead_ms": record.overhead_ms,
-        "energy_wh": record.energy_wh,
-        "carbon_g": record.carbon_g,
-        "user": record.user,
-        "variant": record.variant,
-        "fallback_from": record.fallback_from,
-        "language": script_of(prompt),
-        "prompt_chars": len(prompt),
-    }
+    row = {name: getattr(record, name) for name in LOGGED_COLUMNS}
+    row["day"] = record.at.date().isoformat()
+    row["content"] = None
+    row["language"] = script_of(prompt)
+    row["prompt_chars"] = len(prompt)
+    return row

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from modelyard.errors import error_responses
 from modelyard.guard.auth import Forbidden, principal_of, requires
 from modelyard.guard.roles import Access, Role
 from modelyard.observe.drift_jobs import DriftScheduler, get_report, list_reports, run_drift
@@ -36,8 +37,9 @@ from modelyard.observe.queries import (
 )
 from modelyard.observe.stats import stats
 from modelyard.services import services_of
+from modelyard.wire import IsoDateTime
 
-router = APIRouter(tags=["observe"])
+router = APIRouter(tags=["observe"], responses=error_responses(401, 403))
 READ = requires(Access.read)
 READ_OWN = requires(Access.read_own)
 INFER = requires(Access.infer)
@@ -47,14 +49,14 @@ ADMIN = requires(Access.admin)
 FilterQuery = Annotated[str | None, Query()]
 
 
-def _filter(
+def request_filter(
     request: Request,
     key_id: FilterQuery = None,
     route: FilterQuery = None,
     version: FilterQuery = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     feedback: Annotated[
         str | None, Query(description="Only requests with feedback of this name (`*`: any).")
     ] = None,
@@ -69,7 +71,7 @@ def _filter(
     return RequestFilter(key_id, route, version, status, since, until, feedback)
 
 
-Where = Annotated[RequestFilter, Depends(_filter)]
+Where = Annotated[RequestFilter, Depends(request_filter)]
 
 
 @router.get("/api/requests", response_model=RequestList, dependencies=[READ_OWN])
@@ -95,7 +97,12 @@ async def requests_export(request: Request, where: Where) -> StreamingResponse:
     return StreamingResponse(as_jsonl(rows), media_type="application/x-ndjson")
 
 
-@router.get("/api/requests/{request_id}", response_model=RequestDetail, dependencies=[READ_OWN])
+@router.get(
+    "/api/requests/{request_id}",
+    response_model=RequestDetail,
+    dependencies=[READ_OWN],
+    responses=error_responses(404),
+)
 async def request_detail(request_id: str, request: Request) -> RequestDetail:
     services = services_of(request)
     detail = await asyncio.to_thread(
@@ -106,7 +113,13 @@ async def request_detail(request_id: str, request: Request) -> RequestDetail:
     return detail
 
 
-@router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, dependencies=[INFER])
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackOut,
+    status_code=201,
+    dependencies=[INFER],
+    responses=error_responses(404),
+)
 async def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
     """Feedback on a logged request, from the key that made it (or an admin)."""
     services = services_of(request)
@@ -144,7 +157,13 @@ async def drift_reports(
     return DriftReportList(data=rows)
 
 
-@router.get("/api/drift/{report_id}", response_model=DriftReportOut, dependencies=[READ])
+@router.get(
+    # ``:int``: only a number is a report, so GET /api/drift/run is a 405, not a bad id
+    "/api/drift/{report_id:int}",
+    response_model=DriftReportOut,
+    dependencies=[READ],
+    responses=error_responses(404),
+)
 async def drift_report_detail(
     report_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
 ) -> DriftReportOut:

@@ -3,25 +3,28 @@ outside the engine, requests in flight, and the request-log row of an inference 
 that passed authentication but ended before a handler logged it (a 400 from validation,
 a 403 for the key's role), so every such request is logged exactly once.
 
-State shared with the handlers lives in the ASGI scope's ``state`` (``request.state``):
-``request_id``, ``started`` (perf counter), ``engine_s`` (engine time so far, set by the
-handler before it responds), ``principal`` (set by authentication), ``logged``.
+What the middleware and the handlers share about one request is one typed object,
+``RequestState``, in the ASGI scope's state (``tracked_of(request)``); the guard keeps
+the authenticated principal there too (``request.state.principal``).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.observe.requestlog import RequestRecord
+from modelyard.observe.accounting import Outcome
 
 REQUEST_ID_HEADER = "x-modelyard-request-id"
 OVERHEAD_HEADER = "x-modelyard-overhead-ms"
+_OWN_HEADERS = (REQUEST_ID_HEADER.encode(), OVERHEAD_HEADER.encode())
 # Inference endpoints: path -> the endpoint name the request log uses.
 LOGGED_PATHS = MappingProxyType(
     {
@@ -39,6 +42,28 @@ def new_request_id() -> str:
     return f"req_{random.getrandbits(96):024x}"
 
 
+@dataclass
+class RequestState:
+    """One HTTP request as the middleware and the handlers see it."""
+
+    id: str
+    started: float  # perf counter at arrival
+    engine_s: float = 0.0  # the engine's time so far (set before the response starts)
+    route: str | None = None  # the route the request named, once known
+    error_code: str | None = None  # why it ended early, when a handler did not log it
+    routed_headers: dict[str, str] = field(default_factory=dict)  # where it was routed
+    logged: bool = False  # its request-log row is queued (exactly once)
+    metered: bool = False  # the energy meter follows it (until its row is logged)
+
+    def overhead_ms(self) -> float:
+        return max((time.perf_counter() - self.started - self.engine_s) * 1000, 0.0)
+
+
+def tracked_of(request: Request) -> RequestState:
+    tracked: RequestState = request.state.tracked
+    return tracked
+
+
 class RequestTracking:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,59 +73,64 @@ class RequestTracking:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id = new_request_id()
-        state["started"] = started = time.perf_counter()
-        state["engine_s"] = 0.0
+        tracked = RequestState(new_request_id(), time.perf_counter())
+        state["tracked"] = tracked
         status = 500
-        services = getattr(scope["app"].state, "services", None)
-        metrics = services.metrics if services is not None else None
 
-        async def tracked(message: Message) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                overhead = (time.perf_counter() - started - state["engine_s"]) * 1000
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name not in (b"x-modelyard-request-id", b"x-modelyard-overhead-ms")
-                ]
-                present = {name for name, _ in headers}
-                # Where the request was routed, on error responses too (set by serving).
-                for name, value in state.get("routed_headers", {}).items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                headers.append((OVERHEAD_HEADER.encode(), f"{max(overhead, 0.0):.2f}".encode()))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": _headers(tracked, message)}
             await send(message)
 
-        if metrics is not None:
-            metrics.in_flight.inc()
+        services = getattr(scope["app"].state, "services", None)
+        if services is not None:
+            services.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, tracked)
+            await self.app(scope, receive, tracked_send)
         finally:
-            if metrics is not None:
-                metrics.in_flight.dec()
-            if state.get("metered") and services is not None:
-                services.meter.finish(request_id)  # a handler that failed unexpectedly
-            endpoint = LOGGED_PATHS.get(scope["path"])
-            if endpoint and services is not None and not state.get("logged"):
-                principal = state.get("principal")
-                if principal is not None:
-                    state["logged"] = True
-                    route = str(state.get("route") or "-")
-                    services.metrics.unserved(route, status)
-                    services.request_log.submit(
-                        RequestRecord(
-                            id=request_id,
-                            at=datetime.now(UTC),
-                            key_id=principal.key_id,
-                            endpoint=endpoint,
-                            route=route,
-                            version=None,
-                            status=status,
-                            error_code=state.get("error_code"),
-                            latency_ms=(time.perf_counter() - started) * 1000,
-                        )
-                    )
+            if services is not None:
+                services.metrics.in_flight.dec()
+                _log_unserved(services, tracked, state, scope["path"], status)
+
+
+def _headers(tracked: RequestState, message: Message) -> list[tuple[bytes, bytes]]:
+    """The response's headers with the request id, the overhead and, on error responses
+    too, where the request was routed."""
+    headers = [(k, v) for k, v in message.get("headers", []) if k not in _OWN_HEADERS]
+    present = {name for name, _ in headers}
+    for name, value in tracked.routed_headers.items():
+        if name.encode() not in present:
+            headers.append((name.encode(), value.encode()))
+    headers.append((REQUEST_ID_HEADER.encode(), tracked.id.encode()))
+    headers.append((OVERHEAD_HEADER.encode(), f"{tracked.overhead_ms():.2f}".encode()))
+    return headers
+
+
+def _log_unserved(
+    services: Any, tracked: RequestState, state: dict[str, Any], path: str, status: int
+) -> None:
+    """The row of an authenticated inference request no handler logged; the meter stops
+    following any request that ended without its row (a handler failed unexpectedly)."""
+    endpoint = LOGGED_PATHS.get(path)
+    principal = state.get("principal")
+    if endpoint is None or principal is None or tracked.logged:
+        if tracked.metered:
+            services.meter.finish(tracked.id)
+        return
+    tracked.logged = True
+    services.accounting.record(
+        Outcome(
+            id=tracked.id,
+            at=datetime.now(UTC),
+            key_id=principal.key_id,
+            endpoint=endpoint,
+            route=tracked.route or "-",
+            status=status,
+            error_code=tracked.error_code,
+            latency_s=time.perf_counter() - tracked.started,
+            metered=tracked.metered,
+            counted="unserved",
+        )
+    )

@@ -14,12 +14,17 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 def check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{what} '{value}' is not valid: use letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, at most 64 characters"
         )
     return value
+
+
+def version_name(model: str, number: int) -> str:
+    """A version's name, ``model@n``: what logs, headers, breakers and metrics key on."""
+    return f"{model}@{number}"
 
 
 class VersionOut(BaseModel):
@@ -33,6 +38,10 @@ class VersionOut(BaseModel):
     created_by: str
     notes: str
     aliases: list[str] = Field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return version_name(self.model, self.number)
 
 
 class AliasOut(BaseModel):
@@ -70,7 +79,7 @@ class ModelDetail(ModelOut):
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN})
     task: Task = "chat"
     description: str = ""
 
@@ -80,12 +89,24 @@ class ModelCreate(BaseModel):
         return check_name(value, "model name")
 
 
+def _installed_kinds(schema: dict[str, Any]) -> None:
+    """``engine_kind`` is one of the kinds installed where the document is served; read
+    when the schema is built, not at import (the kinds are entry points)."""
+    from modelyard.engines.kinds import available_kinds
+
+    schema["enum"] = available_kinds()
+
+
 class VersionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    engine_kind: str = Field(min_length=1, max_length=64)
+    engine_kind: str = Field(min_length=1, max_length=64, json_schema_extra=_installed_kinds)
     artifact_uri: str = Field(min_length=1)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the engine kind accepts (its `Parameters`; see docs/engines.md): "
+        "an unknown name or a wrong type is refused with 400.",
+    )
     notes: str = ""
     created_by: str | None = None
     task: Task = Field(default="chat", description="Task of the model if it is created here.")

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelyard.engines.base import EngineError
+from modelyard.engines.kinds import check_parameters
 from modelyard.registry import immutability as _immutability  # noqa: F401  (installs guards)
 from modelyard.registry.artifacts import pin_artifact
 from modelyard.registry.errors import (
@@ -27,6 +29,7 @@ from modelyard.registry.protocol import (
     VersionCreate,
     VersionOut,
     check_name,
+    version_name,
 )
 from modelyard.store import Store
 from modelyard.store.audit import append_audit
@@ -55,6 +58,14 @@ def _checked(value: str, what: str) -> str:
     try:
         return check_name(value, what)
     except ValueError as error:
+        raise InvalidRegistration(str(error)) from None
+
+
+def _checked_parameters(spec: VersionCreate) -> None:
+    """Refuse parameters the engine kind does not accept, or a kind that is not installed."""
+    try:
+        check_parameters(spec.engine_kind, spec.parameters)
+    except EngineError as error:
         raise InvalidRegistration(str(error)) from None
 
 
@@ -107,6 +118,7 @@ class Registry:
         """Register a new immutable version, creating the model when it does not exist yet."""
         _checked(model, "model name")
         uri, sha256 = pin_artifact(spec.artifact_uri)
+        _checked_parameters(spec)
         with self._store.session() as session:
             row = session.scalar(select(ModelRow).where(ModelRow.name == model))
             if row is None:
@@ -133,7 +145,7 @@ class Registry:
                 session,
                 actor=actor,
                 action="version.create",
-                target=f"{model}@{out.number}",
+                target=version_name(model, out.number),
                 after=out.model_dump(mode="json"),
             )
             return out

@@ -97,16 +97,7 @@ def compare_metric(
     planned_samples: int,
 ) -> MetricResult:
     name = metric.name
-    compared = "mean"
-    if name in ("latency_p95", "ttft_p95"):
-        b_values, c_values = _values(name, baseline), _values(name, candidate)
-        b, c, threshold = exceedance(b_values, c_values, quantile=TAIL)
-        shown = (percentile(b_values, TAIL), percentile(c_values, TAIL))
-        compared = f"share above the pooled p95 ({threshold:.1f} ms)" if b.n and c.n else compared
-    else:
-        b = Sample.of(_values(name, baseline, metric.feedback))
-        c = Sample.of(_values(name, candidate, metric.feedback))
-        shown = (b.mean if b.n else None, c.mean if c.n else None)
+    b, c, shown, compared = _samples(metric, baseline, candidate)
     margin = metric.margin
     if margin is None:
         margin = DEFAULT_MARGINS.get(name, COST_RELATIVE_MARGIN * abs(b.mean))
@@ -116,22 +107,7 @@ def compare_metric(
         if name in ("error_rate", "positive_feedback_rate", "judge_score", "cost_per_request")
         else None
     )
-    lower_better = name in LOWER_IS_BETTER
-    worse_low, worse_high = (
-        (interval.low, interval.high) if lower_better else (-interval.high, -interval.low)
-    )
-    if b.n < min_samples or c.n < min_samples:
-        outcome: Outcome = "Inconclusive"
-        reason = f"too little data: {b.n} baseline and {c.n} candidate samples (need {min_samples})"
-    elif worse_low > 0:
-        outcome = "Failed"
-        reason = f"the candidate is worse: by at least {worse_low:.4g} (interval {_span(interval)})"
-    elif worse_high <= margin:
-        outcome = "Successful"
-        reason = f"the candidate is at most {max(worse_high, 0):.4g} worse (margin {margin:.4g})"
-    else:
-        outcome = "Inconclusive"
-        reason = f"it may be up to {worse_high:.4g} worse, more than the margin {margin:.4g}"
+    outcome, reason = _verdict(name in LOWER_IS_BETTER, b, c, interval, margin, min_samples)
     return MetricResult(
         name=name
         if name != "judge_score" and name != "positive_feedback_rate"
@@ -150,6 +126,51 @@ def compare_metric(
         lift_high=None if lift is None else lift.high,
         margin=margin,
         compared=compared,
+    )
+
+
+def _samples(
+    metric: AnalysisMetric, baseline: VariantData, candidate: VariantData
+) -> tuple[Sample, Sample, tuple[float | None, float | None], str]:
+    """What is compared per variant, the metric itself as shown, and what the comparison is
+    on: latencies compare their shares above the pooled p95 (a tail is not a mean)."""
+    name = metric.name
+    if name in ("latency_p95", "ttft_p95"):
+        b_values, c_values = _values(name, baseline), _values(name, candidate)
+        b, c, threshold = exceedance(b_values, c_values, quantile=TAIL)
+        shown = (percentile(b_values, TAIL), percentile(c_values, TAIL))
+        compared = f"share above the pooled p95 ({threshold:.1f} ms)" if b.n and c.n else "mean"
+        return b, c, shown, compared
+    b = Sample.of(_values(name, baseline, metric.feedback))
+    c = Sample.of(_values(name, candidate, metric.feedback))
+    return b, c, (b.mean if b.n else None, c.mean if c.n else None), "mean"
+
+
+def _verdict(
+    lower_better: bool, b: Sample, c: Sample, interval: Interval, margin: float, min_samples: int
+) -> tuple[Outcome, str]:
+    """The outcome of one metric and why (see the module docstring)."""
+    worse_low, worse_high = (
+        (interval.low, interval.high) if lower_better else (-interval.high, -interval.low)
+    )
+    if b.n < min_samples or c.n < min_samples:
+        return (
+            "Inconclusive",
+            f"too little data: {b.n} baseline and {c.n} candidate samples (need {min_samples})",
+        )
+    if worse_low > 0:
+        return (
+            "Failed",
+            f"the candidate is worse: by at least {worse_low:.4g} (interval {_span(interval)})",
+        )
+    if worse_high <= margin:
+        return (
+            "Successful",
+            f"the candidate is at most {max(worse_high, 0):.4g} worse (margin {margin:.4g})",
+        )
+    return (
+        "Inconclusive",
+        f"it may be up to {worse_high:.4g} worse, more than the margin {margin:.4g}",
     )
 
 

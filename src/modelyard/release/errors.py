@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from modelyard.errors import ModelyardError
 
-class ReleaseError(Exception):
+
+class ReleaseError(ModelyardError):
+    status = 400
+    code = "invalid_release"
+
     def __init__(self, message: str, status: int = 400, code: str = "invalid_release") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+        super().__init__(message, status=status, code=code)

@@ -18,87 +18,49 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelyard.registry import Registry
-from modelyard.registry.errors import RegistryError
 from modelyard.release.analysis import compare_metric, ratio_check
 from modelyard.release.errors import ReleaseError
-from modelyard.release.events import add_event, events_of, measurements_of
-from modelyard.release.observations import observe
-from modelyard.release.protocol import (
-    LOWER_IS_BETTER,
-    ExperimentCreate,
-    ExperimentOut,
-    MeasurementOut,
-    ReleaseEventOut,
-)
-from modelyard.routing.policies import TrafficPolicies
+from modelyard.release.events import add_event
+from modelyard.release.observations import VariantData, observe
+from modelyard.release.protocol import LOWER_IS_BETTER, ExperimentCreate, ExperimentOut, Variant
+from modelyard.release.subjects import ReleaseSubjects, stored_spec
 from modelyard.routing.protocol import Candidate, TrafficPolicy
-from modelyard.store import Store
 from modelyard.store.tables import ExperimentRow, ReleaseMeasurementRow, RolloutRow, utcnow
 
 CONTROLLER = "release-controller"
 
 
-class Experiments:
-    def __init__(self, store: Store, registry: Registry, policies: TrafficPolicies) -> None:
-        self._store = store
-        self._registry = registry
-        self._policies = policies
-
-    def get(self, name: str) -> ExperimentOut:
-        with self._store.session() as session:
-            return _out(_row(session, name))
+class Experiments(ReleaseSubjects[str, ExperimentRow, ExperimentOut]):
+    subject = "experiment"
 
     def list_experiments(self, model: str | None = None, limit: int = 100) -> list[ExperimentOut]:
-        query = select(ExperimentRow).order_by(ExperimentRow.id.desc()).limit(min(limit, 1000))
-        if model is not None:
-            query = query.where(ExperimentRow.model == model)
-        with self._store.session() as session:
-            return [_out(row) for row in session.scalars(query)]
+        return self.recent(model, limit)
 
     def running(self) -> list[str]:
         with self._store.session() as session:
             query = select(ExperimentRow.name).where(ExperimentRow.status == "running")
             return list(session.scalars(query.order_by(ExperimentRow.id)))
 
-    def measurements(self, name: str) -> list[MeasurementOut]:
-        return measurements_of(self._store, "experiment", self.get(name).id)
+    def _table(self) -> type[ExperimentRow]:
+        return ExperimentRow
 
-    def events(self, name: str) -> list[ReleaseEventOut]:
-        return events_of(self._store, "experiment", self.get(name).id)
+    def _row(self, session: Session, key: str) -> ExperimentRow:
+        row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == key))
+        if row is None:
+            raise ReleaseError(f"experiment '{key}' does not exist", status=404, code="not_found")
+        return row
+
+    def _out(self, row: ExperimentRow) -> ExperimentOut:
+        return _out(row)
 
     def start(self, spec: ExperimentCreate, actor: str) -> ExperimentOut:
-        try:
-            detail = self._registry.model(spec.model)
-            for variant in spec.variants:
-                self._registry.version(spec.model, variant.version)
-        except RegistryError as error:
-            raise ReleaseError(str(error), status=404, code="not_found") from None
-        aliases = {a.name: a.version for a in detail.aliases}
-        control = spec.variants[0]
-        if aliases.get(spec.alias) != control.version:
-            raise ReleaseError(
-                f"the control variant '{control.name}' must be the version "
-                f"'{spec.model}:{spec.alias}' points to ({aliases.get(spec.alias)}), "
-                f"not {control.version}"
-            )
-        prior = self._policies.get(spec.model)
-        if prior is not None and prior.policy.owner is not None:
-            raise ReleaseError(
-                f"route '{spec.model}' is managed by {prior.policy.owner.replace(':', ' ')}; "
-                "abort or stop it first",
-                status=409,
-                code="conflict",
-            )
+        prior = self._prior(spec)
         with self._store.session() as session:
             _check_free(session, spec)
             row = ExperimentRow(
                 name=spec.name,
                 model=spec.model,
-                spec={
-                    **spec.model_dump(mode="json"),
-                    "prior_policy": None if prior is None else prior.policy.model_dump(mode="json"),
-                },
+                spec=stored_spec(spec, prior),
                 status="running",
                 message="started",
                 result={},
@@ -108,32 +70,55 @@ class Experiments:
             )
             session.add(row)
             session.flush()
-            experiment_id = row.id
-            add_event(session, "experiment", experiment_id, "started", actor, "started")
-            owner = f"experiment:{experiment_id}"
-            base = prior.policy if prior is not None else TrafficPolicy(stable_alias=spec.alias)
-            policy = base.model_copy(
-                update={
-                    "stable_alias": spec.alias,
-                    "stable_variant": control.name,
-                    "candidates": [
-                        Candidate(name=v.name, version=v.version, weight=v.weight)
-                        for v in spec.variants[1:]
-                    ],
-                    "salt": f"experiment-{experiment_id}",
-                    "owner": owner,
-                }
-            )
+            add_event(session, "experiment", row.id, "started", actor, "started")
             # In the same transaction: the experiment exists only with its split.
-            self._policies.put(
-                spec.model,
-                policy,
-                actor=actor,
-                reason=f"experiment {spec.name}",
-                owner=owner,
-                session=session,
-            )
+            self._split(session, row.id, spec, prior, actor)
         return self.get(spec.name)
+
+    def _prior(self, spec: ExperimentCreate) -> TrafficPolicy | None:
+        """The route's policy, if ``spec`` may start: its control is what the alias serves."""
+        aliases = self._aliases(spec.model, [v.version for v in spec.variants])
+        control = spec.variants[0]
+        if aliases.get(spec.alias) != control.version:
+            raise ReleaseError(
+                f"the control variant '{control.name}' must be the version "
+                f"'{spec.model}:{spec.alias}' points to ({aliases.get(spec.alias)}), "
+                f"not {control.version}"
+            )
+        return self._free_policy(spec.model)
+
+    def _split(
+        self,
+        session: Session,
+        experiment_id: int,
+        spec: ExperimentCreate,
+        prior: TrafficPolicy | None,
+        actor: str,
+    ) -> None:
+        """The route's policy while the experiment runs: the control on the alias, the
+        treatments at their weights."""
+        owner = f"experiment:{experiment_id}"
+        base = prior if prior is not None else TrafficPolicy(stable_alias=spec.alias)
+        policy = base.model_copy(
+            update={
+                "stable_alias": spec.alias,
+                "stable_variant": spec.variants[0].name,
+                "candidates": [
+                    Candidate(name=v.name, version=v.version, weight=v.weight)
+                    for v in spec.variants[1:]
+                ],
+                "salt": f"experiment-{experiment_id}",
+                "owner": owner,
+            }
+        )
+        self._policies.put(
+            spec.model,
+            policy,
+            actor=actor,
+            reason=f"experiment {spec.name}",
+            owner=owner,
+            session=session,
+        )
 
     def stop(self, name: str, actor: str, reason: str = "") -> ExperimentOut:
         experiment = self.get(name)
@@ -156,7 +141,7 @@ class Experiments:
             return experiment
         result = self.result(experiment, now)
         with self._store.session() as session:
-            row = _row(session, name)
+            row = self._row(session, name)
             session.add(
                 ReleaseMeasurementRow(
                     subject="experiment",
@@ -189,54 +174,22 @@ class Experiments:
         )
         data = [observations.of(n) for n in names]
         srm = ratio_check(data, [v.weight for v in spec.variants])
-        treatments = len(spec.variants) - 1
-        alpha = spec.alpha / treatments
-        comparisons = []
-        decided = 0
-        guardrail_failed: list[str] = []
-        for variant, treated in zip(spec.variants[1:], data[1:], strict=True):
-            primary = compare_metric(
-                spec.primary,
-                data[0],
-                treated,
-                alpha=alpha,
-                min_samples=spec.min_samples,
-                planned_samples=spec.planned_samples,
-            )
-            enough = min(primary.baseline_n, primary.candidate_n) >= spec.min_samples
-            low, high = primary.low, primary.high
-            significant = enough and (low > 0 or high < 0)
-            decided += significant
-            better = (primary.estimate < 0) == (spec.primary.name in LOWER_IS_BETTER)
-            guardrails = [
-                compare_metric(
-                    g,
-                    data[0],
-                    treated,
-                    alpha=alpha / max(len(spec.guardrails), 1),
-                    min_samples=spec.min_samples,
-                    planned_samples=spec.planned_samples,
-                )
-                for g in spec.guardrails
-            ]
-            guardrail_failed += [
-                f"{variant.name}: {g.name}" for g in guardrails if g.outcome == "Failed"
-            ]
-            comparisons.append(
-                {
-                    "variant": variant.name,
-                    "version": variant.version,
-                    "primary": primary.as_json(),
-                    "significant": significant,
-                    "verdict": ("better" if better else "worse") if significant else "undecided",
-                    "guardrails": [g.as_json() for g in guardrails],
-                }
-            )
-        samples = {n: len(d.errors) for n, d in zip(names, data, strict=True)}
+        alpha = spec.alpha / (len(spec.variants) - 1)
+        comparisons = [
+            _comparison(spec, variant, data[0], treated, alpha)
+            for variant, treated in zip(spec.variants[1:], data[1:], strict=True)
+        ]
+        all_decided = all(c["significant"] for c in comparisons)
+        guardrail_failed = [
+            f"{c['variant']}: {g['name']}"
+            for c in comparisons
+            for g in c["guardrails"]
+            if g["outcome"] == "Failed"
+        ]
         outcome = (
             "Failed"
             if srm["mismatch"] or guardrail_failed
-            else ("Successful" if decided == treatments else "Inconclusive")
+            else ("Successful" if all_decided else "Inconclusive")
         )
         summary = "; ".join(f"{c['variant']}: {c['verdict']}" for c in comparisons)
         if guardrail_failed:
@@ -247,32 +200,17 @@ class Experiments:
             "outcome": outcome,
             "summary": summary,
             "at": now.isoformat(),
-            "samples": samples,
+            "samples": {n: len(d.errors) for n, d in zip(names, data, strict=True)},
             "srm": srm,
             "comparisons": comparisons,
-            "all_decided": decided == treatments,
+            "all_decided": all_decided,
             "guardrail_failed": guardrail_failed,
         }
 
     def _stop(self, experiment: ExperimentOut, actor: str, reason: str) -> ExperimentOut:
-        owner = f"experiment:{experiment.id}"
+        self._restore_policy(experiment, actor, f"experiment {experiment.name} stopped")
         with self._store.session() as session:
-            prior = _row(session, experiment.name).spec.get("prior_policy")
-        current = self._policies.get(experiment.model)
-        why = f"experiment {experiment.name} stopped"
-        if current is not None and current.policy.owner == owner:
-            if prior is None:
-                self._policies.delete(experiment.model, actor=actor, reason=why, owner=owner)
-            else:
-                self._policies.put(
-                    experiment.model,
-                    TrafficPolicy.model_validate(prior),
-                    actor=actor,
-                    reason=why,
-                    owner=owner,
-                )
-        with self._store.session() as session:
-            row = _row(session, experiment.name)
+            row = self._row(session, experiment.name)
             if row.status != "running":
                 raise ReleaseError(
                     f"experiment '{experiment.name}' was stopped meanwhile",
@@ -303,6 +241,47 @@ def _stop_reason(spec: ExperimentCreate, result: dict[str, Any], ran: timedelta)
     return None
 
 
+def _comparison(
+    spec: ExperimentCreate,
+    variant: Variant,
+    control: VariantData,
+    treated: VariantData,
+    alpha: float,
+) -> dict[str, Any]:
+    """One treatment against the control: the primary metric (and whether it is decided,
+    which way) and the guardrails."""
+    primary = compare_metric(
+        spec.primary,
+        control,
+        treated,
+        alpha=alpha,
+        min_samples=spec.min_samples,
+        planned_samples=spec.planned_samples,
+    )
+    enough = min(primary.baseline_n, primary.candidate_n) >= spec.min_samples
+    significant = enough and (primary.low > 0 or primary.high < 0)
+    better = (primary.estimate < 0) == (spec.primary.name in LOWER_IS_BETTER)
+    guardrails = [
+        compare_metric(
+            g,
+            control,
+            treated,
+            alpha=alpha / max(len(spec.guardrails), 1),
+            min_samples=spec.min_samples,
+            planned_samples=spec.planned_samples,
+        )
+        for g in spec.guardrails
+    ]
+    return {
+        "variant": variant.name,
+        "version": variant.version,
+        "primary": primary.as_json(),
+        "significant": significant,
+        "verdict": ("better" if better else "worse") if significant else "undecided",
+        "guardrails": [g.as_json() for g in guardrails],
+    }
+
+
 def _check_free(session: Session, spec: ExperimentCreate) -> None:
     if session.scalar(select(ExperimentRow.id).where(ExperimentRow.name == spec.name)):
         raise ReleaseError(
@@ -330,13 +309,6 @@ def _check_free(session: Session, spec: ExperimentCreate) -> None:
             status=409,
             code="conflict",
         )
-
-
-def _row(session: Session, name: str) -> ExperimentRow:
-    row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
-    if row is None:
-        raise ReleaseError(f"experiment '{name}' does not exist", status=404, code="not_found")
-    return row
 
 
 def _out(row: ExperimentRow) -> ExperimentOut:

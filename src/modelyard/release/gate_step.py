@@ -10,6 +10,7 @@ from modelyard.evaluate.compare import gate
 from modelyard.evaluate.protocol import EvalRunOut
 from modelyard.evaluate.report import task_of
 from modelyard.evaluate.runs import EvalRuns
+from modelyard.registry.protocol import version_name
 from modelyard.release.protocol import Gate
 
 
@@ -30,7 +31,7 @@ def _latest(runs: EvalRuns, task: str, version: str) -> EvalRunOut | None:
 def check_gate(
     runs: EvalRuns, spec: Gate, model: str, baseline: int, candidate: int
 ) -> GateVerdict:
-    wanted = f"{model}@{candidate}"
+    wanted = version_name(model, candidate)
     cand = _latest(runs, spec.task, wanted)
     if cand is None:
         return GateVerdict(
@@ -45,7 +46,7 @@ def check_gate(
         or r.require_significant_improvement
         for r in spec.rules
     )
-    base = _latest(runs, spec.task, f"{model}@{baseline}") if compares else None
+    base = _latest(runs, spec.task, version_name(model, baseline)) if compares else None
     if compares and base is None:
         return GateVerdict(
             "waiting",

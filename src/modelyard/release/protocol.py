@@ -115,10 +115,21 @@ class Gate(BaseModel):
     rules: list[GateRule] = Field(min_length=1)
 
 
+STEP_KINDS = ("set_weight", "pause", "analysis", "gate")
+
+
 class Step(BaseModel):
     """Exactly one of: set a weight, pause, analyse, or require an eval gate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # _one, as the schema says it: exactly one kind is not null
+            "oneOf": [
+                {"required": [kind], "properties": {kind: {"not": {"type": "null"}}}}
+                for kind in STEP_KINDS
+            ]
+        },
+    )
 
     set_weight: float | None = Field(default=None, ge=0, le=100)
     pause: Pause | None = None
@@ -127,11 +138,7 @@ class Step(BaseModel):
 
     @model_validator(mode="after")
     def _one(self) -> Step:
-        chosen = [
-            name
-            for name in ("set_weight", "pause", "analysis", "gate")
-            if getattr(self, name) is not None
-        ]
+        chosen = [name for name in STEP_KINDS if getattr(self, name) is not None]
         if len(chosen) != 1:
             raise ValueError(
                 "a step is exactly one of set_weight, pause, analysis or gate "
@@ -141,7 +148,7 @@ class Step(BaseModel):
 
     @property
     def kind(self) -> str:
-        for name in ("set_weight", "pause", "analysis", "gate"):
+        for name in STEP_KINDS:
             if getattr(self, name) is not None:
                 return name
         raise AssertionError("validated: one kind is set")

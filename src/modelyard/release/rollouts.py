@@ -19,20 +19,13 @@ from sqlalchemy.orm import Session
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.observe.alerts import AlertRule, AlertRuleExists, AlertService
 from modelyard.registry import Registry
-from modelyard.registry.errors import RegistryError
 from modelyard.release.analysis import Measurement, measure, run_state
 from modelyard.release.errors import ReleaseError
-from modelyard.release.events import add_event, events_of, measurements_of
+from modelyard.release.events import add_event, measurements_of
 from modelyard.release.gate_step import GateVerdict, check_gate
 from modelyard.release.observations import observe
-from modelyard.release.protocol import (
-    MeasurementOut,
-    Outcome,
-    ReleaseEventOut,
-    RolloutCreate,
-    RolloutOut,
-    Step,
-)
+from modelyard.release.protocol import Outcome, RolloutCreate, RolloutOut, Step
+from modelyard.release.subjects import ReleaseSubjects, stored_spec
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.protocol import Candidate, TrafficPolicy
 from modelyard.store import Store
@@ -48,7 +41,9 @@ ACTIVE = ("running", "paused")
 BASELINE, CANDIDATE = "stable", "candidate"
 
 
-class Rollouts:
+class Rollouts(ReleaseSubjects[int, RolloutRow, RolloutOut]):
+    subject = "rollout"
+
     def __init__(
         self,
         store: Store,
@@ -56,69 +51,36 @@ class Rollouts:
         policies: TrafficPolicies,
         alerts: AlertService,
     ) -> None:
-        self._store = store
-        self._registry = registry
-        self._policies = policies
+        super().__init__(store, registry, policies)
         self._alerts = alerts
         self._runs = EvalRuns(store)
 
     # -- reading --------------------------------------------------------------------------
 
-    def get(self, rollout_id: int) -> RolloutOut:
-        with self._store.session() as session:
-            return _out(_row(session, rollout_id))
-
     def list_rollouts(self, model: str | None = None, limit: int = 100) -> list[RolloutOut]:
-        query = select(RolloutRow).order_by(RolloutRow.id.desc()).limit(min(limit, 1000))
-        if model is not None:
-            query = query.where(RolloutRow.model == model)
-        with self._store.session() as session:
-            return [_out(row) for row in session.scalars(query)]
+        return self.recent(model, limit)
 
     def active_ids(self) -> list[int]:
         with self._store.session() as session:
             query = select(RolloutRow.id).where(RolloutRow.status == "running")
             return list(session.scalars(query.order_by(RolloutRow.id)))
 
-    def measurements(self, rollout_id: int) -> list[MeasurementOut]:
-        self.get(rollout_id)
-        return measurements_of(self._store, "rollout", rollout_id)
+    def _table(self) -> type[RolloutRow]:
+        return RolloutRow
 
-    def events(self, rollout_id: int) -> list[ReleaseEventOut]:
-        self.get(rollout_id)
-        return events_of(self._store, "rollout", rollout_id)
+    def _row(self, session: Session, key: int) -> RolloutRow:
+        row = session.get(RolloutRow, key)
+        if row is None:
+            raise ReleaseError(f"rollout {key} does not exist", status=404, code="not_found")
+        return row
+
+    def _out(self, row: RolloutRow) -> RolloutOut:
+        return _out(row)
 
     # -- starting -------------------------------------------------------------------------
 
     def start(self, spec: RolloutCreate, actor: str) -> RolloutOut:
-        try:
-            detail = self._registry.model(spec.model)
-            self._registry.version(spec.model, spec.candidate)
-        except RegistryError as error:
-            raise ReleaseError(str(error), status=404, code="not_found") from None
-        aliases = {a.name: a.version for a in detail.aliases}
-        if spec.alias not in aliases:
-            raise ReleaseError(
-                f"model '{spec.model}' has no alias '{spec.alias}' to roll out against"
-            )
-        baseline = aliases[spec.alias]
-        if baseline == spec.candidate:
-            raise ReleaseError(
-                f"'{spec.model}:{spec.alias}' already points to version {spec.candidate}"
-            )
-        prior = self._policies.get(spec.model)
-        if prior is not None and prior.policy.owner is not None:
-            raise ReleaseError(
-                f"route '{spec.model}' is managed by {prior.policy.owner.replace(':', ' ')}; "
-                "abort or stop it first",
-                status=409,
-                code="conflict",
-            )
-        if prior is not None and prior.policy.stable_alias != spec.alias:
-            raise ReleaseError(
-                f"route '{spec.model}' serves its stable variant from alias "
-                f"'{prior.policy.stable_alias}', not '{spec.alias}'"
-            )
+        baseline, prior = self._baseline(spec)
         now = utcnow()
         with self._store.session() as session:
             _check_no_other(session, spec.model)
@@ -127,10 +89,7 @@ class Rollouts:
                 alias=spec.alias,
                 baseline=baseline,
                 candidate=spec.candidate,
-                spec={
-                    **spec.model_dump(mode="json"),
-                    "prior_policy": None if prior is None else prior.policy.model_dump(mode="json"),
-                },
+                spec=stored_spec(spec, prior),
                 status="running",
                 step=0,
                 step_started_at=now,
@@ -159,6 +118,26 @@ class Rollouts:
             )
         self._ensure_alert(spec, actor)
         return self.get(rollout_id)
+
+    def _baseline(self, spec: RolloutCreate) -> tuple[int, TrafficPolicy | None]:
+        """The version the alias serves now, and the route's policy, if ``spec`` may start."""
+        aliases = self._aliases(spec.model, [spec.candidate])
+        if spec.alias not in aliases:
+            raise ReleaseError(
+                f"model '{spec.model}' has no alias '{spec.alias}' to roll out against"
+            )
+        baseline = aliases[spec.alias]
+        if baseline == spec.candidate:
+            raise ReleaseError(
+                f"'{spec.model}:{spec.alias}' already points to version {spec.candidate}"
+            )
+        prior = self._free_policy(spec.model)
+        if prior is not None and prior.stable_alias != spec.alias:
+            raise ReleaseError(
+                f"route '{spec.model}' serves its stable variant from alias "
+                f"'{prior.stable_alias}', not '{spec.alias}'"
+            )
+        return baseline, prior
 
     # -- what people do -------------------------------------------------------------------
 
@@ -432,24 +411,6 @@ class Rollouts:
         )
         self._policies.put(model, policy, actor=actor, reason=why, owner=owner, session=session)
 
-    def _restore_policy(self, rollout: RolloutOut, actor: str, why: str) -> None:
-        owner = f"rollout:{rollout.id}"
-        with self._store.session() as session:
-            prior = _row(session, rollout.id).spec.get("prior_policy")
-        current = self._policies.get(rollout.model)
-        if current is None or current.policy.owner != owner:
-            return
-        if prior is None:
-            self._policies.delete(rollout.model, actor=actor, reason=why, owner=owner)
-        else:
-            self._policies.put(
-                rollout.model,
-                TrafficPolicy.model_validate(prior),
-                actor=actor,
-                reason=why,
-                owner=owner,
-            )
-
     def _gate(self, rollout: RolloutOut, step: Step) -> GateVerdict:
         assert step.gate is not None
         return check_gate(self._runs, step.gate, rollout.model, rollout.baseline, rollout.candidate)
@@ -475,13 +436,6 @@ class Rollouts:
 
 def _summary(result: Measurement) -> str:
     return "; ".join(f"{m.name} {m.outcome}" for m in result.metrics)
-
-
-def _row(session: Session, rollout_id: int) -> RolloutRow:
-    row = session.get(RolloutRow, rollout_id)
-    if row is None:
-        raise ReleaseError(f"rollout {rollout_id} does not exist", status=404, code="not_found")
-    return row
 
 
 def _locked(session: Session, rollout_id: int, seen: RolloutOut) -> RolloutRow:

@@ -1,42 +1,50 @@
 """Release JSON API: ``/api/rollouts`` and ``/api/experiments``. Thin over the services;
-after a change this replica reloads its routing table at once."""
+after a change this replica reloads its routing table at once. The reads, the same for
+both kinds, are in ``release.kinds``."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 
+from modelyard.errors import error_responses
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
 from modelyard.release.errors import ReleaseError
+from modelyard.release.kinds import EXPERIMENT, ROLLOUT
 from modelyard.release.protocol import (
     ExperimentCreate,
-    ExperimentList,
     ExperimentOut,
-    MeasurementList,
-    ReleaseEventList,
     RolloutAction,
     RolloutCreate,
-    RolloutList,
     RolloutOut,
 )
 from modelyard.services import services_of
 
-READ = requires(Access.read)
 ADMIN = requires(Access.admin)
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
-rollouts = APIRouter(prefix="/api/rollouts", tags=["release"])
-experiments = APIRouter(prefix="/api/experiments", tags=["release"])
+rollouts = APIRouter(prefix="/api/rollouts", tags=["release"], responses=error_responses(401, 403))
+experiments = APIRouter(
+    prefix="/api/experiments", tags=["release"], responses=error_responses(401, 403)
+)
+ROLLOUT.add_reads(rollouts)
+EXPERIMENT.add_reads(experiments)
 
 
 def _actor(request: Request) -> str:
     return actor_of(principal_of(request))
 
 
-@rollouts.post("", response_model=RolloutOut, status_code=201, dependencies=[ADMIN])
+@rollouts.post(
+    "",
+    response_model=RolloutOut,
+    status_code=201,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def start_rollout(body: RolloutCreate, request: Request) -> RolloutOut:
     services = services_of(request)
     out = await asyncio.to_thread(services.rollouts.start, body, _actor(request))
@@ -50,48 +58,36 @@ async def start_rollout(body: RolloutCreate, request: Request) -> RolloutOut:
     return out
 
 
-@rollouts.get("", response_model=RolloutList, dependencies=[READ])
-async def list_rollouts(
-    request: Request,
-    model: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> RolloutList:
-    service = services_of(request).rollouts
-    return RolloutList(data=await asyncio.to_thread(service.list_rollouts, model, limit))
-
-
-@rollouts.get("/{rollout_id}", response_model=RolloutOut, dependencies=[READ])
-async def get_rollout(rollout_id: RolloutId, request: Request) -> RolloutOut:
-    return await asyncio.to_thread(services_of(request).rollouts.get, rollout_id)
-
-
-@rollouts.get("/{rollout_id}/measurements", response_model=MeasurementList, dependencies=[READ])
-async def rollout_measurements(rollout_id: RolloutId, request: Request) -> MeasurementList:
-    service = services_of(request).rollouts
-    return MeasurementList(data=await asyncio.to_thread(service.measurements, rollout_id))
-
-
-@rollouts.get("/{rollout_id}/events", response_model=ReleaseEventList, dependencies=[READ])
-async def rollout_events(rollout_id: RolloutId, request: Request) -> ReleaseEventList:
-    service = services_of(request).rollouts
-    return ReleaseEventList(data=await asyncio.to_thread(service.events, rollout_id))
-
-
-@rollouts.post("/{rollout_id}/promote", response_model=RolloutOut, dependencies=[ADMIN])
+@rollouts.post(
+    "/{rollout_id}/promote",
+    response_model=RolloutOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def promote_rollout(
     rollout_id: RolloutId, request: Request, body: RolloutAction | None = None
 ) -> RolloutOut:
     return await _act(request, "promote", rollout_id, body)
 
 
-@rollouts.post("/{rollout_id}/abort", response_model=RolloutOut, dependencies=[ADMIN])
+@rollouts.post(
+    "/{rollout_id}/abort",
+    response_model=RolloutOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def abort_rollout(
     rollout_id: RolloutId, request: Request, body: RolloutAction | None = None
 ) -> RolloutOut:
     return await _act(request, "abort", rollout_id, body)
 
 
-@rollouts.post("/{rollout_id}/resume", response_model=RolloutOut, dependencies=[ADMIN])
+@rollouts.post(
+    "/{rollout_id}/resume",
+    response_model=RolloutOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def resume_rollout(
     rollout_id: RolloutId, request: Request, body: RolloutAction | None = None
 ) -> RolloutOut:
@@ -109,7 +105,13 @@ async def _act(
     return out
 
 
-@experiments.post("", response_model=ExperimentOut, status_code=201, dependencies=[ADMIN])
+@experiments.post(
+    "",
+    response_model=ExperimentOut,
+    status_code=201,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def start_experiment(body: ExperimentCreate, request: Request) -> ExperimentOut:
     services = services_of(request)
     out = await asyncio.to_thread(services.experiments.start, body, _actor(request))
@@ -117,28 +119,12 @@ async def start_experiment(body: ExperimentCreate, request: Request) -> Experime
     return out
 
 
-@experiments.get("", response_model=ExperimentList, dependencies=[READ])
-async def list_experiments(
-    request: Request,
-    model: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ExperimentList:
-    service = services_of(request).experiments
-    return ExperimentList(data=await asyncio.to_thread(service.list_experiments, model, limit))
-
-
-@experiments.get("/{name}", response_model=ExperimentOut, dependencies=[READ])
-async def get_experiment(name: str, request: Request) -> ExperimentOut:
-    return await asyncio.to_thread(services_of(request).experiments.get, name)
-
-
-@experiments.get("/{name}/measurements", response_model=MeasurementList, dependencies=[READ])
-async def experiment_measurements(name: str, request: Request) -> MeasurementList:
-    service = services_of(request).experiments
-    return MeasurementList(data=await asyncio.to_thread(service.measurements, name))
-
-
-@experiments.post("/{name}/stop", response_model=ExperimentOut, dependencies=[ADMIN])
+@experiments.post(
+    "/{name}/stop",
+    response_model=ExperimentOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def stop_experiment(
     name: str, request: Request, body: RolloutAction | None = None
 ) -> ExperimentOut:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modelyard.errors import ModelyardError
 from modelyard.registry import Registry
 from modelyard.registry.errors import RegistryError
 from modelyard.routing.protocol import (
@@ -28,13 +29,11 @@ from modelyard.store.tables import (
 )
 
 
-class PolicyRefused(Exception):
+class PolicyRefused(ModelyardError):
     """A traffic policy change that cannot be made; ``str()`` says why and what to do."""
 
     def __init__(self, message: str, status: int = 400, code: str = "invalid_policy") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+        super().__init__(message, status=status, code=code)
 
 
 @dataclass(frozen=True)

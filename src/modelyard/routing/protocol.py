@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 VARIANT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 RESERVED_VARIANTS = frozenset({"shadow", "fallback"})
+# What the document says of a variant's name: the pattern, and not a reserved one.
+_NOT_RESERVED: JsonDict = {"not": {"enum": [*sorted(RESERVED_VARIANTS)]}}
 
 
 class Candidate(BaseModel):
@@ -16,7 +19,7 @@ class Candidate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="candidate", pattern=VARIANT_PATTERN)
+    name: str = Field(default="candidate", pattern=VARIANT_PATTERN, json_schema_extra=_NOT_RESERVED)
     version: int = Field(ge=1, le=2**31 - 1)
     weight: float = Field(ge=0, le=100, description="Percent of the route's requests.")
 
@@ -51,13 +54,15 @@ class BreakerSettings(BaseModel):
     )
 
 
-class TrafficPolicy(BaseModel):
+class _PolicyFields(BaseModel):
     """How a route's requests are split among versions, mirrored and failed over."""
 
     model_config = ConfigDict(extra="forbid")
 
     stable_alias: str = Field(default="production", min_length=1, max_length=64)
-    stable_variant: str = Field(default="stable", pattern=VARIANT_PATTERN)
+    stable_variant: str = Field(
+        default="stable", pattern=VARIANT_PATTERN, json_schema_extra=_NOT_RESERVED
+    )
     candidates: list[Candidate] = Field(default_factory=list, max_length=16)
     sticky_header: str = Field(
         default="x-modelyard-user",
@@ -74,14 +79,9 @@ class TrafficPolicy(BaseModel):
     )
     fallbacks: list[FallbackTarget] = Field(default_factory=list, max_length=8)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
-    owner: str | None = Field(
-        default=None,
-        max_length=64,
-        description="'rollout:N' or 'experiment:N' while one of them manages the weights.",
-    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrafficPolicy:
+    def _consistent(self) -> Self:
         names = [c.name for c in self.candidates]
         if len(set(names)) != len(names):
             raise ValueError("candidate names must be distinct")
@@ -96,6 +96,26 @@ class TrafficPolicy(BaseModel):
         if total > 100 + 1e-9:
             raise ValueError(f"candidate weights add up to {total:g}%, more than 100%")
         return self
+
+
+class TrafficPolicy(_PolicyFields):
+    """A route's policy as stored and shown: with the rollout or experiment that owns it."""
+
+    owner: str | None = Field(
+        default=None,
+        max_length=64,
+        description="'rollout:N' or 'experiment:N' while one of them manages the weights.",
+    )
+
+
+class TrafficPolicyIn(_PolicyFields):
+    """A route's policy as an admin sends it: its owner is set by the rollout or experiment
+    that manages it, never by hand (a policy read from the API may be sent back as it is
+    while it has none)."""
+
+    owner: None = Field(
+        default=None, description="Set by the rollout or experiment that manages the route."
+    )
 
 
 class TrafficPolicyOut(BaseModel):
@@ -128,7 +148,7 @@ class TrafficPolicyHistory(BaseModel):
 class TrafficPolicyPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    policy: TrafficPolicy
+    policy: TrafficPolicyIn
     reason: str = Field(default="", max_length=2000)
 
 

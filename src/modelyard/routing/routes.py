@@ -9,12 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 
+from modelyard.errors import error_responses
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
+from modelyard.registry.protocol import version_name
 from modelyard.routing.policies import PolicyRefused
 from modelyard.routing.protocol import (
     BreakerSettings,
     RouteOut,
+    TrafficPolicy,
     TrafficPolicyHistory,
     TrafficPolicyList,
     TrafficPolicyOut,
@@ -26,7 +29,7 @@ from modelyard.services import Services, services_of
 READ = requires(Access.read)
 ADMIN = requires(Access.admin)
 
-router = APIRouter(prefix="/api/routes", tags=["routing"])
+router = APIRouter(prefix="/api/routes", tags=["routing"], responses=error_responses(401, 403))
 
 
 def route_out(services: Services, model: str) -> RouteOut:
@@ -54,7 +57,7 @@ def route_out(services: Services, model: str) -> RouteOut:
         variants += [
             {"name": "shadow", "version": s.version, "share": s.share} for s in policy.shadows
         ]
-    targets = {f"{model}@{n}" for n in table.version_numbers(model)}
+    targets = {version_name(model, n) for n in table.version_numbers(model)}
     for fallback in policy.fallbacks if policy is not None else []:
         try:
             targets.add(table.resolve(fallback.model).name)
@@ -74,23 +77,37 @@ async def list_policies(request: Request) -> TrafficPolicyList:
     return TrafficPolicyList(data=await asyncio.to_thread(policies.list_policies))
 
 
-@router.get("/{model}", response_model=RouteOut, dependencies=[READ])
+@router.get(
+    "/{model}", response_model=RouteOut, dependencies=[READ], responses=error_responses(404)
+)
 async def get_route(model: str, request: Request) -> RouteOut:
     return route_out(services_of(request), model)
 
 
-@router.put("/{model}", response_model=TrafficPolicyOut, dependencies=[ADMIN])
+@router.put(
+    "/{model}",
+    response_model=TrafficPolicyOut,
+    dependencies=[ADMIN],
+    responses=error_responses(404, 409),
+)
 async def put_policy(model: str, body: TrafficPolicyPut, request: Request) -> TrafficPolicyOut:
     services = services_of(request)
     actor = actor_of(principal_of(request))
     out = await asyncio.to_thread(
-        lambda: services.policies.put(model, body.policy, actor=actor, reason=body.reason)
+        lambda: services.policies.put(
+            model,
+            TrafficPolicy.model_validate(body.policy.model_dump()),
+            actor=actor,
+            reason=body.reason,
+        )
     )
     await services.refresher.refresh_now()
     return out
 
 
-@router.delete("/{model}", status_code=204, dependencies=[ADMIN])
+@router.delete(
+    "/{model}", status_code=204, dependencies=[ADMIN], responses=error_responses(404, 409)
+)
 async def delete_policy(
     model: str, request: Request, reason: Annotated[str, Query(max_length=2000)] = ""
 ) -> Response:

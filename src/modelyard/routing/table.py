@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modelyard.engines import EngineSpec
+from modelyard.errors import ModelyardError
 from modelyard.registry.protocol import VersionOut
 from modelyard.registry.service import RoutingEntry, RoutingState
 from modelyard.routing.protocol import BreakerSettings, TrafficPolicy
@@ -18,8 +20,12 @@ from modelyard.routing.protocol import BreakerSettings, TrafficPolicy
 DEFAULT_ALIAS = "production"
 
 
-class ModelNotRoutable(LookupError):
+class ModelNotRoutable(ModelyardError, LookupError):
     """No version answers to this public name."""
+
+    status = 404
+    code = "model_not_found"
+    param = "model"
 
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -48,7 +54,7 @@ class Target:
     @property
     def name(self) -> str:
         """The version's name, ``model@n`` (what logs and breakers key on)."""
-        return f"{self.version.model}@{self.version.number}"
+        return self.version.name
 
     @property
     def spec(self) -> EngineSpec:
@@ -87,6 +93,7 @@ class Plan:
     fallbacks: tuple[Fallback, ...] = ()
     shadows: tuple[Target, ...] = ()
     breaker: BreakerSettings | None = None
+    user: str | None = None  # the end user the variant was assigned for, if known
 
 
 def bucket(salt: str, user: str) -> float:
@@ -141,13 +148,22 @@ class RoutingTable:
     def policy(self, model: str) -> TrafficPolicy | None:
         return self._snapshot.policies.get(model)
 
-    def plan(self, public_name: str, user: str | None = None) -> Plan:
+    def plan(
+        self,
+        public_name: str,
+        user: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Plan:
         """Resolve a request's model under its route's traffic policy. Only the plain model
-        name follows the policy; ``m:alias`` and ``m@n`` pin what they name."""
+        name follows the policy; ``m:alias`` and ``m@n`` pin what they name. The end user
+        (``user``, else the policy's sticky header among ``headers``) keeps a user on one
+        variant."""
         snapshot = self._snapshot
         policy = snapshot.policies.get(public_name)
         if policy is None:
-            return Plan(self.resolve(public_name))
+            return Plan(self.resolve(public_name), user=user)
+        if user is None and headers is not None:
+            user = headers.get(policy.sticky_header) or None
         entry = snapshot.aliases.get((public_name, policy.stable_alias))
         if entry is None:
             raise ModelNotRoutable(public_name)
@@ -176,6 +192,7 @@ class RoutingTable:
             fallbacks=tuple(fallbacks),
             shadows=tuple(shadows),
             breaker=policy.breaker if policy.fallbacks else None,
+            user=user,
         )
 
     def resolve(self, public_name: str) -> Target:

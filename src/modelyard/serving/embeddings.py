@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from modelyard.engines import Embeddings, Engine
+from modelyard.errors import ModelyardError, error_responses
 from modelyard.guard.auth import requires
 from modelyard.guard.gate import RequestShape
 from modelyard.guard.roles import Access
@@ -18,15 +19,20 @@ from modelyard.routing import Target
 from modelyard.services import services_of
 from modelyard.serving.disconnect import ClientDisconnected, unless_disconnected
 from modelyard.serving.errors import APIError
-from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
+from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, Exchange
 from modelyard.serving.protocol import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(401, 403))
 INFER = requires(Access.infer)
 EMBEDDING_TASK = "embedding"
 
 
-@router.post("/embeddings", response_model=EmbeddingList, dependencies=[INFER])
+@router.post(
+    "/embeddings",
+    response_model=EmbeddingList,
+    dependencies=[INFER],
+    responses=error_responses(404, 429, 502, 503, 504),
+)
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> Response:
     services = services_of(request)
     exchange = Exchange.begin(request, "embeddings", body.model, body.user)
@@ -45,7 +51,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Respons
     except ClientDisconnected:
         exchange.finish(CLIENT_CLOSED_REQUEST, "client_disconnected")
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    except GUARDED_ERRORS as error:
+    except ModelyardError as error:
         exchange.failed(error)
         raise
     # Rendering thousands of vectors as JSON is CPU work: keep it off the event loop.

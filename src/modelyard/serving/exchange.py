@@ -1,5 +1,5 @@
-"""One API request's passage through the guard, and what it leaves behind: its row in
-the request log, its metrics, its charges."""
+"""One API request's passage through the guard and routing, and the outcome it leaves
+behind for accounting (``observe.accounting``): its row, metrics, charges, its mirrors."""
 
 from __future__ import annotations
 
@@ -7,72 +7,68 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
-from starlette.datastructures import State
 from starlette.requests import Request
 
-from modelyard.engines import EngineError, GenerationRequest
+from modelyard.engines import GenerationRequest
+from modelyard.errors import ModelyardError
 from modelyard.guard.auth import principal_of
 from modelyard.guard.gate import Admission, Refusal, RequestShape
 from modelyard.guard.keyring import Principal
-from modelyard.observe.cost import cost_of
-from modelyard.observe.metrics import Served
-from modelyard.observe.requestlog import RequestRecord
-from modelyard.routing import ModelNotRoutable, Target, route_of
+from modelyard.observe.accounting import Outcome
+from modelyard.observe.tracking import RequestState, tracked_of
+from modelyard.routing import Target, route_of
+from modelyard.routing.generation import Generation, Launch
+from modelyard.routing.shadow import Mirrored
 from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
-from modelyard.serving.errors import APIError
-from modelyard.serving.generation import Generation
-from modelyard.serving.mirror import Mirror, mirrored
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's "client closed request": nobody reads it, the log does.
-GUARDED_ERRORS = (Refusal, APIError, EngineError, ModelNotRoutable)
-OPERATIONS = MappingProxyType({"chat.completions": "chat", "completions": "text_completion"})
 
 
 @dataclass
 class Exchange:
     services: Services
-    state: State
+    tracked: RequestState
     principal: Principal
     endpoint: str
     model: str
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    admission: Admission | None = None
-    target: Target | None = None
-    engine_started: float | None = None
     user: str | None = None  # the client's own end-user id (OpenAI's ``user`` field)
-    found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    admission: Admission | None = None
     plan_: Plan | None = None
+    target: Target | None = None
     fallback_from: str | None = None
     forwarded: GenerationRequest | None = None
-    request_headers: Mapping[str, str] = field(default_factory=dict)
-    id: str = field(init=False)  # the request's id (set by the tracking middleware)
-
-    def __post_init__(self) -> None:
-        self.id = self.state.request_id
+    engine_started: float | None = None
+    found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
     def begin(
         cls, request: Request, endpoint: str, model: str, user: str | None = None
     ) -> Exchange:
-        request.state.route = route_of(model)
-        exchange = cls(services_of(request), request.state, principal_of(request), endpoint, model)
-        exchange.user = user
+        tracked = tracked_of(request)
+        tracked.route = route_of(model)
+        services = services_of(request)
+        exchange = cls(services, tracked, principal_of(request), endpoint, model, user)
         exchange.request_headers = request.headers
-        exchange.services.meter.start(exchange.id)
-        request.state.metered = True
+        services.meter.start(tracked.id)
+        tracked.metered = True
         return exchange
 
-    def work(self, units: float) -> None:
-        """Work this request did (tokens), which its share of CPU time follows."""
-        self.services.meter.work(self.id, units)
+    @property
+    def id(self) -> str:
+        return self.tracked.id
 
     @property
     def route(self) -> str:
         return route_of(self.model)
+
+    def work(self, units: float) -> None:
+        """Work this request did (tokens), which its share of CPU time follows."""
+        self.services.meter.work(self.id, units)
 
     async def admit(self, texts: Sequence[str], shape: RequestShape) -> Admission:
         gate = self.services.guard.gate
@@ -85,22 +81,18 @@ class Exchange:
         return self.target
 
     def plan(self) -> Plan:
-        """Where this request goes under its route's traffic policy; the end user (the
-        body's ``user``, else the policy's sticky header) keeps a user on one variant."""
-        table = self.services.routing
-        policy = table.policy(self.model)
-        if self.user is None and policy is not None:
-            self.user = self.request_headers.get(policy.sticky_header) or None
-        self.plan_ = table.plan(self.model, self.user)
+        """Where this request goes under its route's traffic policy."""
+        self.plan_ = self.services.routing.plan(self.model, self.user, self.request_headers)
+        self.user = self.plan_.user
         self.target = self.plan_.primary
-        self.state.routed_headers = self._routing_headers()
+        self.tracked.routed_headers = self._routing_headers()
         return self.plan_
 
     def served(self, target: Target, fallback_from: str | None) -> None:
         """The target that answered (a fallback when ``fallback_from`` names a failed one)."""
         self.target = target
         self.fallback_from = fallback_from
-        self.state.routed_headers = self._routing_headers()
+        self.tracked.routed_headers = self._routing_headers()
         if fallback_from is not None:
             self.services.metrics.fallbacks.labels(self.route, fallback_from).inc()
 
@@ -115,7 +107,7 @@ class Exchange:
         """Count the engine's time so far (to its first token, or to its end) out of the
         overhead the response's header reports."""
         if self.engine_started is not None:
-            self.state.engine_s = (until or time.perf_counter()) - self.engine_started
+            self.tracked.engine_s = (until or time.perf_counter()) - self.engine_started
 
     def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -127,20 +119,18 @@ class Exchange:
     def _routing_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         if self.target is not None:
-            v = self.target.version
-            headers["x-modelyard-version"] = f"{v.model}@{v.number}"
+            headers["x-modelyard-version"] = self.target.name
         if self.variant is not None:
             headers["x-modelyard-variant"] = self.variant
         if self.fallback_from is not None:
             headers["x-modelyard-fallback-from"] = self.fallback_from
         return headers
 
-    def failed(self, error: Exception) -> None:
+    def failed(self, error: ModelyardError) -> None:
         """Log a request that ended in an error before any output."""
-        status, code = _status_of(error)
         if isinstance(error, Refusal):
             self.found = (error.pii, error.injection)
-        self.finish(status, code)
+        self.finish(error.status, error.code)
 
     def finish(
         self,
@@ -152,108 +142,112 @@ class Exchange:
         prompt_tokens: int | None = None,
         streamed: bool = False,
     ) -> None:
-        """Charge what was used, count it, queue the log row; once per request."""
-        if getattr(self.state, "logged", False):
+        """Record how the request ended (once per request), then mirror it to shadows."""
+        if self.tracked.logged:
             return
-        self.state.logged = True
-        now = time.perf_counter()
-        started: float = self.state.started
-        usage = generation.usage if generation is not None else None
-        prompt = usage.prompt_tokens if usage else (prompt_tokens or 0)
-        completion = usage.completion_tokens if usage else 0
-        self.state.metered = False
-        used = self.services.meter.finish(self.id)
-        energy = self.services.power.estimate(used.cpu_seconds, used.wall_share_seconds)
-        cost = 0.0
-        if self.target is not None:
-            parameters = self.target.version.parameters
-            cost = cost_of(parameters, prompt, completion, used.cpu_seconds)
-        admission = self.admission
-        if admission is not None and (prompt or completion or cost):
-            self.services.guard.gate.settle_soon(admission, prompt + completion, cost)
-        ttft = None
-        # No first token to time when a non-streamed answer came in one piece (an upstream
-        # asked for it non-streamed): its time is the latency's.
-        whole = not streamed and generation is not None and generation.first.finish_reason
-        if generation is not None and generation.first_token_at and not whole:
-            ttft = generation.first_token_at - started
-        engine_s = now - self.engine_started if self.engine_started is not None else 0.0
-        latency = now - started
+        self.tracked.logged = True
+        self.tracked.metered = False
         if content is not None and generation is not None:
             content = {**content, "response": "".join(generation.produced)}
-        version = _version(self.target)
-        pii = dict(admission.pii if admission else self.found[0])
-        injection = list(admission.injection if admission else self.found[1])
-        self.services.request_log.submit(
-            RequestRecord(
-                id=self.id,
-                at=self.at,
-                key_id=self.principal.key_id,
-                endpoint=self.endpoint,
-                route=self.route,
-                version=version,
-                status=status,
-                error_code=error_code,
-                latency_ms=latency * 1000,
-                ttft_ms=ttft * 1000 if ttft is not None else None,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                cost=cost,
-                streamed=streamed,
-                pii=pii,
-                injection=injection,
-                content=content,
-                overhead_ms=max(latency - engine_s, 0.0) * 1000,
-                energy_wh=energy.total_wh,
-                carbon_g=energy.carbon_g,
-                user=self.user,
-                variant=self.variant,
-                fallback_from=self.fallback_from,
-            )
+        self.services.accounting.record(
+            self._outcome(status, error_code, generation, content, prompt_tokens, streamed)
         )
         if generation is not None:  # the primary answered (or began to): mirror it
             self._mirror(content)
-        self.services.metrics.served(
-            Served(
-                operation=OPERATIONS.get(self.endpoint, "embeddings"),
-                route=self.route,
-                version=version or "-",
-                status=status,
-                error_code=error_code,
-                duration_s=latency,
-                ttft_s=ttft,
-                input_tokens=prompt,
-                output_tokens=completion,
-                cost=cost,
-                energy_wh=energy.total_wh,
-                pii=pii,
-                injection=injection,
-            )
+
+    def _outcome(
+        self,
+        status: int,
+        error_code: str | None,
+        generation: Generation | None,
+        content: dict[str, Any] | None,
+        prompt_tokens: int | None,
+        streamed: bool,
+    ) -> Outcome:
+        now = time.perf_counter()
+        usage = generation.usage if generation is not None else None
+        ttft = None
+        # No first token to time when a non-streamed answer came in one piece (an upstream
+        # asked for it non-streamed): its time is the latency's.
+        timed = generation is not None and (streamed or not generation.came_whole)
+        if generation is not None and generation.first_token_at and timed:
+            ttft = generation.first_token_at - self.tracked.started
+        admission = self.admission
+        return Outcome(
+            id=self.id,
+            at=self.at,
+            key_id=self.principal.key_id,
+            endpoint=self.endpoint,
+            route=self.route,
+            status=status,
+            error_code=error_code,
+            latency_s=now - self.tracked.started,
+            version=None if self.target is None else self.target.name,
+            parameters=None if self.target is None else self.target.version.parameters,
+            ttft_s=ttft,
+            engine_s=0.0 if self.engine_started is None else now - self.engine_started,
+            prompt_tokens=usage.prompt_tokens if usage else (prompt_tokens or 0),
+            completion_tokens=usage.completion_tokens if usage else 0,
+            streamed=streamed,
+            pii=admission.pii if admission else self.found[0],
+            injection=admission.injection if admission else self.found[1],
+            content=content,
+            user=self.user,
+            variant=self.variant,
+            fallback_from=self.fallback_from,
+            metered=True,
+            charge=None if admission is None else self._charge,
         )
+
+    def _charge(self, tokens: int, cost: float) -> None:
+        if self.admission is not None:
+            self.services.guard.gate.settle_soon(self.admission, tokens, cost)
 
     def _mirror(self, content: dict[str, Any] | None) -> None:
         """Send this request's copies to the plan's shadows, now that it has answered."""
         plan, forwarded = self.plan_, self.forwarded
         if plan is None or forwarded is None or not plan.shadows:
             return
-        for index, target in enumerate(plan.shadows):
-            mirror = Mirror(
-                parent_id=self.id,
-                index=index,
-                key_id=self.principal.key_id,
-                endpoint=self.endpoint,
-                route=self.route,
-                user=self.user,
-                target=target,
-                request=forwarded,
-                content=None
-                if content is None
-                else {k: v for k, v in content.items() if k != "response"},
-            )
-            sent = self.services.shadows.submit(mirrored(self.services, mirror))
-            self.services.metrics.shadow_requests.labels(
-                self.route, "sent" if sent else "dropped"
-            ).inc()
+        services = self.services
+        asked = None if content is None else {k: v for k, v in content.items() if k != "response"}
+        counter = services.metrics.shadow_requests
+
+        def logged(mirror: Mirrored) -> None:
+            services.accounting.record(self._mirror_outcome(mirror, asked))
+
+        services.shadows.mirror(
+            plan,
+            Launch(services.engines, forwarded, "shadow"),
+            services.settings.request_timeout_s,
+            on_done=logged,
+            on_sent=lambda sent: counter.labels(self.route, "sent" if sent else "dropped").inc(),
+        )
+
+    def _mirror_outcome(self, mirror: Mirrored, asked: dict[str, Any] | None) -> Outcome:
+        """A shadow copy's row: never charged to the client nor counted in its metrics."""
+        content = asked
+        if content is not None and mirror.response is not None:
+            content = {**content, "response": mirror.response}
+        usage = mirror.usage
+        return Outcome(
+            id=f"{self.id}.shadow{mirror.index}",
+            at=mirror.at,
+            key_id=self.principal.key_id,
+            endpoint=self.endpoint,
+            route=self.route,
+            status=mirror.status,
+            error_code=mirror.error_code,
+            latency_s=mirror.latency_s,
+            version=mirror.target.name,
+            parameters=mirror.target.version.parameters,
+            ttft_s=mirror.ttft_s,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            content=content,
+            user=self.user,
+            variant="shadow",
+            counted="not_counted",
+        )
 
     async def logged(
         self, events: AsyncIterator[bytes], generation: Generation, content: dict[str, Any]
@@ -274,17 +268,3 @@ class Exchange:
             else:
                 status, code = CLIENT_CLOSED_REQUEST, "client_disconnected"
             self.finish(status, code, generation=generation, content=content, streamed=True)
-
-
-def _version(target: Target | None) -> str | None:
-    if target is None:
-        return None
-    return f"{target.version.model}@{target.version.number}"
-
-
-def _status_of(error: Exception) -> tuple[int, str | None]:
-    if isinstance(error, Refusal | APIError):
-        return error.status, error.code
-    if isinstance(error, EngineError):
-        return error.status, error.code
-    return 404, "model_not_found"

@@ -7,9 +7,10 @@ a separate validation: 16 % of the server's CPU at 50 clients (issue 8's profile
 middleware, the innermost of modelyard's own, answers those two paths itself with the
 same steps FastAPI would take (``authorize`` as the routes' ``requires`` does, the body
 validated straight from its bytes by pydantic, the same ``_serve``) and renders every
-exception through the app's own exception handlers, so responses and errors are the
-same. The FastAPI routes stay declared: they are the OpenAPI document's entries, and
-what answers when this middleware is not installed (a test compares the two).
+exception through the app's own exception handlers, looked up as Starlette looks them up
+for a route, so responses and errors are the same. The FastAPI routes stay declared: they
+are the OpenAPI document's entries, and what answers when this middleware is not installed
+(a test compares the two).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.guard.auth import authorize
@@ -62,37 +65,28 @@ HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
 class OpenAIFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._handled: tuple[type[Exception], ...] | None = None
+        self._guarded: dict[str, ASGIApp] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)  # everything else, 405s included
             return
-        request = Request(scope, receive, send)
-        try:
-            response = await handler(request)
-        except self._handled_by(request) as error:
-            response = await self._render(request, error)
-        await response(scope, receive, send)
+        guarded = self._guarded.get(scope["path"])
+        if guarded is None:
+            guarded = self._guarded[scope["path"]] = _with_handlers(scope, handler)
+        await guarded(scope, receive, send)
 
-    def _handled_by(self, request: Request) -> tuple[type[Exception], ...]:
-        """The exceptions the app has handlers for (the rest reach the server-error
-        middleware outside, which answers 500)."""
-        if self._handled is None:
-            handlers = request.app.exception_handlers
-            self._handled = tuple(
-                key for key in handlers if isinstance(key, type) and issubclass(key, Exception)
-            )
-        return self._handled
 
-    @staticmethod
-    async def _render(request: Request, error: Exception) -> Response:
-        """The response of the app's own handler for ``error`` (the nearest class)."""
-        handlers = request.app.exception_handlers
-        for cls in type(error).__mro__:
-            handler = handlers.get(cls)
-            if handler is not None:
-                response: Response = await handler(request, error)
-                return response
-        raise error  # not reached: only handled exceptions are caught
+def _with_handlers(scope: Scope, handler: Handler) -> ASGIApp:
+    """``handler`` behind the app's exception handlers, wrapped as Starlette wraps a route
+    (``request_response`` inside the ``ExceptionMiddleware`` FastAPI builds): the same
+    lookup (status-code handlers, nearest class, sync handlers on a thread) and the same
+    request, so an error renders alike on both paths. Errors without a handler reach the
+    server-error middleware outside, which answers 500, as there."""
+    handlers = {
+        key: value
+        for key, value in scope["app"].exception_handlers.items()
+        if key not in (500, Exception)  # those belong to the server-error middleware
+    }
+    return ExceptionMiddleware(request_response(handler), handlers=handlers)

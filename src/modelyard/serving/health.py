@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import resource
-from dataclasses import asdict
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelyard import __version__
+from modelyard.errors import error_responses
 from modelyard.guard.auth import requires
 from modelyard.guard.roles import Access
+from modelyard.routing import version_name
 from modelyard.services import services_of
 
 router = APIRouter(tags=["health"])
@@ -21,13 +22,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: an aliased version's engine is not loaded."}},
+)
 async def readyz(request: Request) -> JSONResponse:
     services = services_of(request)
     engines = services.engines.states()
     wanted = {(s.model, s.version) for s in services.routing.aliased_specs()}
     loaded = {(e.model, e.version): e for e in engines}
-    missing = [f"{m}@{v}" for m, v in sorted(wanted) if (m, v) not in loaded]
+    missing = [version_name(m, v) for m, v in sorted(wanted) if (m, v) not in loaded]
     not_ready = [e for e in engines if (e.model, e.version) in wanted and e.state != "ready"]
     ready = not missing and not not_ready
     body = {
@@ -41,14 +45,16 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/api/engines", dependencies=[requires(Access.read)])
+@router.get(
+    "/api/engines", dependencies=[requires(Access.read)], responses=error_responses(401, 403)
+)
 async def engines(request: Request) -> dict[str, object]:
     """Every engine this replica has started: state, context length, slots, load errors."""
     states = services_of(request).engines.states()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {
         "object": "list",
-        "data": [asdict(state) for state in states],
+        "data": [state.as_json() for state in states],
         "process": {"peak_rss_bytes": peak},
     }
 

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+    model_validator,
+)
+
+# Re-exported: OpenAI's error body lives beside the error type every package raises.
+from modelyard.errors import ErrorBody as ErrorBody
+from modelyard.errors import ErrorDetail as ErrorDetail
+from modelyard.wire import JSON_INTEGER, Integer
 
 # Request fields that change what OpenAI would return; refused rather than silently ignored.
 UNSUPPORTED_FIELDS = MappingProxyType(
@@ -47,7 +60,7 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class _SamplingRequest(BaseModel):
@@ -56,16 +69,18 @@ class _SamplingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    n: int = Field(default=1, ge=1)
-    stream: bool = False
+    max_tokens: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
+    temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
+    n: Integer = Field(
+        default=1, ge=1, description="Only 1 is supported.", json_schema_extra={"maximum": 1}
+    )
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    seed: Integer | None = None
+    presence_penalty: StrictFloat = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: StrictFloat = Field(default=0.0, ge=-2.0, le=2.0)
     user: str | None = None
 
     @field_validator("stop")
@@ -100,7 +115,7 @@ class _SamplingRequest(BaseModel):
 
 class ChatCompletionRequest(_SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -108,7 +123,7 @@ class ChatCompletionRequest(_SamplingRequest):
 
 class CompletionRequest(_SamplingRequest):
     prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=16, ge=1)
+    max_tokens: Annotated[int, Field(ge=1), JSON_INTEGER] | None = 16
 
     def token_limit(self) -> int | None:
         return self.max_tokens
@@ -196,26 +211,8 @@ class ModelCardList(BaseModel):
     data: list[ModelCard]
 
 
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-    @classmethod
-    def of(
-        cls, message: str, type_: str, param: str | None = None, code: str | None = None
-    ) -> dict[str, Any]:
-        return cls(
-            error=ErrorDetail(message=message, type=type_, param=param, code=code)
-        ).model_dump()
-
-
 MAX_EMBEDDING_INPUTS = 2048
+NonEmptyText = Annotated[str, Field(min_length=1)]
 
 
 def _text_input(value: object) -> str | list[str]:
@@ -249,9 +246,12 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)
-    input: str | list[str]
+    input: (
+        NonEmptyText
+        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+    )
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
     user: str | None = None
 
     @field_validator("input", mode="before")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -13,21 +13,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
+from modelyard.errors import ModelyardError, error_responses
 from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.gate import RequestShape
 from modelyard.guard.roles import Access
+from modelyard.routing.dispatch import dispatch
+from modelyard.routing.generation import Collected, Generation, Launch, collect
 from modelyard.services import services_of
 from modelyard.serving.disconnect import (
     ClientDisconnected,
     EventStreamResponse,
     unless_disconnected,
 )
-from modelyard.serving.dispatch import dispatch
-from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, GUARDED_ERRORS, Exchange
+from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, Exchange
 from modelyard.serving.generation import (
-    Collected,
-    Generation,
-    collect,
     event_stream,
     generation_request,
     usage_out,
@@ -47,7 +46,14 @@ from modelyard.serving.protocol import (
     TextChoice,
 )
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+
+def _streamed_or(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The responses of a streaming endpoint: with ``stream: true`` the answer is
+    server-sent events."""
+    return {200: {"content": {"text/event-stream": {}}}, **error_responses(*statuses)}
+
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(401, 403))
 SSE_HEADERS = MappingProxyType({"cache-control": "no-cache", "x-accel-buffering": "no"})
 INFER = requires(Access.infer)
 MODELS = requires(Access.infer, Access.read)
@@ -74,76 +80,68 @@ async def list_models(request: Request) -> ModelCardList:
 
 # Both are served by ``serving.fastpath`` in the running app; these declarations are their
 # OpenAPI entries and the same handlers behind FastAPI's router.
-@router.post("/chat/completions", response_model=ChatCompletion, dependencies=[INFER])
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    dependencies=[INFER],
+    responses=_streamed_or(404, 429, 502, 503, 504),
+)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     return await serve_chat(body, request)
 
 
-@router.post("/completions", response_model=Completion, dependencies=[INFER])
+@router.post(
+    "/completions",
+    response_model=Completion,
+    dependencies=[INFER],
+    responses=_streamed_or(404, 429, 502, 503, 504),
+)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     return await serve_completion(body, request)
 
 
 async def serve_chat(body: ChatCompletionRequest, request: Request) -> Response:
     """A chat completion for an authorized request."""
-    return await _serve(body, request, "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
+    return await _serve(body, request, CHAT)
 
 
 async def serve_completion(body: CompletionRequest, request: Request) -> Response:
     """A text completion for an authorized request."""
-    return await _serve(body, request, "cmpl", _text_chunk, _text_usage_chunk, _text_final)
+    return await _serve(body, request, TEXT)
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How one endpoint renders a generation: its id prefix, streamed chunks, the usage
+    chunk and the whole answer."""
+
+    endpoint: str
+    prefix: str
+    chunk: Callable[[Generation, str, Chunk], BaseModel | None]
+    usage: Callable[[Generation, str, Usage], BaseModel]
+    final: Callable[[Generation, str, Collected], BaseModel]
 
 
 async def _serve(
-    body: ChatCompletionRequest | CompletionRequest,
-    request: Request,
-    prefix: str,
-    render_chunk: Callable[[Generation, str, Chunk], BaseModel | None],
-    render_usage: Callable[[Generation, str, Usage], BaseModel],
-    render_final: Callable[[Generation, str, Collected], BaseModel],
+    body: ChatCompletionRequest | CompletionRequest, request: Request, rendering: Rendering
 ) -> Response:
-    services = services_of(request)
-    endpoint = "chat.completions" if prefix == "chatcmpl" else "completions"
-    exchange = Exchange.begin(request, endpoint, body.model, body.user)
+    exchange = Exchange.begin(request, rendering.endpoint, body.model, body.user)
     wanted = generation_request(body)
     try:
-        admission = await exchange.admit(
-            texts_of(wanted),
-            RequestShape(max_tokens=body.token_limit(), messages=len(wanted.messages or ())),
+        # Watched from the start: a client that leaves while its request waits for the
+        # engine frees its place in the queue at once.
+        generation, forwarded = await unless_disconnected(
+            request, _started(exchange, body, wanted, rendering.prefix)
         )
-        forwarded = with_texts(wanted, admission.texts)
-        exchange.forwarded = forwarded
-        plan = exchange.plan()
-        deadline = asyncio.get_running_loop().time() + services.settings.request_timeout_s
-        exchange.engine_starts()
-        dispatched = await dispatch(
-            services.engines,
-            services.breakers,
-            plan,
-            forwarded,
-            prefix,
-            deadline=deadline,
-            restorer=admission.stream_restorer(),
-            worked=exchange.work,
-        )
-        generation = dispatched.generation
-        exchange.served(generation.target, dispatched.fallback_from)
-    except GUARDED_ERRORS as error:
+    except ClientDisconnected:
+        exchange.finish(CLIENT_CLOSED_REQUEST, "client_disconnected")
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    except ModelyardError as error:
         exchange.failed(error)
         raise
     content = logged_content(forwarded)
-    model = body.model
     if body.stream:
-        exchange.engine_answered(until=generation.first_token_at)
-        usage_event = (
-            (lambda u: render_usage(generation, model, u)) if body.include_usage() else None
-        )
-        events = event_stream(generation, lambda c: render_chunk(generation, model, c), usage_event)
-        return EventStreamResponse(
-            exchange.logged(events, generation, content),
-            media_type="text/event-stream",
-            headers={**SSE_HEADERS, **exchange.headers()},
-        )
+        return _streamed(exchange, body, generation, content, rendering)
     try:
         result = await unless_disconnected(request, collect(generation))
     except ClientDisconnected:
@@ -157,9 +155,58 @@ async def _serve(
     exchange.engine_answered()
     exchange.finish(200, generation=generation, content=content)
     return Response(
-        render_final(generation, model, result).model_dump_json(),
+        rendering.final(generation, body.model, result).model_dump_json(),
         media_type="application/json",
         headers=exchange.headers(),
+    )
+
+
+async def _started(
+    exchange: Exchange,
+    body: ChatCompletionRequest | CompletionRequest,
+    wanted: GenerationRequest,
+    prefix: str,
+) -> tuple[Generation, GenerationRequest]:
+    """Admit the request, plan it and start its generation on the plan's first target
+    that starts; the request as forwarded (redacted) comes back with it."""
+    services = exchange.services
+    admission = await exchange.admit(
+        texts_of(wanted),
+        RequestShape(max_tokens=body.token_limit(), messages=len(wanted.messages or ())),
+    )
+    forwarded = exchange.forwarded = with_texts(wanted, admission.texts)
+    plan = exchange.plan()
+    launch = Launch(
+        services.engines,
+        forwarded,
+        prefix,
+        deadline=asyncio.get_running_loop().time() + services.settings.request_timeout_s,
+        restorer=admission.stream_restorer(),
+        worked=exchange.work,
+    )
+    exchange.engine_starts()
+    dispatched = await dispatch(plan, launch, services.breakers)
+    exchange.served(dispatched.generation.target, dispatched.fallback_from)
+    return dispatched.generation, forwarded
+
+
+def _streamed(
+    exchange: Exchange,
+    body: ChatCompletionRequest | CompletionRequest,
+    generation: Generation,
+    content: dict[str, Any],
+    rendering: Rendering,
+) -> Response:
+    model = body.model
+    exchange.engine_answered(until=generation.first_token_at)
+    usage_event = (
+        (lambda u: rendering.usage(generation, model, u)) if body.include_usage() else None
+    )
+    events = event_stream(generation, lambda c: rendering.chunk(generation, model, c), usage_event)
+    return EventStreamResponse(
+        exchange.logged(events, generation, content),
+        media_type="text/event-stream",
+        headers={**SSE_HEADERS, **exchange.headers()},
     )
 
 
@@ -211,7 +258,7 @@ def _text_final(generation: Generation, model: str, result: Collected) -> Comple
 
 
 def _chat_chunk(generation: Generation, model: str, chunk: Chunk) -> ChatCompletionChunk | None:
-    first = chunk is generation.first
+    first = chunk is generation.first_out
     if not chunk.text and chunk.finish_reason is None and not first:
         return None
     delta = Delta(role="assistant" if first else None, content=chunk.text or None)
@@ -252,6 +299,10 @@ def _text_usage_chunk(generation: Generation, model: str, usage: Usage) -> Compl
         choices=[],
         usage=usage_out(usage),
     )
+
+
+CHAT = Rendering("chat.completions", "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
+TEXT = Rendering("completions", "cmpl", _text_chunk, _text_usage_chunk, _text_final)
 
 
 def attach(app: FastAPI) -> None:

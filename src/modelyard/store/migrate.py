@@ -9,6 +9,9 @@ can follow: then Alembic decides, as it always did (issue 8)."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +41,26 @@ def upgrade_to_head(engine: Engine) -> None:
     importing Alembic."""
     if is_at_head(engine):
         return
-    from alembic import command
+    with alembic_quiet():
+        from alembic import command
 
-    command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "head")
+
+
+@contextlib.contextmanager
+def alembic_quiet() -> Iterator[None]:
+    """Alembic logs each plugin it sets up and each script it runs at INFO: a screen of lines
+    on a first start, before the lines that matter. They show when the log is at DEBUG."""
+    logger = logging.getLogger("alembic")
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def current_revision(engine: Engine) -> str | None:

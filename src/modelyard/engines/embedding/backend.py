@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
-from modelyard.engines.base import EngineError
 from modelyard.engines.embedding.model_dir import SentenceModelDir
 
 BackendName = Literal["onnxruntime", "torch"]
@@ -40,11 +39,12 @@ class EmbeddingBackend(Protocol):
 
 
 def backend_name(value: object) -> BackendName:
+    """The backend ``value`` names (None: the default); a ValueError for any other value."""
     if value == "torch":
         return "torch"
     if value in (None, "onnxruntime"):
         return "onnxruntime"
-    raise EngineError(f"unknown embedding backend {value!r}; choose one of {', '.join(BACKENDS)}")
+    raise ValueError(f"unknown embedding backend {value!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def open_backend(

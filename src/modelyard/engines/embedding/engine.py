@@ -1,11 +1,6 @@
 """The ``sentence-transformers`` engine kind: a sentence-transformers model directory
-(all-MiniLM-L6-v2 by default) served for ``/v1/embeddings``.
-
-Parameters (all optional):
-- ``backend``: ``onnxruntime`` (default) or ``torch`` (needs torch and sentence-transformers).
-- ``threads``: CPU threads of a forward pass; 0 (default) lets the backend choose (all cores).
-- ``max_batch``: texts encoded together in one forward pass (default 32).
-- ``max_wait_ms``: how long the first queued text waits for others to join (default 5).
+(all-MiniLM-L6-v2 by default) served for ``/v1/embeddings``; its parameters are
+``SentenceTransformersParameters``, all optional.
 """
 
 from __future__ import annotations
@@ -13,27 +8,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.config import Settings
+from modelyard import config
 from modelyard.engines.base import Embeddings, Engine, EngineInfo, EngineNotReady, EngineSpec
-from modelyard.engines.embedding.backend import EmbeddingBackend, backend_name, open_backend
+from modelyard.engines.capabilities import EMBEDS
+from modelyard.engines.embedding.backend import EmbeddingBackend, open_backend
 from modelyard.engines.embedding.batcher import MicroBatcher
 from modelyard.engines.embedding.model_dir import SentenceModelDir, read_model_dir
+from modelyard.engines.embedding.parameters import SentenceTransformersParameters
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo(EngineInfo):
+    dimensions: int | None = None  # of each vector, once the model is loaded
+    backend: str | None = None
+    max_batch: int | None = None
+    forward_passes: int | None = None
 
 
 class SentenceTransformersEngine(Engine):
     kind = "sentence-transformers"
+    capabilities = EMBEDS
+    Parameters = SentenceTransformersParameters
 
-    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+    def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         super().__init__(spec, settings)
-        params = spec.parameters
-        self._backend_name = backend_name(params.get("backend"))
-        self._threads = int(params.get("threads", 0))
-        self._max_batch = int(params.get("max_batch", 32))
-        self._max_wait_s = float(params.get("max_wait_ms", 5)) / 1000
-        if self._threads < 0 or self._max_batch < 1 or self._max_wait_s < 0:
-            raise ValueError("threads and max_wait_ms must be >= 0, max_batch >= 1")
+        params = self.read_parameters(SentenceTransformersParameters)
+        self._backend_name = params.backend
+        self._threads = params.threads
+        self._max_batch = params.max_batch
+        self._max_wait_s = params.max_wait_ms / 1000
         self._model: SentenceModelDir | None = None
         self._size_bytes: int | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -71,19 +77,16 @@ class SentenceTransformersEngine(Engine):
         """Batches encoded so far (fewer than requests when requests were batched together)."""
         return self._batcher.forward_passes if self._batcher is not None else 0
 
-    def info(self) -> EngineInfo:
-        details: dict[str, object] = {
-            "backend": self._backend_name,
-            "max_batch": self._max_batch,
-            "forward_passes": self.forward_passes,
-        }
-        if self._model is None:
-            return EngineInfo(kind=self.kind, details=details)
-        return EngineInfo(
+    def info(self) -> EmbeddingInfo:
+        model = self._model
+        return EmbeddingInfo(
             kind=self.kind,
-            context_length=self._model.max_tokens,
-            size_bytes=self._size_bytes,
-            details={"dimensions": self._model.dimensions, **details},
+            context_length=model.max_tokens if model is not None else None,
+            size_bytes=self._size_bytes if model is not None else None,
+            dimensions=model.dimensions if model is not None else None,
+            backend=self._backend_name,
+            max_batch=self._max_batch,
+            forward_passes=self.forward_passes,
         )
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:

@@ -6,9 +6,8 @@ of ``n_ctx`` tokens; the scheduler thread decodes all of them in one batch per s
 engine refuses with 503 and ``Retry-After``. Closing a stream (client gone) cancels its
 sequence before the next step.
 
-Version parameters (override the settings): ``n_ctx`` (per sequence), ``max_num_seqs``,
-``max_waiting``, ``prefill_chunk``, ``prefix_cache``, ``threads``; sampling defaults for
-fields a request leaves out: ``temperature``, ``top_p``, ``top_k``, ``min_p``, ``repeat_penalty``.
+A version's parameters (``LlamaCppParameters``) override the kind's settings
+(``LlamaCppSettings``) and set sampling defaults for fields a request leaves out.
 """
 
 from __future__ import annotations
@@ -19,12 +18,13 @@ import ctypes
 import logging
 import os
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import TemplateError
 
-from modelyard.config import Settings
+from modelyard import config
 from modelyard.engines.base import (
     Chunk,
     ContextLengthExceeded,
@@ -35,36 +35,58 @@ from modelyard.engines.base import (
     EngineSpec,
     GenerationRequest,
 )
+from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.llamacpp.parameters import LlamaCppParameters, LlamaCppSettings
 from modelyard.engines.llamacpp.sampling import Sampling
 from modelyard.engines.llamacpp.scheduler import Scheduler, SchedulerLimits
 from modelyard.engines.llamacpp.sequence import Job
 
-SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LlamaCppInfo(EngineInfo):
+    parameters: int | None = None  # weights in the model, once it is loaded
+    description: str | None = None  # llama.cpp's: architecture, size, quantisation
+    threads: int | None = None
+    prefill_chunk: int | None = None
+    sampling_defaults: dict[str, float] | None = None
+    # The scheduler's load, while it runs:
+    active: int | None = None
+    waiting: int | None = None
+    max_num_seqs: int | None = None
+    max_waiting: int | None = None
+    steps: int | None = None
+    reused_prompt_tokens: int | None = None
 
 
 class LlamaCppEngine(Engine):
     kind = "llamacpp"
+    capabilities = replace(GENERATES, seed=True)
+    Parameters = LlamaCppParameters
+    Settings = LlamaCppSettings
 
-    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+    def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         super().__init__(spec, settings)
-        params = spec.parameters
+        params = self.read_parameters(LlamaCppParameters)
+        tuning = LlamaCppSettings()
         self.path = Path(spec.artifact_uri.removeprefix("file://"))
-        self.n_ctx = int(params.get("n_ctx", settings.llamacpp_n_ctx))
+        self.n_ctx = _given(params.n_ctx, tuning.n_ctx)
         self.limits = SchedulerLimits(
-            max_num_seqs=max(1, int(params.get("max_num_seqs", settings.llamacpp_max_num_seqs))),
-            max_waiting=max(0, int(params.get("max_waiting", settings.llamacpp_max_waiting))),
-            prefill_chunk=max(1, int(params.get("prefill_chunk", settings.llamacpp_prefill_chunk))),
-            prefix_cache=bool(params.get("prefix_cache", settings.llamacpp_prefix_cache)),
+            max_num_seqs=_given(params.max_num_seqs, tuning.max_num_seqs),
+            max_waiting=_given(params.max_waiting, tuning.max_waiting),
+            prefill_chunk=_given(params.prefill_chunk, tuning.prefill_chunk),
+            prefix_cache=_given(params.prefix_cache, tuning.prefix_cache),
         )
-        threads = int(params.get("threads", settings.llamacpp_threads))
-        self.threads = threads or (os.cpu_count() or 1)
-        self.defaults = {k: params[k] for k in SAMPLING_DEFAULTS if k in params}
+        self.threads = _given(params.threads, tuning.threads) or (os.cpu_count() or 1)
+        self.defaults = params.sampling_defaults()
         self._model: Any = None
         self._ctx: Any = None
         self._scheduler: Scheduler | None = None
         self._formatter: Any = None
         self._template: str | None = None
-        self._facts: dict[str, Any] = {}
+        self._weights: int | None = None
+        self._description: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -84,7 +106,10 @@ class LlamaCppEngine(Engine):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         model_params = llama_cpp.llama_model_default_params()
-        model = LlamaModel(path_model=str(self.path), params=model_params, verbose=False)
+        # verbose=False would point the whole process's stdout and stderr at /dev/null while
+        # the model loads (a dup2, not a logger), swallowing whatever the server prints then,
+        # its start-up lines included; the log level above already quiets llama.cpp.
+        model = LlamaModel(path_model=str(self.path), params=model_params, verbose=True)
         params = llama_cpp.llama_context_default_params()
         params.n_seq_max = self.limits.max_num_seqs
         params.n_ctx = self.n_ctx * self.limits.max_num_seqs
@@ -101,10 +126,8 @@ class LlamaCppEngine(Engine):
         self._model, self._ctx = model, ctx
         description = ctypes.create_string_buffer(128)
         llama_cpp.llama_model_desc(model.model, description, len(description))
-        self._facts = {
-            "parameters": int(llama_cpp.llama_model_n_params(model.model)),
-            "description": description.value.decode("utf-8", "replace"),
-        }
+        self._weights = int(llama_cpp.llama_model_n_params(model.model))
+        self._description = description.value.decode("utf-8", "replace")
         self._template = model.metadata().get("tokenizer.chat_template")
         if self._template:
             self._formatter = Jinja2ChatFormatter(
@@ -127,29 +150,29 @@ class LlamaCppEngine(Engine):
             self._model.close()
             self._model = None
 
-    def info(self) -> EngineInfo:
-        details: dict[str, Any] = {
-            **self._facts,
-            "threads": self.threads,
-            "prefill_chunk": self.limits.prefill_chunk,
-            "sampling_defaults": self.defaults,
-        }
-        if self._scheduler is not None:
-            load = self._scheduler.load()
-            details.update(
-                active=load.active,
-                waiting=load.waiting,
-                max_num_seqs=load.max_num_seqs,
-                max_waiting=load.max_waiting,
-                steps=load.steps,
-                reused_prompt_tokens=load.reused_prompt_tokens,
-            )
-        return EngineInfo(
+    def info(self) -> LlamaCppInfo:
+        info = LlamaCppInfo(
             kind=self.kind,
             context_length=self.n_ctx,
             chat_template=self._template,
             size_bytes=self.path.stat().st_size if self.path.is_file() else None,
-            details=details,
+            parameters=self._weights,
+            description=self._description,
+            threads=self.threads,
+            prefill_chunk=self.limits.prefill_chunk,
+            sampling_defaults=self.defaults,
+        )
+        if self._scheduler is None:
+            return info
+        load = self._scheduler.load()
+        return replace(
+            info,
+            active=load.active,
+            waiting=load.waiting,
+            max_num_seqs=load.max_num_seqs,
+            max_waiting=load.max_waiting,
+            steps=load.steps,
+            reused_prompt_tokens=load.reused_prompt_tokens,
         )
 
     # -- requests -------------------------------------------------------------------------
@@ -218,3 +241,8 @@ class LlamaCppEngine(Engine):
                 "the completion."
             )
         return asked if asked is not None else room
+
+
+def _given(value: T | None, default: T) -> T:
+    """A version's parameter where it sets one (0 and False included), else the setting."""
+    return default if value is None else value

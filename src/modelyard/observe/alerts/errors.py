@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from modelyard.errors import ModelyardError
 
-class AlertError(Exception):
+
+class AlertError(ModelyardError):
     status = 400
     code = "invalid_alert_rule"
 

@@ -8,7 +8,17 @@ import re
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+    model_validator,
+)
+
+from modelyard.wire import Integer
 
 Metric = Literal[
     "error_rate",
@@ -34,20 +44,33 @@ COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator
 Severity = Literal["info", "warning", "critical"]
 EventState = Literal["firing", "resolved"]
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+NAME = re.compile(NAME_PATTERN)
+ROUTE_PATTERN = r"\S"  # a route is not blank
+_ROUTE = re.compile(ROUTE_PATTERN)
 MAX_WINDOW_S = 30 * 86400
 MAX_WEBHOOKS = 10
+# An http(s) URL with a host, in printable ASCII (what the webhook client sends to).
+WEBHOOK_PATTERN = r"^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#][!-~]*)?$"
+_WEBHOOK = re.compile(WEBHOOK_PATTERN)
 
 
 class AlertRule(BaseModel):
     """A condition on one metric of the request log over a look-back window."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # _share_threshold, as the schema says it
+            "if": {"properties": {"metric": {"enum": [*sorted(SHARES)]}}},
+            "then": {"properties": {"threshold": {"maximum": 1}}},
+        },
+    )
 
     name: str = Field(
         min_length=1,
         max_length=128,
         description="Letters, digits and `. _ : -`; it names the rule in URLs and the CLI.",
+        json_schema_extra={"pattern": NAME_PATTERN},
     )
     metric: Metric = Field(
         description="error_rate (share of 5xx), client_error_rate (share of 4xx), "
@@ -58,14 +81,20 @@ class AlertRule(BaseModel):
         "aborted in the window)."
     )
     route: str | None = Field(
-        default=None, max_length=128, description="A public model name; none means all routes."
+        default=None,
+        max_length=128,
+        description="A public model name; none means all routes.",
+        json_schema_extra={"pattern": ROUTE_PATTERN},
     )
     comparison: Comparison = ">"
-    threshold: float = Field(description="Shares are between 0 and 1 (0.05 is 5%).")
-    window_s: int = Field(
+    threshold: StrictFloat = Field(
+        description="0 or more; shares are between 0 and 1 (0.05 is 5%).",
+        json_schema_extra={"minimum": 0},
+    )
+    window_s: Integer = Field(
         default=300, ge=1, le=MAX_WINDOW_S, description="Look-back window in seconds."
     )
-    for_s: int = Field(
+    for_s: Integer = Field(
         default=0,
         ge=0,
         le=MAX_WINDOW_S,
@@ -73,15 +102,18 @@ class AlertRule(BaseModel):
     )
     severity: Severity = "warning"
     webhooks: list[str] = Field(
-        default_factory=list, description="URLs that get a JSON POST on firing and resolving."
+        default_factory=list,
+        max_length=MAX_WEBHOOKS,
+        description="URLs that get a JSON POST on firing and resolving.",
+        json_schema_extra={"items": {"type": "string", "pattern": WEBHOOK_PATTERN}},
     )
-    min_requests: int = Field(
+    min_requests: Integer = Field(
         default=1,
         ge=0,
         description="Windows with fewer samples (requests; feedback rows for "
         "negative_feedback_rate; drift reports for drift) neither fire nor stay firing.",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @field_validator("name")
     @classmethod
@@ -96,7 +128,7 @@ class AlertRule(BaseModel):
     @field_validator("route")
     @classmethod
     def _route(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+        if value is not None and not _ROUTE.search(value):
             raise ValueError("route is a public model name; leave it out to watch every route")
         return value.strip() if value is not None else None
 
@@ -110,19 +142,12 @@ class AlertRule(BaseModel):
     @field_validator("webhooks")
     @classmethod
     def _webhooks(cls, value: list[str]) -> list[str]:
-        import httpx  # not at module level: the server imports this module (issue 8)
-
-        urls = list(dict.fromkeys(url.strip() for url in value))
-        if len(urls) > MAX_WEBHOOKS:
+        if len(value) > MAX_WEBHOOKS:
             raise ValueError(f"at most {MAX_WEBHOOKS} webhooks per rule")
-        for url in urls:
-            try:
-                parsed = httpx.URL(url)
-            except httpx.InvalidURL as error:
-                raise ValueError(f"'{url}' is not a URL: {error}") from None
-            if parsed.scheme not in ("http", "https") or not parsed.host:
+        for url in value:
+            if not _WEBHOOK.fullmatch(url):
                 raise ValueError(f"'{url}' is not an http(s) URL with a host")
-        return urls
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _share_threshold(self) -> AlertRule:

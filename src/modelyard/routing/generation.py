@@ -1,0 +1,184 @@
+"""A generation started on a target: the engine's stream, primed with its first chunk.
+
+Starting waits for the first chunk, so that an engine's early error keeps its own status
+(and can fail over) instead of surfacing inside a response that has already begun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelyard.engines import Chunk, EngineError, GenerationRequest, Usage
+from modelyard.engines.pool import EnginePool
+from modelyard.errors import ModelyardError
+from modelyard.routing.table import Target
+
+GENERATING_TASKS = frozenset({"chat", "completion"})
+
+
+class Restorer(Protocol):
+    """Puts redacted values back into streamed text (chunks may split a placeholder)."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class GenerationTimeout(EngineError):
+    status = 504
+    code = "request_timeout"
+    error_type = "timeout"
+
+
+class WrongTask(ModelyardError):
+    """A request for text to a model of another task (an embedding model, say)."""
+
+    status = 400
+    code = "wrong_task"
+    param = "model"
+
+
+@dataclass
+class Generation:
+    """A started generation: its target and its stream, primed with the first chunk.
+
+    Iterating ``chunks()`` also records what the model produced (before any restore),
+    when the first token came and the usage, for the request log.
+    """
+
+    id: str
+    created: int
+    target: Target
+    first: Chunk
+    rest: AsyncGenerator[Chunk, None]
+    first_token_at: float = 0.0
+    deadline: float | None = None  # event-loop time after which the generation is cut off
+    restorer: Restorer | None = None
+    worked: Callable[[float], None] | None = None  # reports work units (tokens) for energy
+    produced: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    first_out: Chunk | None = None  # the first chunk as yielded (restored), for renderers
+    error: EngineError | None = None
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """All chunks; closing this iterator closes the engine's stream (frees the engine)."""
+        async with aclosing(self.rest) as rest:
+            chunk = self.first
+            while True:
+                out = self._seen(chunk)
+                if self.first_out is None:
+                    self.first_out = out
+                yield out
+                if chunk.finish_reason is not None:
+                    return
+                try:
+                    chunk = await self._next(rest)
+                except StopAsyncIteration:
+                    return
+
+    async def _next(self, rest: AsyncGenerator[Chunk, None]) -> Chunk:
+        if self.deadline is None:
+            return await anext(rest)
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await anext(rest)
+        except TimeoutError:
+            raise GenerationTimeout(
+                "The generation took longer than this server's request timeout and was "
+                "stopped; ask for fewer tokens or retry."
+            ) from None
+
+    def _seen(self, chunk: Chunk) -> Chunk:
+        self.produced.append(chunk.text)
+        if self.worked is not None:
+            self.worked(1.0)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if self.restorer is None:
+            return chunk
+        text = self.restorer.feed(chunk.text)
+        if chunk.finish_reason is not None:
+            text += self.restorer.flush()
+        return Chunk(text, chunk.finish_reason, chunk.usage)
+
+    @property
+    def came_whole(self) -> bool:
+        """Whether the answer came in one piece (an upstream asked non-streamed): there is
+        no first token to time then."""
+        return self.first.finish_reason is not None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start generations for one request (the same for each target tried)."""
+
+    engines: EnginePool
+    request: GenerationRequest
+    prefix: str  # the id's prefix: chatcmpl, cmpl, shadow
+    deadline: float | None = None
+    restorer: Restorer | None = None
+    worked: Callable[[float], None] | None = None
+
+
+async def start_generation(launch: Launch, target: Target) -> Generation:
+    """Get the target's engine and wait for its first chunk (within the deadline)."""
+    if target.task not in GENERATING_TASKS:
+        raise WrongTask(
+            f"The model '{target.public_name}' is a {target.task} model; it cannot generate text."
+        )
+    try:
+        async with asyncio.timeout_at(launch.deadline):
+            engine = await launch.engines.get(target.spec)
+            stream = engine.generate(launch.request)
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                raise EngineError("the engine ended without a result") from None
+            except BaseException:
+                await stream.aclose()
+                raise
+    except TimeoutError:
+        raise GenerationTimeout(
+            "No first token within this server's request timeout; the request was stopped."
+        ) from None
+    return Generation(
+        id=f"{launch.prefix}-{random.getrandbits(96):024x}",  # a name, not a secret
+        created=int(time.time()),
+        target=target,
+        first=first,
+        rest=stream,
+        first_token_at=time.perf_counter(),
+        deadline=launch.deadline,
+        restorer=launch.restorer,
+        worked=launch.worked,
+    )
+
+
+@dataclass
+class Collected:
+    text: str
+    finish_reason: str
+    usage: Usage
+
+
+async def collect(generation: Generation) -> Collected:
+    """The whole answer of a generation."""
+    parts: list[str] = []
+    finish: str = "stop"
+    usage = Usage(0, 0)
+    async for chunk in generation.chunks():
+        parts.append(chunk.text)
+        if chunk.finish_reason is not None:
+            finish = chunk.finish_reason
+        if chunk.usage is not None:
+            usage = chunk.usage
+    return Collected("".join(parts), finish, usage)
