@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 from llama_cpp import Llama
+from pydantic import BaseModel
 
 from modelyard.bootstrap import SMALL_MODEL_SAMPLING, smollm2_path
 from modelyard.config import Settings
@@ -265,3 +266,42 @@ def test_the_default_version_records_its_sampling_defaults(smollm_server: Live) 
     ).json()
     assert version["parameters"] == dict(SMALL_MODEL_SAMPLING)
     assert version["artifact_sha256"] and version["engine_kind"] == "llamacpp"
+
+
+class City(BaseModel):
+    """What ``chat.completions.parse`` asks the embedded model for."""
+
+    name: str
+    country: str
+    population: int
+
+
+@pytest.mark.model
+def test_parse_returns_an_object_of_the_schema(sdk: openai.OpenAI) -> None:
+    completion = sdk.chat.completions.parse(
+        model="default",
+        messages=[{"role": "user", "content": "Describe Paris as JSON."}],
+        response_format=City,
+        max_tokens=120,
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert isinstance(choice.message.parsed, City)
+    assert City.model_validate_json(choice.message.content or "") == choice.message.parsed
+
+
+@pytest.mark.model
+def test_a_schema_the_engine_cannot_guarantee_is_a_400_naming_it(sdk: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="default",
+            messages=[{"role": "user", "content": "Tags?"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "tags", "schema": schema},
+            },
+        )
+    assert caught.value.status_code == 400
+    assert "uniqueItems" in str(caught.value)

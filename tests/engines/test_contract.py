@@ -3,6 +3,7 @@ third-party kind on the same footing as the built-ins."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator
 from importlib.metadata import EntryPoint, EntryPoints
 from pathlib import Path
@@ -83,14 +84,22 @@ def echo_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_capabilities_declare_what_each_kind_does_today() -> None:
     generates = {"chat", "completion", "streaming"}
-    assert set(engine_class("llamacpp").capabilities.names()) == generates | {"seed"}
-    assert set(engine_class("upstream").capabilities.names()) == generates | {"seed"}
+    # The embedded engine constrains sampling with a grammar made from the JSON schema.
+    assert set(engine_class("llamacpp").capabilities.names()) == generates | {
+        "seed",
+        "structured_output",
+    }
+    # An upstream forwards the request as its client sent it: it has what OpenAI's API has.
+    assert set(engine_class("upstream").capabilities.names()) == {
+        field.name for field in dataclasses.fields(Capabilities)
+    } - {"embeddings", "classification"}
     assert set(engine_class("scripted").capabilities.names()) == generates
     assert engine_class("sentence-transformers").capabilities.names() == ["embeddings"]
-    for kind in BUILT_IN:
+    for kind in set(BUILT_IN) - {"upstream"}:
         capabilities = engine_class(kind).capabilities
-        assert not (capabilities.tools or capabilities.structured_output or capabilities.logprobs)
+        assert not (capabilities.tools or capabilities.logprobs)
         assert not (capabilities.multiple_choices or capabilities.image_input)
+    assert not engine_class("scripted").capabilities.structured_output
 
 
 def test_built_in_kinds_are_the_packages_own_entry_points() -> None:
@@ -153,7 +162,7 @@ def test_info_details_are_the_kinds_typed_fields() -> None:
             "size_bytes": None,
             "details": {"base_url": "http://h/v1", "model": "tiny"},
         },
-        "capabilities": ["chat", "completion", "streaming", "seed"],
+        "capabilities": engine_class("upstream").capabilities.names(),
     }
 
 

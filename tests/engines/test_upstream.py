@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from modelyard.config import Settings
-from modelyard.engines import EngineError, EngineSpec, GenerationRequest, Message
+from modelyard.engines import EngineError, EngineSpec, GenerationRequest, Message, Need
 from modelyard.engines.upstream import UpstreamEngine, _data_lines, _parse_answer
 from modelyard.registry import Registry
 from modelyard.registry.protocol import VersionCreate
@@ -185,3 +185,26 @@ async def test_data_lines_do_not_depend_on_how_the_bytes_arrive(seed: int) -> No
     pieces = [SSE[a:b] for a, b in zip([0, *cuts], [*cuts, len(SSE)], strict=True)]
     lines = [line async for line in _data_lines(cast(aiohttp.StreamReader, _Reads(pieces)))]
     assert lines == [b'{"a": 1}', b'{"b": "x y"}', b"[DONE]"]
+
+
+def test_extra_fields_go_through_as_the_version_says() -> None:
+    needs = [Need("tools", "tools"), Need("top_k"), Need("messages.refusal")]
+    assert UpstreamEngine.unable(needs, {"model": "m"}) is None
+    assert UpstreamEngine.unable(needs, {"extra_fields": {"allow": ["top_k"]}}) is None
+    refused = UpstreamEngine.unable(needs, {"extra_fields": {"deny": ["top_k"]}})
+    assert refused is not None and refused[0] == Need("top_k")
+    refused = UpstreamEngine.unable([Need("min_p")], {"extra_fields": {"allow": ["top_k"]}})
+    assert refused is not None and refused[0].field == "min_p"
+
+
+def test_a_relayed_answer_keeps_what_the_upstream_sent() -> None:
+    raw = (
+        b'{"id": "x", "choices": [{"index": 0, "message": {"content": null, "tool_calls": []},'
+        b' "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2,'
+        b' "prompt_tokens_details": {"cached_tokens": 2}}}'
+    )
+    chunk = _parse_answer(raw, chat=True)
+    assert (chunk.text, chunk.finish_reason) == ("", "tool_calls")
+    assert chunk.openai is not None and chunk.openai["choices"][0]["message"]["tool_calls"] == []
+    assert chunk.usage is not None and chunk.usage.openai is not None
+    assert chunk.usage.openai["prompt_tokens_details"] == {"cached_tokens": 2}

@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
-from modelyard.serving.disconnect import ClientDisconnected, EventStreamResponse, until_disconnect
+from modelyard.serving.disconnect import (
+    ClientDisconnected,
+    DisconnectWatch,
+    EventStreamResponse,
+    until_disconnect,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -106,3 +111,50 @@ async def test_a_stream_that_ends_is_sent_whole() -> None:
     await response({"type": "http", "method": "POST"}, client.receive, client.send)
     bodies = [m.get("body") for m in client.sent if m["type"] == "http.response.body"]
     assert bodies == [b"a", b"b", b"c", b""]
+
+
+async def test_one_watch_serves_several_phases() -> None:
+    client = Client()
+    watch = DisconnectWatch(client.receive)
+    try:
+        assert await watch.run(asyncio.sleep(0.01, result=1)) == 1
+        assert await watch.run(asyncio.sleep(0.01, result=2)) == 2
+    finally:
+        watch.close()
+    await asyncio.sleep(0)
+    assert watch._watcher.done()  # closed: it reads nothing more
+
+
+async def test_a_disconnect_between_phases_stops_the_next_one_at_once() -> None:
+    client = Client()
+    watch = DisconnectWatch(client.receive)
+    try:
+        await watch.run(asyncio.sleep(0))
+        client.gone.set()
+        await asyncio.sleep(0.01)  # the client leaves while no phase runs: nothing cancelled
+        assert watch.gone
+        started = False
+
+        async def next_phase() -> None:
+            nonlocal started
+            started = True
+
+        with pytest.raises(ClientDisconnected):
+            await watch.run(next_phase())
+        assert not started
+    finally:
+        watch.close()
+    this = asyncio.current_task()
+    assert this is not None and this.cancelling() == 0
+
+
+async def test_a_disconnect_during_a_later_phase_cancels_it() -> None:
+    client = Client()
+    watch = DisconnectWatch(client.receive)
+    try:
+        await watch.run(asyncio.sleep(0))
+        asyncio.get_running_loop().call_later(0.02, client.gone.set)
+        with pytest.raises(ClientDisconnected):
+            await watch.run(asyncio.sleep(30))
+    finally:
+        watch.close()

@@ -14,7 +14,7 @@ from modelyard.engines.base import (
     Message,
     Usage,
 )
-from modelyard.engines.capabilities import Capabilities
+from modelyard.engines.capabilities import Capabilities, Need
 from modelyard.engines.parameters import EngineParameters, Price
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "GenerationRequest",
     "InvalidParameters",
     "Message",
+    "Need",
     "Price",
     "Usage",
 ]

@@ -6,25 +6,34 @@ import abc
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import ValidationError
 
 from modelyard import config
-from modelyard.engines.capabilities import Capabilities
+from modelyard.engines.capabilities import Capabilities, Need
 from modelyard.engines.parameters import EngineParameters, explain
 from modelyard.errors import ModelyardError
 
 log = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 P = TypeVar("P", bound=EngineParameters)
+NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Message:
+    """A chat message: its role and its text (the text parts joined)."""
+
     role: str
     content: str
+    # The message as the client sent it, when it holds more than a role and a text
+    # (content parts such as images, assistant ``tool_calls``, a tool result's
+    # ``tool_call_id``, a ``name``), with its texts as forwarded (redacted): what an engine
+    # that forwards OpenAI requests sends. None for a plain message.
+    openai: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,12 @@ class GenerationRequest:
     # OpenAI's ``response_format`` as the client sent it (``{"type": "json_schema", ...}``
     # or ``{"type": "json_object"}``); only engines declaring ``structured_output`` get it.
     response_format: Mapping[str, Any] | None = None
+    # The request's other OpenAI fields as the client sent them (``tools``, ``tool_choice``,
+    # ``logprobs``, ``n``, ``logit_bias``, extra sampling fields such as ``top_k``, ...):
+    # an engine that forwards OpenAI requests sends them on; ``needs`` says which of them
+    # a kind must honour, and routing sends the request only to kinds that do.
+    openai: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
+    needs: tuple[Need, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -57,6 +72,9 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # The usage as an OpenAI-compatible engine reported it (with ``prompt_tokens_details``,
+    # ``completion_tokens_details``, ...), relayed as is.
+    openai: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def total_tokens(self) -> int:
@@ -70,6 +88,11 @@ class Chunk:
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    # The OpenAI chunk (streamed) or completion (whole) as an engine that relays an
+    # OpenAI-compatible server received it; serving sends it on with its own ``id`` and
+    # ``model``. ``text`` is then choice 0's text. A relaying engine's last chunk (the
+    # finish and usage) has none: it was relayed with the chunks before it.
+    openai: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +195,8 @@ class Engine(abc.ABC):
 
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Request fields beyond the ones modelyard models that the kind honours (``top_k``).
+    extra_fields: ClassVar[frozenset[str]] = frozenset()
     # What a version of this kind may set in its parameters; checked when it is registered.
     Parameters: ClassVar[type[EngineParameters]] = EngineParameters
     # The kind's settings (MODELYARD_<KIND>_*): defaults of every version of the kind.
@@ -180,6 +205,22 @@ class Engine(abc.ABC):
     def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         self.spec = spec
         self.settings = settings
+
+    @classmethod
+    def unable(
+        cls, needs: Sequence[Need], parameters: Mapping[str, Any]
+    ) -> tuple[Need, str] | None:
+        """The first of a request's ``needs`` this kind (a version of it with
+        ``parameters``) cannot honour, with why; None when it honours them all. A
+        capability counts as declared; an extra field counts when the kind takes it
+        (``extra_fields``)."""
+        for need in needs:
+            if need.capability is None:
+                if need.field not in cls.extra_fields:
+                    return need, f"engine kind '{cls.kind}' does not take the field"
+            elif not getattr(cls.capabilities, need.capability):
+                return need, f"engine kind '{cls.kind}' does not support {need.capability}"
+        return None
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> None:

@@ -19,12 +19,23 @@ class Capabilities:
     logprobs: bool = False
     multiple_choices: bool = False  # n > 1
     image_input: bool = False
+    audio_input: bool = False
     logit_bias: bool = False
     seed: bool = False  # a request's seed makes sampling reproducible
 
     def names(self) -> list[str]:
         """The supported ones, in declaration order."""
         return [field.name for field in fields(self) if getattr(self, field.name)]
+
+
+@dataclass(frozen=True)
+class Need:
+    """A request field only some engines honour: ``field`` as OpenAI names it (the 400 of
+    a request nobody can honour names it), and the capability it needs; None for a field
+    beyond the ones modelyard models (an extra field), which a kind must take by name."""
+
+    field: str
+    capability: str | None = None
 
 
 # Chat and completion, streamed: what every generating built-in supports today.

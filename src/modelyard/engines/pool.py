@@ -48,6 +48,14 @@ class EnginePool:
         self._loads: dict[VersionKey, asyncio.Task[Engine]] = {}
         self._specs: dict[VersionKey, EngineSpec] = {}
         self._ready: dict[VersionKey, Engine] = {}  # started engines, by version
+        self._kinds: dict[str, type[Engine]] = {}
+
+    def kind_of(self, kind: str) -> type[Engine]:
+        """The class of an engine kind (what it can do), without starting an engine."""
+        found = self._kinds.get(kind)
+        if found is None:
+            found = self._kinds[kind] = engine_class(kind)
+        return found
 
     def preload(self, spec: EngineSpec) -> None:
         self._load(spec)

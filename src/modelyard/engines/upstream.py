@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from modelyard import config
@@ -36,10 +36,12 @@ from modelyard.engines.base import (
     EngineInfo,
     EngineNotReady,
     EngineSpec,
+    FinishReason,
     GenerationRequest,
+    Message,
     Usage,
 )
-from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.capabilities import Capabilities, Need
 from modelyard.engines.parameters import EngineParameters
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,21 @@ class UpstreamParameters(EngineParameters):
     context_length: int | None = Field(
         default=None, ge=1, description="The model's context window, as `info()` reports it."
     )
+    extra_fields: dict[Literal["allow", "deny"], list[str]] | None = Field(
+        default=None,
+        description="Request fields beyond OpenAI's modelled ones (`top_k`, ...) the "
+        'upstream gets: `{"allow": [...]}` only those, `{"deny": [...]}` all but those; '
+        "empty: all. Others are refused with a 400 naming them.",
+    )
+
+    @field_validator("extra_fields")
+    @classmethod
+    def _one_rule(
+        cls, value: dict[Literal["allow", "deny"], list[str]] | None
+    ) -> dict[Literal["allow", "deny"], list[str]] | None:
+        if value is not None and len(value) != 1:
+            raise ValueError('give one of {"allow": [...]} or {"deny": [...]}')
+        return value
 
 
 class UpstreamSettings(config.EngineSettings):
@@ -72,12 +89,44 @@ class UpstreamInfo(EngineInfo):
     model: str | None = None  # the upstream's name for it
 
 
+# Everything OpenAI's API has: the request is forwarded as the client sent it.
+FORWARDS = Capabilities(
+    chat=True,
+    completion=True,
+    streaming=True,
+    tools=True,
+    structured_output=True,
+    logprobs=True,
+    multiple_choices=True,
+    image_input=True,
+    audio_input=True,
+    logit_bias=True,
+    seed=True,
+)
+FINISH_REASONS = frozenset(get_args(FinishReason))
+
+
 class UpstreamEngine(Engine):
     kind = "upstream"
-    # Only what is forwarded: a request's other fields do not reach the upstream yet.
-    capabilities = replace(GENERATES, seed=True)
+    capabilities = FORWARDS
     Parameters = UpstreamParameters
     Settings = UpstreamSettings
+
+    @classmethod
+    def unable(
+        cls, needs: Sequence[Need], parameters: Mapping[str, Any]
+    ) -> tuple[Need, str] | None:
+        """Every capability; an extra field as the version's ``extra_fields`` say (fields
+        of a message always go through)."""
+        rule = parameters.get("extra_fields") or {}
+        for need in needs:
+            if need.capability is not None or need.field.startswith("messages."):
+                continue
+            if need.field in rule.get("deny", ()) or need.field not in rule.get(
+                "allow", (need.field,)
+            ):
+                return need, "this upstream version's extra_fields do not let it through"
+        return super().unable([n for n in needs if n.capability is not None], parameters)
 
     def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         super().__init__(spec, settings)
@@ -157,11 +206,25 @@ class UpstreamEngine(Engine):
             "frequency_penalty": request.frequency_penalty or None,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
+        body.update(request.openai)  # the client's other fields, as sent
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
         if request.messages is not None:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"] = [_message(m) for m in request.messages]
             return "/chat/completions", body
         body["prompt"] = request.prompt
         return "/completions", body
+
+
+def _message(message: Message) -> Mapping[str, Any]:
+    if message.openai is None:
+        return {"role": message.role, "content": message.content}
+    return {**message.openai, "role": message.role}
+
+
+def _finish(reason: object) -> FinishReason:
+    """OpenAI's finish reason as the engine contract has it (anything else: ``stop``)."""
+    return cast(FinishReason, reason) if reason in FINISH_REASONS else "stop"
 
 
 def _status_error(status: int, text: str) -> EngineError:
@@ -179,7 +242,8 @@ def _status_error(status: int, text: str) -> EngineError:
 
 
 def _parse_answer(raw: bytes, *, chat: bool) -> Chunk:
-    """A non-streamed answer as one chunk: its text, how it finished, its usage."""
+    """A non-streamed answer as one chunk: choice 0's text, how it finished, the usage, and
+    the answer itself, relayed as received."""
     try:
         answer = json.loads(raw)
         choice = answer["choices"][0]
@@ -196,49 +260,67 @@ def _parse_answer(raw: bytes, *, chat: bool) -> Chunk:
         log.warning("upstream sent no usage; counting the answer as one completion token")
     return Chunk(
         text=text or "",
-        finish_reason="length" if finish == "length" else "stop",
+        finish_reason=_finish(finish),
         usage=Usage(
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 1 if text else 0)),
+            openai=usage or None,
         ),
+        openai=answer,
     )
 
 
 async def _parse_stream(response: aiohttp.ClientResponse, *, chat: bool) -> AsyncIterator[Chunk]:
+    """The upstream's chunks, each relayed as received (``Chunk.openai``, with choice 0's
+    text), then a last chunk with choice 0's finish reason and the usage. The usage event
+    is not relayed: serving sends it if its client asked."""
     finish: str | None = None
     usage: Usage | None = None
     content_chunks = 0
     async with aclosing(_data_lines(response.content)) as lines:
         async for raw in lines:
-            data = raw.decode("utf-8")
-            if data == "[DONE]":
+            if raw == b"[DONE]":
                 break
-            try:
-                event = json.loads(data)
-            except json.JSONDecodeError as error:
-                raise EngineError(
-                    f"upstream sent invalid JSON: {data[:200]}", status=502
-                ) from error
-            if "error" in event:
-                raise EngineError(
-                    f"upstream error: {event['error']}", status=502, code="upstream_error"
-                )
+            event = _event(raw)
             if event.get("usage"):
-                usage = Usage(
-                    prompt_tokens=int(event["usage"].get("prompt_tokens", 0)),
-                    completion_tokens=int(event["usage"].get("completion_tokens", 0)),
-                )
-            for choice in event.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                if text:
-                    content_chunks += 1
-                    yield Chunk(text=text)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+                usage = _usage(event.pop("usage"))
+            choices = event.get("choices")
+            if not choices and usage is not None:
+                continue  # the usage event
+            text = ""
+            for choice in choices or ():
+                if choice.get("index", 0) == 0:
+                    delta = choice.get("delta") or {}
+                    text = (delta.get("content") if chat else choice.get("text")) or ""
+                    finish = choice.get("finish_reason") or finish
+            content_chunks += bool(text)
+            yield Chunk(text=text, openai=event)
     if usage is None:
         log.warning("upstream sent no usage; counting content chunks as completion tokens")
         usage = Usage(prompt_tokens=0, completion_tokens=content_chunks)
-    yield Chunk(text="", finish_reason="length" if finish == "length" else "stop", usage=usage)
+    yield Chunk(text="", finish_reason=_finish(finish), usage=usage)
+
+
+def _event(raw: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise EngineError(f"upstream sent invalid JSON: {raw[:200]!r}", status=502) from error
+    if not isinstance(event, dict):
+        raise EngineError(
+            f"upstream sent an event that is not an object: {raw[:200]!r}", status=502
+        )
+    if "error" in event:
+        raise EngineError(f"upstream error: {event['error']}", status=502, code="upstream_error")
+    return event
+
+
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    return Usage(
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        completion_tokens=int(usage.get("completion_tokens", 0)),
+        openai=usage,
+    )
 
 
 async def _data_lines(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:

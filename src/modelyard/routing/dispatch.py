@@ -3,17 +3,27 @@ chain. A target fails over when it errors on the server side (5xx), passes its t
 first token, or has its circuit breaker open; a client-side error (4xx) is the request's
 own fault and every target would refuse it, so it is returned as is. Only starting can
 fail over: once the first chunk is in hand the response is committed to that target, so a
-stream that has begun is never retried elsewhere."""
+stream that has begun is never retried elsewhere.
+
+A target whose engine kind cannot honour the request (a field it needs: tools, ``n``, an
+extra field, ...) is skipped without a verdict on its breaker; when every target is
+skipped so, the request is refused (400) naming the field."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelyard.engines import EngineError
 from modelyard.routing.breaker import Breakers
-from modelyard.routing.generation import Generation, Launch, start_generation
+from modelyard.routing.generation import (
+    Generation,
+    Launch,
+    Unhonoured,
+    refusal,
+    start_generation,
+)
 from modelyard.routing.protocol import BreakerSettings
 from modelyard.routing.table import Plan, Target
 
@@ -33,6 +43,8 @@ class NoHealthyTarget(EngineError):
 class Dispatched:
     generation: Generation
     fallback_from: str | None  # the first target that failed or was skipped, if any
+    # Targets skipped because their engine kind cannot honour the request: "name: why".
+    skipped: tuple[str, ...] = ()
 
 
 def chain(plan: Plan) -> Iterator[tuple[Target, float | None]]:
@@ -50,9 +62,11 @@ async def dispatch(plan: Plan, launch: Launch, breakers: Breakers) -> Dispatched
     for target, timeout_s in chain(plan):
         generation = await attempt.start(launch, target, timeout_s)
         if generation is not None:
-            return Dispatched(generation, attempt.failed_first)
+            return Dispatched(generation, attempt.failed_first, tuple(attempt.skipped))
     if attempt.first_error is not None:
         raise attempt.first_error  # the assigned target's own failure says most
+    if attempt.unhonoured is not None and not attempt.open:
+        raise attempt.unhonoured  # no target can honour it
     raise NoHealthyTarget(
         f"Every target of '{plan.primary.public_name}' has an open circuit breaker after "
         "repeated failures; retry after the cooldown."
@@ -67,12 +81,22 @@ class _Attempt:
     breakers: Breakers
     failed_first: str | None = None
     first_error: EngineError | None = None
+    unhonoured: Unhonoured | None = None  # the first target's reason to be skipped
+    skipped: list[str] = field(default_factory=list)
+    open: bool = False  # a target was passed over for its open breaker
 
     async def start(
         self, launch: Launch, target: Target, timeout_s: float | None
     ) -> Generation | None:
         """The target's generation, or None when it is skipped or fails over."""
+        refused = refusal(launch, target)
+        if refused is not None:
+            self.unhonoured = self.unhonoured or refused
+            self.skipped.append(f"{target.name}: {refused}")
+            self.failed_first = self.failed_first or target.name
+            return None
         if not self.breakers.allow(target.name, self.settings):
+            self.open = True
             self.failed_first = self.failed_first or target.name
             return None
         try:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Usage
 from modelyard.engines.pool import EnginePool
@@ -34,6 +34,14 @@ class GenerationTimeout(EngineError):
     status = 504
     code = "request_timeout"
     error_type = "timeout"
+
+
+class Unhonoured(ModelyardError):
+    """A request field the target's engine kind cannot honour (the plan's other targets,
+    if any, could not either)."""
+
+    status = 400
+    code = "invalid_request"
 
 
 class WrongTask(ModelyardError):
@@ -108,13 +116,32 @@ class Generation:
         text = self.restorer.feed(chunk.text)
         if chunk.finish_reason is not None:
             text += self.restorer.flush()
-        return Chunk(text, chunk.finish_reason, chunk.usage)
+        openai = chunk.openai
+        if openai is not None and text != chunk.text:
+            openai = _with_first_text(openai, text)
+        return Chunk(text, chunk.finish_reason, chunk.usage, openai)
 
     @property
     def came_whole(self) -> bool:
         """Whether the answer came in one piece (an upstream asked non-streamed): there is
         no first token to time then."""
         return self.first.finish_reason is not None
+
+
+def _with_first_text(openai: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """An OpenAI chunk or completion with choice 0's text replaced (restored). Other
+    choices of ``n`` keep theirs: the restorer follows one text."""
+    choices = []
+    for choice in openai.get("choices") or ():
+        if choice.get("index", 0) == 0:
+            if "delta" in choice:
+                choice = {**choice, "delta": {**choice["delta"], "content": text}}
+            elif "message" in choice:
+                choice = {**choice, "message": {**choice["message"], "content": text}}
+            else:
+                choice = {**choice, "text": text}
+        choices.append(choice)
+    return {**openai, "choices": choices}
 
 
 @dataclass(frozen=True)
@@ -129,12 +156,33 @@ class Launch:
     worked: Callable[[float], None] | None = None
 
 
+def refusal(launch: Launch, target: Target) -> Unhonoured | None:
+    """Why the target's engine kind cannot honour the request (a field it needs), if so.
+    Decided by the kind's declared capabilities and extra fields alone."""
+    needs = launch.request.needs
+    if not needs:
+        return None
+    version = target.version
+    unable = launch.engines.kind_of(version.engine_kind).unable(needs, version.parameters)
+    if unable is None:
+        return None
+    need, reason = unable
+    return Unhonoured(
+        f"'{need.field}' cannot be honoured by '{target.public_name}' ({target.name}): "
+        f"{reason}. Leave it out, or ask a model whose engine supports it.",
+        param=need.field,
+    )
+
+
 async def start_generation(launch: Launch, target: Target) -> Generation:
     """Get the target's engine and wait for its first chunk (within the deadline)."""
     if target.task not in GENERATING_TASKS:
         raise WrongTask(
             f"The model '{target.public_name}' is a {target.task} model; it cannot generate text."
         )
+    refused = refusal(launch, target)
+    if refused is not None:
+        raise refused
     try:
         async with asyncio.timeout_at(launch.deadline):
             engine = await launch.engines.get(target.spec)
@@ -168,6 +216,7 @@ class Collected:
     text: str
     finish_reason: str
     usage: Usage
+    openai: Mapping[str, Any] | None = None  # a relayed OpenAI completion, as received
 
 
 async def collect(generation: Generation) -> Collected:
@@ -175,10 +224,12 @@ async def collect(generation: Generation) -> Collected:
     parts: list[str] = []
     finish: str = "stop"
     usage = Usage(0, 0)
+    openai = None
     async for chunk in generation.chunks():
         parts.append(chunk.text)
         if chunk.finish_reason is not None:
             finish = chunk.finish_reason
         if chunk.usage is not None:
             usage = chunk.usage
-    return Collected("".join(parts), finish, usage)
+        openai = chunk.openai or openai
+    return Collected("".join(parts), finish, usage, openai)

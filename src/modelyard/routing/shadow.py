@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelyard.engines import EngineError, Usage
-from modelyard.routing.generation import Generation, Launch, collect, start_generation
+from modelyard.routing.generation import (
+    Generation,
+    Launch,
+    Unhonoured,
+    collect,
+    start_generation,
+)
 from modelyard.routing.table import Plan, Target
 
 log = logging.getLogger(__name__)
@@ -98,7 +104,7 @@ async def mirrored(launch: Launch, index: int, target: Target, timeout_s: float)
         async with asyncio.timeout(timeout_s):
             generation = await start_generation(launch, target)
             await collect(generation)
-    except EngineError as error:
+    except (EngineError, Unhonoured) as error:  # a shadow unable to honour it: a 400
         status, code = error.status, error.code
     except TimeoutError:
         status, code = 504, "request_timeout"

@@ -3,6 +3,7 @@ behind for accounting (``observe.accounting``): its row, metrics, charges, its m
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from modelyard.routing.shadow import Mirrored
 from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
 
+log = logging.getLogger(__name__)
 CLIENT_CLOSED_REQUEST = 499  # nginx's "client closed request": nobody reads it, the log does.
 
 
@@ -43,6 +45,7 @@ class Exchange:
     fallback_from: str | None = None
     forwarded: GenerationRequest | None = None
     engine_started: float | None = None
+    streaming: bool = False  # its answer is a stream (whose response ends the request)
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
@@ -88,8 +91,13 @@ class Exchange:
         self.tracked.routed_headers = self._routing_headers()
         return self.plan_
 
-    def served(self, target: Target, fallback_from: str | None) -> None:
-        """The target that answered (a fallback when ``fallback_from`` names a failed one)."""
+    def served(
+        self, target: Target, fallback_from: str | None, skipped: Sequence[str] = ()
+    ) -> None:
+        """The target that answered (a fallback when ``fallback_from`` names a failed one);
+        ``skipped`` says which targets could not honour the request, and why."""
+        for reason in skipped:
+            log.info("request %s: skipped %s", self.id, reason)
         self.target = target
         self.fallback_from = fallback_from
         self.tracked.routed_headers = self._routing_headers()
@@ -148,7 +156,11 @@ class Exchange:
         self.tracked.logged = True
         self.tracked.metered = False
         if content is not None and generation is not None:
-            content = {**content, "response": "".join(generation.produced)}
+            content = {
+                **content,
+                "response": "".join(generation.produced),
+                "finish_reason": generation.finish_reason,
+            }
         self.services.accounting.record(
             self._outcome(status, error_code, generation, content, prompt_tokens, streamed)
         )

@@ -4,25 +4,58 @@ server-sent events."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from pydantic import BaseModel
 
-from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
+from modelyard.engines import Chunk, EngineError, GenerationRequest, Need, Usage
+from modelyard.engines.base import NOTHING
 from modelyard.routing.generation import Generation
+from modelyard.serving.messages import InvalidRequest, chat_messages, given
 from modelyard.serving.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     UsageOut,
 )
 
+# The capability an OpenAI field needs of an engine when it is given. Any other field
+# beyond the modelled ones is an extra field, which an engine kind must take by name.
+CAPABILITY_OF = MappingProxyType(
+    {
+        "tools": "tools",
+        "tool_choice": "tools",
+        "parallel_tool_calls": "tools",
+        "functions": "tools",
+        "function_call": "tools",
+        "response_format": "structured_output",
+        "logprobs": "logprobs",
+        "top_logprobs": "logprobs",
+        "logit_bias": "logit_bias",
+    }
+)
+COMPACT = (",", ":")  # as pydantic writes JSON
+RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+TOOL_CHOICES = frozenset({"none", "auto", "required"})
+
 
 def generation_request(body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
+    """The engine's request; what it needs of an engine (``needs``) comes with it. Fields
+    beyond the modelled ones travel as sent in ``openai``, ``response_format`` apart."""
+    needs: list[Need] = []
+    extras = body.model_extra
     if isinstance(body, ChatCompletionRequest):
-        messages = [Message(role=_role(m.role), content=m.text()) for m in body.messages]
+        messages = chat_messages(body.messages, needs)
         prompt = None
+        if extras:
+            _check_tools(extras)
     else:
         messages, prompt = None, body.prompt
+    response_format, openai = None, NOTHING  # a plain request's: the hot path stops here
+    if extras or body.n != 1 or body.user:
+        response_format = _response_format((extras or {}).get("response_format"))
+        openai = _forwarded(body, extras or {}, needs)
     return GenerationRequest(
         messages=messages,
         prompt=prompt,
@@ -34,12 +67,91 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest) -> Gener
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
         stream=bool(body.stream),
+        response_format=response_format,
+        openai=openai,
+        needs=tuple(dict.fromkeys(needs)) if needs else (),
     )
 
 
-def _role(role: str) -> str:
-    # OpenAI's "developer" role is the system prompt of models that predate it.
-    return "system" if role == "developer" else role
+def _forwarded(
+    body: ChatCompletionRequest | CompletionRequest, extras: Mapping[str, Any], needs: list[Need]
+) -> dict[str, Any]:
+    """The fields an engine that forwards OpenAI requests sends on, as sent; adds to
+    ``needs`` the capability or extra field each given one needs."""
+    openai: dict[str, Any] = {}
+    for name, value in extras.items():
+        if name == "response_format" and _response_format(value) is not None:
+            needs.append(Need(name, "structured_output"))
+            continue  # travels as ``response_format``
+        if given(value) and name != "response_format":
+            needs.append(Need(name, CAPABILITY_OF.get(name)))
+        openai[name] = value
+    if body.n != 1:
+        needs.append(Need("n", "multiple_choices"))
+        openai["n"] = body.n
+    if body.user is not None:
+        openai["user"] = body.user
+    return openai
+
+
+def _response_format(value: object) -> Mapping[str, Any] | None:
+    """A JSON ``response_format`` (an engine needs ``structured_output`` for it); None for
+    none or ``{"type": "text"}``, the default."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("type") in RESPONSE_FORMATS:
+        if value["type"] == "text":
+            return None
+        if value["type"] == "json_object" or _schema_given(value):
+            return value
+    raise InvalidRequest(
+        '\'response_format\' must be {"type": "text"}, {"type": "json_object"} '
+        'or {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}.',
+        param="response_format",
+    )
+
+
+def _schema_given(value: Mapping[str, Any]) -> bool:
+    schema = value.get("json_schema")
+    return isinstance(schema, dict) and isinstance(schema.get("name"), str)
+
+
+def _check_tools(extras: Mapping[str, Any]) -> None:
+    """``tools`` are functions with names; a ``tool_choice`` names one of them."""
+    tools = extras.get("tools")
+    if tools is not None and not (
+        isinstance(tools, list) and all(_tool_name(tool) is not None for tool in tools)
+    ):
+        raise InvalidRequest(
+            "'tools' must be a list of "
+            '{"type": "function", "function": {"name": ..., "parameters": {...}}}.',
+            param="tools",
+        )
+    names = {_tool_name(tool) for tool in tools or ()}
+    choice = extras.get("tool_choice")
+    if choice is None or (isinstance(choice, str) and choice in TOOL_CHOICES):
+        if choice == "required" and not names:
+            raise InvalidRequest(
+                "tool_choice is 'required' but no tools are given.", param="tool_choice"
+            )
+        return
+    name = _tool_name(choice)
+    if name is None or name not in names:
+        raise InvalidRequest(
+            f"tool_choice names the function '{name}', which is not among the request's "
+            f"tools ({', '.join(sorted(str(n) for n in names)) or 'none given'}); use 'auto', "
+            '\'none\', \'required\' or {"type": "function", "function": {"name": ...}}.',
+            param="tool_choice",
+        )
+
+
+def _tool_name(tool: object) -> str | None:
+    """The function name of a tool (or of a tool choice), if it is well-formed."""
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        return None
+    function = tool.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def usage_out(usage: Usage) -> UsageOut:
@@ -54,7 +166,7 @@ def sse(payload: BaseModel | dict[str, object] | str) -> bytes:
     if isinstance(payload, BaseModel):
         data = payload.model_dump_json()
     elif isinstance(payload, dict):
-        data = json.dumps(payload)
+        data = json.dumps(payload, ensure_ascii=False, separators=COMPACT)
     else:
         data = payload
     return f"data: {data}\n\n".encode()
@@ -62,8 +174,8 @@ def sse(payload: BaseModel | dict[str, object] | str) -> bytes:
 
 async def event_stream(
     generation: Generation,
-    render: Callable[[Chunk], BaseModel | None],
-    render_usage: Callable[[Usage], BaseModel] | None,
+    render: Callable[[Chunk], BaseModel | dict[str, Any] | None],
+    render_usage: Callable[[Usage], BaseModel | dict[str, Any]] | None,
 ) -> AsyncIterator[bytes]:
     """Server-sent events for a generation; errors after the first byte become an error event."""
     usage: Usage | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -12,7 +11,6 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     field_validator,
-    model_validator,
 )
 
 # Re-exported: OpenAI's error body lives beside the error type every package raises.
@@ -20,43 +18,59 @@ from modelyard.errors import ErrorBody as ErrorBody
 from modelyard.errors import ErrorDetail as ErrorDetail
 from modelyard.wire import JSON_INTEGER, Integer
 
-# Request fields that change what OpenAI would return; refused rather than silently ignored.
-UNSUPPORTED_FIELDS = MappingProxyType(
-    {
-        "tools": "tool calling",
-        "tool_choice": "tool calling",
-        "functions": "function calling",
-        "function_call": "function calling",
-        "response_format": "structured output (response_format)",
-        "logprobs": "logprobs",
-        "top_logprobs": "logprobs",
-        "logit_bias": "logit_bias",
-        "best_of": "best_of",
-        "echo": "echo",
-        "suffix": "suffix",
-    }
-)
 MAX_STOP_SEQUENCES = 4
+MAX_CHOICES = 128
 
 
+# Request fields beyond the ones modelled here (``tools``, ``response_format``, ``logprobs``,
+# ``top_k``, ...) are kept as sent (``model_extra``): forwarded to engines that honour them,
+# refused with a 400 naming them by the others, never dropped (``serving.generation``).
 class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class MediaPart(BaseModel):
+    """An image or audio part, forwarded as sent to engines that take it."""
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["image_url", "input_audio"]
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart | MediaPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None  # a tool result's call
 
     def text(self) -> str:
+        """The message's text: its content, or its text parts joined."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
 
 class StreamOptions(BaseModel):
@@ -73,7 +87,10 @@ class _SamplingRequest(BaseModel):
     temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0)
     top_p: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
     n: Integer = Field(
-        default=1, ge=1, description="Only 1 is supported.", json_schema_extra={"maximum": 1}
+        default=1,
+        ge=1,
+        le=MAX_CHOICES,
+        description="Choices to generate; more than 1 where the engine supports it.",
     )
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
@@ -89,20 +106,6 @@ class _SamplingRequest(BaseModel):
         if isinstance(value, list) and len(value) > MAX_STOP_SEQUENCES:
             raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
         return value
-
-    @field_validator("n")
-    @classmethod
-    def _single_choice(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("only n=1 is supported; send separate requests for more choices")
-        return value
-
-    @model_validator(mode="after")
-    def _refuse_unsupported(self) -> _SamplingRequest:
-        for name, value in (self.model_extra or {}).items():
-            if name in UNSUPPORTED_FIELDS and value not in (None, False, [], {}):
-                raise ValueError(f"{UNSUPPORTED_FIELDS[name]} is not supported yet ('{name}')")
-        return self
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

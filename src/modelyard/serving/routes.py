@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from modelyard.engines import Chunk, EngineError, GenerationRequest, Message, Usage
+from modelyard.engines import Chunk, EngineError, GenerationRequest, Usage
 from modelyard.errors import ModelyardError, error_responses
 from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.gate import RequestShape
@@ -22,15 +23,17 @@ from modelyard.routing.generation import Collected, Generation, Launch, collect
 from modelyard.services import services_of
 from modelyard.serving.disconnect import (
     ClientDisconnected,
+    DisconnectWatch,
     EventStreamResponse,
-    unless_disconnected,
 )
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, Exchange
 from modelyard.serving.generation import (
+    COMPACT,
     event_stream,
     generation_request,
     usage_out,
 )
+from modelyard.serving.messages import logged_content, texts_of, with_texts
 from modelyard.serving.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -110,6 +113,11 @@ async def serve_completion(body: CompletionRequest, request: Request) -> Respons
     return await _serve(body, request, TEXT)
 
 
+# What an engine relaying an OpenAI-compatible server received is sent on as a dict
+# (``Chunk.openai``), with this server's id and model; other engines' answers are modelled.
+Rendered = BaseModel | dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Rendering:
     """How one endpoint renders a generation: its id prefix, streamed chunks, the usage
@@ -117,22 +125,35 @@ class Rendering:
 
     endpoint: str
     prefix: str
-    chunk: Callable[[Generation, str, Chunk], BaseModel | None]
-    usage: Callable[[Generation, str, Usage], BaseModel]
-    final: Callable[[Generation, str, Collected], BaseModel]
+    chunk: Callable[[Generation, str, Chunk], Rendered | None]
+    usage: Callable[[Generation, str, Usage], Rendered]
+    final: Callable[[Generation, str, Collected], Rendered]
+    chunk_object: str  # OpenAI's ``object`` of a streamed chunk
 
 
 async def _serve(
     body: ChatCompletionRequest | CompletionRequest, request: Request, rendering: Rendering
 ) -> Response:
     exchange = Exchange.begin(request, rendering.endpoint, body.model, body.user)
-    wanted = generation_request(body)
+    # One watcher from the start to the last byte: a client that leaves while its request
+    # waits for the engine frees its place in the queue at once.
+    watch = DisconnectWatch(request.receive)
     try:
-        # Watched from the start: a client that leaves while its request waits for the
-        # engine frees its place in the queue at once.
-        generation, forwarded = await unless_disconnected(
-            request, _started(exchange, body, wanted, rendering.prefix)
-        )
+        return await _answer(exchange, body, rendering, watch)
+    finally:
+        if not exchange.streaming:
+            watch.close()  # a stream's response closes it when the stream ends
+
+
+async def _answer(
+    exchange: Exchange,
+    body: ChatCompletionRequest | CompletionRequest,
+    rendering: Rendering,
+    watch: DisconnectWatch,
+) -> Response:
+    try:
+        wanted = generation_request(body)
+        generation, forwarded = await watch.run(_started(exchange, body, wanted, rendering.prefix))
     except ClientDisconnected:
         exchange.finish(CLIENT_CLOSED_REQUEST, "client_disconnected")
         return Response(status_code=CLIENT_CLOSED_REQUEST)
@@ -141,9 +162,9 @@ async def _serve(
         raise
     content = logged_content(forwarded)
     if body.stream:
-        return _streamed(exchange, body, generation, content, rendering)
+        return _streamed(exchange, body, generation, content, rendering, watch)
     try:
-        result = await unless_disconnected(request, collect(generation))
+        result = await watch.run(collect(generation))
     except ClientDisconnected:
         exchange.finish(
             CLIENT_CLOSED_REQUEST, "client_disconnected", generation=generation, content=content
@@ -154,8 +175,11 @@ async def _serve(
         raise
     exchange.engine_answered()
     exchange.finish(200, generation=generation, content=content)
+    final = rendering.final(generation, body.model, result)
     return Response(
-        rendering.final(generation, body.model, result).model_dump_json(),
+        final.model_dump_json()
+        if isinstance(final, BaseModel)
+        else json.dumps(final, ensure_ascii=False, separators=COMPACT),
         media_type="application/json",
         headers=exchange.headers(),
     )
@@ -186,7 +210,7 @@ async def _started(
     )
     exchange.engine_starts()
     dispatched = await dispatch(plan, launch, services.breakers)
-    exchange.served(dispatched.generation.target, dispatched.fallback_from)
+    exchange.served(dispatched.generation.target, dispatched.fallback_from, dispatched.skipped)
     return dispatched.generation, forwarded
 
 
@@ -196,8 +220,10 @@ def _streamed(
     generation: Generation,
     content: dict[str, Any],
     rendering: Rendering,
+    watch: DisconnectWatch,
 ) -> Response:
     model = body.model
+    exchange.streaming = True
     exchange.engine_answered(until=generation.first_token_at)
     usage_event = (
         (lambda u: rendering.usage(generation, model, u)) if body.include_usage() else None
@@ -207,33 +233,48 @@ def _streamed(
         exchange.logged(events, generation, content),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **exchange.headers()},
+        watch=watch,
     )
 
 
-def texts_of(request: GenerationRequest) -> list[str]:
-    """The texts the guard scans: every message's content, or the prompt."""
-    if request.messages is not None:
-        return [m.content for m in request.messages]
-    return [request.prompt or ""]
+def _relayed(openai: Mapping[str, Any], generation: Generation, model: str) -> dict[str, Any]:
+    """A relayed OpenAI chunk or completion, as received but for its id and model."""
+    return {**openai, "id": generation.id, "model": model}
 
 
-def with_texts(request: GenerationRequest, texts: list[str]) -> GenerationRequest:
-    """The request with its texts replaced (by their redacted versions)."""
-    if request.messages is not None:
-        messages = [Message(m.role, text) for m, text in zip(request.messages, texts, strict=True)]
-        return replace(request, messages=messages)
-    return replace(request, prompt=texts[0])
+def _relayed_rest(
+    generation: Generation, model: str, chunk: Chunk, rendering: Rendering
+) -> dict[str, Any] | None:
+    """A relayed stream's chunk without an OpenAI chunk of its own (its end): nothing,
+    unless restoring redacted values left text over for choice 0."""
+    if not chunk.text:
+        return None
+    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": None}
+    if rendering is CHAT:
+        choice["delta"] = {"content": chunk.text}
+    else:
+        choice["text"] = chunk.text
+    return _usage_or_rest(generation, model, rendering, choices=[choice])
 
 
-def logged_content(request: GenerationRequest) -> dict[str, Any]:
-    """What the request log keeps of a request (as forwarded: redacted when the route
-    redacts); the response is added when it ends."""
-    if request.messages is not None:
-        return {"messages": [{"role": m.role, "content": m.content} for m in request.messages]}
-    return {"prompt": request.prompt}
+def _usage_or_rest(
+    generation: Generation, model: str, rendering: Rendering, **fields: Any
+) -> dict[str, Any]:
+    """A chunk of a relayed stream that modelyard makes (the usage, say), dated as the
+    upstream dated its chunks."""
+    first = generation.first.openai or {}
+    return {
+        "id": generation.id,
+        "object": rendering.chunk_object,
+        "created": first.get("created", generation.created),
+        "model": model,
+        **fields,
+    }
 
 
-def _chat_final(generation: Generation, model: str, result: Collected) -> ChatCompletion:
+def _chat_final(generation: Generation, model: str, result: Collected) -> Rendered:
+    if result.openai is not None:
+        return _relayed(result.openai, generation, model)
     return ChatCompletion(
         id=generation.id,
         created=generation.created,
@@ -247,7 +288,9 @@ def _chat_final(generation: Generation, model: str, result: Collected) -> ChatCo
     )
 
 
-def _text_final(generation: Generation, model: str, result: Collected) -> Completion:
+def _text_final(generation: Generation, model: str, result: Collected) -> Rendered:
+    if result.openai is not None:
+        return _relayed(result.openai, generation, model)
     return Completion(
         id=generation.id,
         created=generation.created,
@@ -257,7 +300,11 @@ def _text_final(generation: Generation, model: str, result: Collected) -> Comple
     )
 
 
-def _chat_chunk(generation: Generation, model: str, chunk: Chunk) -> ChatCompletionChunk | None:
+def _chat_chunk(generation: Generation, model: str, chunk: Chunk) -> Rendered | None:
+    if chunk.openai is not None:
+        return _relayed(chunk.openai, generation, model)
+    if generation.first.openai is not None:
+        return _relayed_rest(generation, model, chunk, CHAT)
     first = chunk is generation.first_out
     if not chunk.text and chunk.finish_reason is None and not first:
         return None
@@ -270,7 +317,9 @@ def _chat_chunk(generation: Generation, model: str, chunk: Chunk) -> ChatComplet
     )
 
 
-def _chat_usage_chunk(generation: Generation, model: str, usage: Usage) -> ChatCompletionChunk:
+def _chat_usage_chunk(generation: Generation, model: str, usage: Usage) -> Rendered:
+    if usage.openai is not None:
+        return _usage_or_rest(generation, model, CHAT, choices=[], usage=usage.openai)
     return ChatCompletionChunk(
         id=generation.id,
         created=generation.created,
@@ -280,7 +329,11 @@ def _chat_usage_chunk(generation: Generation, model: str, usage: Usage) -> ChatC
     )
 
 
-def _text_chunk(generation: Generation, model: str, chunk: Chunk) -> Completion | None:
+def _text_chunk(generation: Generation, model: str, chunk: Chunk) -> Rendered | None:
+    if chunk.openai is not None:
+        return _relayed(chunk.openai, generation, model)
+    if generation.first.openai is not None:
+        return _relayed_rest(generation, model, chunk, TEXT)
     if not chunk.text and chunk.finish_reason is None:
         return None
     return Completion(
@@ -291,7 +344,9 @@ def _text_chunk(generation: Generation, model: str, chunk: Chunk) -> Completion 
     )
 
 
-def _text_usage_chunk(generation: Generation, model: str, usage: Usage) -> Completion:
+def _text_usage_chunk(generation: Generation, model: str, usage: Usage) -> Rendered:
+    if usage.openai is not None:
+        return _usage_or_rest(generation, model, TEXT, choices=[], usage=usage.openai)
     return Completion(
         id=generation.id,
         created=generation.created,
@@ -301,8 +356,17 @@ def _text_usage_chunk(generation: Generation, model: str, usage: Usage) -> Compl
     )
 
 
-CHAT = Rendering("chat.completions", "chatcmpl", _chat_chunk, _chat_usage_chunk, _chat_final)
-TEXT = Rendering("completions", "cmpl", _text_chunk, _text_usage_chunk, _text_final)
+CHAT = Rendering(
+    "chat.completions",
+    "chatcmpl",
+    _chat_chunk,
+    _chat_usage_chunk,
+    _chat_final,
+    "chat.completion.chunk",
+)
+TEXT = Rendering(
+    "completions", "cmpl", _text_chunk, _text_usage_chunk, _text_final, "text_completion"
+)
 
 
 def attach(app: FastAPI) -> None:

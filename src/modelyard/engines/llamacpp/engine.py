@@ -6,6 +6,9 @@ of ``n_ctx`` tokens; the scheduler thread decodes all of them in one batch per s
 engine refuses with 503 and ``Retry-After``. Closing a stream (client gone) cancels its
 sequence before the next step.
 
+A request's ``response_format`` (a JSON schema, or any JSON object) becomes a grammar that
+constrains sampling (``grammar.py``); a schema that cannot be compiled is refused with 400.
+
 A version's parameters (``LlamaCppParameters``) override the kind's settings
 (``LlamaCppSettings``) and set sampling defaults for fields a request leaves out.
 """
@@ -36,6 +39,7 @@ from modelyard.engines.base import (
     GenerationRequest,
 )
 from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.llamacpp.grammar import GrammarCache
 from modelyard.engines.llamacpp.parameters import LlamaCppParameters, LlamaCppSettings
 from modelyard.engines.llamacpp.sampling import Sampling
 from modelyard.engines.llamacpp.scheduler import Scheduler, SchedulerLimits
@@ -62,7 +66,7 @@ class LlamaCppInfo(EngineInfo):
 
 class LlamaCppEngine(Engine):
     kind = "llamacpp"
-    capabilities = replace(GENERATES, seed=True)
+    capabilities = replace(GENERATES, seed=True, structured_output=True)
     Parameters = LlamaCppParameters
     Settings = LlamaCppSettings
 
@@ -83,6 +87,7 @@ class LlamaCppEngine(Engine):
         self._model: Any = None
         self._ctx: Any = None
         self._scheduler: Scheduler | None = None
+        self._grammars: GrammarCache | None = None
         self._formatter: Any = None
         self._template: str | None = None
         self._weights: int | None = None
@@ -136,6 +141,7 @@ class LlamaCppEngine(Engine):
                 bos_token=model.token_get_text(model.token_bos()),
             )
         self._scheduler = Scheduler(model, ctx, self.limits)
+        self._grammars = GrammarCache(model.vocab)
 
     async def aclose(self) -> None:
         if self._scheduler is not None:
@@ -203,9 +209,13 @@ class LlamaCppEngine(Engine):
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
-        scheduler = self._scheduler
-        if scheduler is None:
+        scheduler, grammars = self._scheduler, self._grammars
+        if scheduler is None or grammars is None:
             raise EngineNotReady(f"{self.spec.model}@{self.spec.version} is not loaded")
+        grammar = None
+        if request.response_format is not None:
+            # Compiling a new schema is CPU work; a known one is a cache hit.
+            grammar = await asyncio.to_thread(grammars.grammar_for, request.response_format)
         prompt = await asyncio.to_thread(self.tokenize_prompt, request)
         max_tokens = self._token_budget(len(prompt), request.max_tokens)
         loop = asyncio.get_running_loop()
@@ -216,7 +226,8 @@ class LlamaCppEngine(Engine):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        job = Job(prompt, max_tokens, list(request.stop), Sampling.of(request, self.defaults), emit)
+        sampling = Sampling.of(request, self.defaults)
+        job = Job(prompt, max_tokens, list(request.stop), sampling, emit, grammar)
         scheduler.submit(job)
         try:
             while True:

@@ -56,16 +56,17 @@ def sampler_chain(sampling: Sampling, n_vocab: int, history: list[int]) -> Any:
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = llama_cpp.llama_sampler_chain_add
     if sampling.penalised:
-        add(
-            chain,
-            llama_cpp.llama_sampler_init_penalties(
-                n_vocab,
-                PENALTY_WINDOW,
-                sampling.repeat_penalty,
-                sampling.frequency_penalty,
-                sampling.presence_penalty,
-            ),
+        penalties = llama_cpp.llama_sampler_init_penalties(
+            n_vocab,
+            PENALTY_WINDOW,
+            sampling.repeat_penalty,
+            sampling.frequency_penalty,
+            sampling.presence_penalty,
         )
+        # Primed alone: the prompt reaches the penalty window only, never a grammar.
+        for token in history[-PENALTY_WINDOW:]:
+            llama_cpp.llama_sampler_accept(penalties, token)
+        add(chain, penalties)
     if sampling.temperature == 0.0:
         add(chain, llama_cpp.llama_sampler_init_greedy())
     else:
@@ -74,6 +75,4 @@ def sampler_chain(sampling: Sampling, n_vocab: int, history: list[int]) -> Any:
         add(chain, llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
         add(chain, llama_cpp.llama_sampler_init_temp(sampling.temperature))
         add(chain, llama_cpp.llama_sampler_init_dist(sampling.seed))
-    for token in history[-PENALTY_WINDOW:]:
-        llama_cpp.llama_sampler_accept(chain, token)
     return chain

@@ -20,6 +20,7 @@ from typing import Any
 import llama_cpp
 
 from modelyard.engines.base import EngineError
+from modelyard.engines.llamacpp.constrained import GrammarSampling, grammar_sampler
 from modelyard.engines.llamacpp.sampling import sampler_chain
 from modelyard.engines.llamacpp.sequence import Job, Sequence
 from modelyard.engines.llamacpp.text import StopScanner
@@ -65,6 +66,7 @@ class Scheduler:
         self._memory = llama_cpp.llama_get_memory(ctx)
         self._vocab = model.vocab
         self._n_vocab = model.n_vocab()
+        self._grammar_sampling = GrammarSampling(ctx, self._n_vocab)
         self.limits = limits
         self._batch_size = limits.prefill_chunk + limits.max_num_seqs
         self._batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
@@ -156,7 +158,7 @@ class Scheduler:
         while self._waiting and self._free_ids:
             job = self._waiting.popleft()
             try:
-                sampler = sampler_chain(job.sampling, self._n_vocab, job.prompt)
+                sampler, grammar = self._samplers(job)
             except BINDING_ERRORS as error:
                 log.exception("could not build a sampler")
                 job.emit(EngineError(f"could not build the sampler: {error}"))
@@ -164,10 +166,21 @@ class Scheduler:
             seq_id, reuse = self._pick_stream(job.prompt)
             self._free_ids.remove(seq_id)
             llama_cpp.llama_memory_seq_rm(self._memory, seq_id, reuse, -1)
-            sequence = Sequence(job, seq_id, sampler, StopScanner(job.stops))
+            sequence = Sequence(job, seq_id, sampler, StopScanner(job.stops), grammar)
             sequence.prefilled = reuse  # found in the stream's cache: not read again
             self._reused_tokens += reuse
             self._active.append(sequence)
+
+    def _samplers(self, job: Job) -> tuple[Any, Any]:
+        """The job's sampler chain, and its grammar sampler when its reply is constrained."""
+        chain = sampler_chain(job.sampling, self._n_vocab, job.prompt)
+        if job.grammar is None:
+            return chain, None
+        try:
+            return chain, grammar_sampler(job.grammar, self._vocab)
+        except BINDING_ERRORS:
+            llama_cpp.llama_sampler_free(chain)
+            raise
 
     def _pick_stream(self, prompt: list[int]) -> tuple[int, int]:
         """The free sequence id whose cached tokens share the longest prefix with
@@ -200,15 +213,22 @@ class Scheduler:
         for sequence in rows:
             if sequence.batch_index < 0:
                 continue
-            token = llama_cpp.llama_sampler_sample(
-                sequence.sampler, self._ctx, sequence.batch_index
-            )
+            token = self._sample(sequence)
             eog = llama_cpp.llama_vocab_is_eog(self._vocab, token)
             finish = sequence.accept(token, None if eog else self._piece(token))
             if finish is not None:
                 final = sequence.final_chunk(finish)
                 self._leave(sequence)  # before the caller hears of it, so its id is free
                 sequence.job.emit(final)
+
+    def _sample(self, sequence: Sequence) -> int:
+        if sequence.grammar is not None:
+            return self._grammar_sampling.sample(
+                sequence.sampler, sequence.grammar, sequence.batch_index
+            )
+        return int(
+            llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.batch_index)
+        )
 
     def _fill_batch(self) -> list[Sequence]:
         """Decode rows first (one token each), then prompt slices up to the budget."""
@@ -265,6 +285,8 @@ class Scheduler:
             llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, -1, -1)
             self._cached.pop(sequence.seq_id, None)
         llama_cpp.llama_sampler_free(sequence.sampler)
+        if sequence.grammar is not None:
+            llama_cpp.llama_sampler_free(sequence.grammar)
         with self._wake:
             self._active.remove(sequence)
             self._free_ids.append(sequence.seq_id)

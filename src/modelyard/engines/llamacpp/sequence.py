@@ -23,6 +23,7 @@ class Job:
     stops: list[str]
     sampling: Sampling
     emit: Emit
+    grammar: str | None = None  # GBNF the reply must match (response_format)
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -34,6 +35,7 @@ class Sequence:
     seq_id: int
     sampler: Any
     scanner: StopScanner
+    grammar: Any = None  # llama.cpp grammar sampler of a constrained reply, freed with it
     prefilled: int = 0  # prompt tokens already in the KV cache (reused ones included)
     last_token: int = -1
     produced: int = 0
