@@ -23,7 +23,7 @@ Counted = Literal["served", "unserved", "not_counted"]
 Charge = Callable[[int, float], None]  # (tokens, cost) -> charged to the caller's budget
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs 2x
 class Outcome:
     """How one request ended, as its path saw it."""
 

@@ -144,7 +144,7 @@ def _with_first_text(openai: Mapping[str, Any], text: str) -> dict[str, Any]:
     return {**openai, "choices": choices}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs 2x
 class Launch:
     """How to start generations for one request (the same for each target tried)."""
 

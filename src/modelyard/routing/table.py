@@ -10,6 +10,7 @@ import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from modelyard.engines import EngineSpec
 from modelyard.errors import ModelyardError
@@ -51,9 +52,10 @@ class Target:
     version: VersionOut
     variant: str | None = None  # the traffic variant (stable, candidate, ...) under a policy
 
-    @property
+    @cached_property
     def name(self) -> str:
-        """The version's name, ``model@n`` (what logs and breakers key on)."""
+        """The version's name, ``model@n`` (what logs and breakers key on); read several
+        times per request, so computed once (a frozen dataclass still has a ``__dict__``)."""
         return self.version.name
 
     @property

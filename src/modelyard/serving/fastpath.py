@@ -15,16 +15,17 @@ are the OpenAPI document's entries, and what answers when this middleware is not
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from types import MappingProxyType
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.guard.auth import authorize
@@ -65,28 +66,55 @@ HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
 class OpenAIFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._guarded: dict[str, ASGIApp] = {}
+        self._handlers: tuple[dict[Any, Any], dict[int, Any]] | None = None
+        self._caught: tuple[type[Exception], ...] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)  # everything else, 405s included
             return
-        guarded = self._guarded.get(scope["path"])
-        if guarded is None:
-            guarded = self._guarded[scope["path"]] = _with_handlers(scope, handler)
-        await guarded(scope, receive, send)
+        request = Request(scope, receive, send)
+        caught = self._caught or self._handled(scope)
+        try:
+            response = await handler(request)
+        except caught as error:
+            response = await self._rendered(scope, request, error)
+        await response(scope, receive, send)
 
+    async def _rendered(self, scope: Scope, request: Request, error: Exception) -> Response:
+        """The response of the app's own handler for ``error``, looked up as Starlette's
+        ``ExceptionMiddleware`` looks it up for a route: a status-code handler for an
+        HTTP exception, else the handler of the nearest class; a sync handler runs on a
+        thread. Without one the error goes on to the server-error middleware outside
+        (500), as there. Only a failing request pays for the lookup."""
+        by_class, by_status = self._handlers_of(scope)
+        found = by_status.get(error.status_code) if isinstance(error, HTTPException) else None
+        if found is None:
+            found = next((by_class[c] for c in type(error).__mro__ if c in by_class), None)
+        if found is None:
+            raise error  # not reached: only handled exceptions are caught
+        if inspect.iscoroutinefunction(found):
+            response: Response = await found(request, error)
+        else:
+            response = await run_in_threadpool(found, request, error)
+        return response
 
-def _with_handlers(scope: Scope, handler: Handler) -> ASGIApp:
-    """``handler`` behind the app's exception handlers, wrapped as Starlette wraps a route
-    (``request_response`` inside the ``ExceptionMiddleware`` FastAPI builds): the same
-    lookup (status-code handlers, nearest class, sync handlers on a thread) and the same
-    request, so an error renders alike on both paths. Errors without a handler reach the
-    server-error middleware outside, which answers 500, as there."""
-    handlers = {
-        key: value
-        for key, value in scope["app"].exception_handlers.items()
-        if key not in (500, Exception)  # those belong to the server-error middleware
-    }
-    return ExceptionMiddleware(request_response(handler), handlers=handlers)
+    def _handled(self, scope: Scope) -> tuple[type[Exception], ...]:
+        """The exceptions the app has a handler for (the rest reach the server-error
+        middleware outside, which answers 500)."""
+        by_class, by_status = self._handlers_of(scope)
+        classes = [k for k in by_class if issubclass(k, Exception)]
+        if by_status:
+            classes.append(HTTPException)
+        self._caught = tuple(classes)
+        return self._caught
+
+    def _handlers_of(self, scope: Scope) -> tuple[dict[Any, Any], dict[int, Any]]:
+        if self._handlers is None:
+            handlers = scope["app"].exception_handlers
+            self._handlers = (
+                {k: v for k, v in handlers.items() if isinstance(k, type) and k is not Exception},
+                {k: v for k, v in handlers.items() if isinstance(k, int) and k != 500},
+            )
+        return self._handlers
