@@ -10,7 +10,9 @@ from cogapp import Cog
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("page", ["docs/settings.md", "docs/cli.md", "docs/observe.md"])
+@pytest.mark.parametrize(
+    "page", ["docs/settings.md", "docs/cli.md", "docs/observe.md", "docs/engines.md"]
+)
 def test_generated_reference_is_current(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     status = Cog().main(["cog", "--check", str(ROOT / page)])
