@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -73,7 +74,13 @@ MAX_RETRIES = 2  # per step
 RETRY_PAUSE_S = 3.0
 HARNESS_BUSY = 90.0  # % of the load generator's core above which a step is harness-bound
 ALL_TARGETS = ("direct", "modelyard", "litellm", "floor")
-EXTRA_TARGETS = ("floor-httpx",)  # diagnostic: the floor with httpx, modelyard's client
+EXTRA_TARGETS = (
+    "floor-httpx",  # diagnostic: the floor with httpx, modelyard's client
+    # Requests with tools and extra fields (issue 15's pass-through): modelyard's added
+    # latency against the upstream's for the same requests, and against plain requests.
+    "direct+tools",
+    "modelyard+tools",
+)
 console = Console()
 if not console.is_terminal:
     console = Console(width=150)
@@ -439,9 +446,24 @@ STARTERS: dict[str, Callable[[Context, int], contextlib.AbstractContextManager[T
 }
 
 
+def with_tools(
+    base: Callable[[Context, int], contextlib.AbstractContextManager[Target]], name: str
+) -> Callable[[Context, int], contextlib.AbstractContextManager[Target]]:
+    """A ``+tools`` target: the base target's server, sent requests with tools."""
+
+    @contextlib.contextmanager
+    def start(ctx: Context, rep: int) -> Iterator[Target]:
+        with base(ctx, rep) as target:
+            yield dataclasses.replace(target, name=name)
+
+    return start
+
+
 def starter(
     ctx: Context, name: str
 ) -> Callable[[Context, int], contextlib.AbstractContextManager[Target]]:
+    if name.endswith(stats.TOOLS_SUFFIX):
+        return with_tools(starter(ctx, name.removesuffix(stats.TOOLS_SUFFIX)), name)
     if name in ctx.revisions:
         revision = ctx.revisions[name]
         return lambda ctx, rep: start_modelyard(ctx, rep, revision)
@@ -568,6 +590,8 @@ def measure_step(
     argv += ["--user-prefix", f"{target.name}-{rep}-{mode}-{concurrency}"]
     if stream:
         argv.append("--stream")
+    if target.name.endswith(stats.TOOLS_SUFFIX):
+        argv.append("--tools")
     upstream = ctx.upstream
     assert upstream is not None
     with (ctx.logs / "loadgen.log").open("a") as log:
@@ -743,7 +767,8 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if "litellm" in plan.targets:
         ensure_litellm(ctx, args.litellm_spec)
     for name in plan.targets:
-        if not revisions.is_modelyard(name):
+        name = name.removesuffix(stats.TOOLS_SUFFIX)
+        if not revisions.is_modelyard(name) or name in ctx.modelyard_templates:
             continue
         try:
             prepare_modelyard(ctx, ctx.revisions.get(name))
@@ -782,6 +807,9 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     found = stats.verdicts(summaries, ctx.skipped)
     # --modelyard-rev: the working tree against each revision, same run.
     comparisons = {name: stats.compare(steps, summaries, name) for name in ctx.revisions}
+    if "modelyard+tools" in measured and "modelyard" in measured:
+        # Issue 15: what passing tools and extra fields through adds, same run.
+        comparisons["modelyard"] = stats.compare(steps, summaries, "modelyard", "modelyard+tools")
     report: dict[str, Any] = {
         "steps": steps,
         "blocks": blocks,
@@ -791,7 +819,7 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     }
     if comparisons:
         report["comparisons"] = {
-            f"modelyard vs {name}": [c.as_dict() for c in rows]
+            f"{rows[0].subject if rows else 'modelyard'} vs {name}": [c.as_dict() for c in rows]
             for name, rows in comparisons.items()
         }
     return report

@@ -138,19 +138,67 @@ def events(body: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+SAY = "say: "  # a last user message ``say: <text>`` is answered with <text>, in words
+
+
+def _said(body: dict[str, Any]) -> str | None:
+    """What the last message asks the fake to answer, if it starts with ``say: ``."""
+    last = (body.get("messages") or [{}])[-1].get("content")
+    if isinstance(last, str) and last.startswith(SAY):
+        return last.removeprefix(SAY)
+    return None
+
+
+def said_answer(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """A non-streamed chat completion answering ``text``."""
+    message = {"role": "assistant", "content": text}
+    return {
+        "id": "chatcmpl-5a1d",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": body["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": USAGE,
+    }
+
+
+def said_events(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """A streamed chat completion answering ``text`` in two pieces, with usage."""
+    half = len(text) // 2
+    choices = [
+        {"index": 0, "delta": {"role": "assistant", "content": text[:half]}},
+        {"index": 0, "delta": {"content": text[half:]}},
+        {"index": 0, "delta": {}, "finish_reason": "stop"},
+    ]
+    head = {"id": "chatcmpl-5a1d", "object": "chat.completion.chunk", "created": CREATED}
+    out = [{**head, "model": body["model"], "choices": [choice]} for choice in choices]
+    return [*out, {**head, "model": body["model"], "choices": [], "usage": USAGE}]
+
+
 class FakeVLLM(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]  # every request body, in order
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
         self.received.append(body)
+        said = _said(body)
         if "please fail" in json.dumps(body.get("messages")):
             self._send(500, "application/json", b'{"error": {"message": "boom"}}')
+        elif said is not None:
+            answered = said_events(body, said) if body.get("stream") else said_answer(body, said)
+            self._send_json(bool(body.get("stream")), answered)
         elif body.get("stream"):
             lines = [f"data: {json.dumps(event)}\n\n" for event in events(body)]
             self._send(200, "text/event-stream", "".join([*lines, "data: [DONE]\n\n"]).encode())
         else:
             self._send(200, "application/json", json.dumps(answer(body)).encode())
+
+    def _send_json(self, stream: bool, answered: Any) -> None:
+        if not stream:
+            self._send(200, "application/json", json.dumps(answered).encode())
+            return
+        lines = [f"data: {json.dumps(event)}\n\n" for event in answered]
+        self._send(200, "text/event-stream", "".join([*lines, "data: [DONE]\n\n"]).encode())
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)

@@ -27,7 +27,44 @@ EXPECTED = b"benchmark"  # a piece of the fake upstream's answer
 MAX_TOKENS = 32
 
 
-def request_body(model: str, *, stream: bool, user: str) -> bytes:
+# ``--tools``: what an agent framework sends besides (tools, a tool choice, fields beyond
+# the ones modelyard models), to measure what passing them through costs.
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_invoice",
+            "description": "Look an invoice up by its number.",
+            "parameters": {
+                "type": "object",
+                "properties": {"number": {"type": "integer"}, "currency": {"enum": ["EUR", "USD"]}},
+                "required": ["number"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "send_mail",
+            "description": "Send an e-mail.",
+            "parameters": {
+                "type": "object",
+                "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
+                "required": ["to", "body"],
+            },
+        },
+    },
+]
+TOOL_FIELDS: dict[str, Any] = {
+    "tools": TOOLS,
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "top_k": 20,
+    "chat_template_kwargs": {"enable_thinking": False},
+}
+
+
+def request_body(model: str, *, stream: bool, user: str, tools: bool = False) -> bytes:
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
@@ -35,6 +72,8 @@ def request_body(model: str, *, stream: bool, user: str) -> bytes:
         "stream": stream,
         "user": user,
     }
+    if tools:
+        body.update(TOOL_FIELDS)
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -62,7 +101,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async def send(session: aiohttp.ClientSession) -> None:
         seq = counters["seq"]
         counters["seq"] += 1
-        body = request_body(args.model, stream=args.stream, user=f"{args.user_prefix}-{seq}")
+        body = request_body(
+            args.model, stream=args.stream, user=f"{args.user_prefix}-{seq}", tools=args.tools
+        )
         counters["in_flight"] += 1
         start = time.perf_counter()
         status, error = 0, None
@@ -135,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--tools", action="store_true", help="send tools and extra fields too")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests/s in all (0: closed loop)"
     )

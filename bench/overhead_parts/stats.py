@@ -133,6 +133,9 @@ def harness_bound_at_max(steps: Sequence[dict[str, Any]], target: str, stream: b
     return bool(best and best.get("harness_bound"))
 
 
+TOOLS_SUFFIX = "+tools"
+
+
 def added_latency_by_rep(
     steps: Sequence[dict[str, Any]], target: str, stream: bool, concurrency: int = 1
 ) -> dict[int, dict[str, float]]:
@@ -149,7 +152,9 @@ def added_latency_by_rep(
             ]
             return found[0] if found else None
 
-        mine, direct = at(target), at("direct")
+        # A ``+tools`` target sends tools and extra fields: it is set against the upstream
+        # answering the same requests.
+        mine, direct = at(target), at("direct+tools" if target.endswith(TOOLS_SUFFIX) else "direct")
         if mine is None or direct is None:
             continue
         out[rep] = {

@@ -97,6 +97,7 @@ def open_services(settings: Settings) -> Services:
         for spec in current.aliased_specs():
             engines.preload(spec)
 
+    metrics = Metrics()
     request_log = RequestLogWriter(
         store,
         seal=guard.cipher,  # its seal_many seals a whole batch at once
@@ -104,6 +105,7 @@ def open_services(settings: Settings) -> Services:
         flush_interval_s=settings.log_flush_interval_s,
         batch_rows=settings.log_batch_rows,
         queue_rows=settings.log_queue_rows,
+        answered=metrics.answered,
     )
     power = load_power_model(
         settings.energy_cpu_tdp_w,
@@ -112,7 +114,6 @@ def open_services(settings: Settings) -> Services:
         settings.energy_country_iso_code,
         ram_power_w=settings.energy_ram_power_w,
     )
-    metrics = Metrics()
     meter = CpuMeter(min_interval_s=0.005)
     metrics.watch_engines(engines.states)
     metrics.watch_log(request_log)

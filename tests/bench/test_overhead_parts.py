@@ -399,3 +399,24 @@ def test_comparison_table_shows_both_targets_and_the_spread() -> None:
         assert text.count("modelyard@abc1234") >= 5  # steps and summary rows too
         assert ("±10.0%" in text) == (reps == 2)
         assert ("0.05/0.05 vs 0.05/0.30" in text) == (reps == 2)
+
+
+def test_a_tools_target_is_set_against_the_upstream_answering_tool_requests() -> None:
+    steps = [
+        step("direct", 1, 2000, 0.4, 0.6),
+        step("direct+tools", 1, 1900, 0.5, 0.8),
+        step("modelyard", 1, 400, 1.4, 3.6),
+        step("modelyard+tools", 1, 380, 1.6, 3.9),
+    ]
+    by_rep = stats.added_latency_by_rep(steps, "modelyard+tools", stream=False)
+    assert by_rep == {1: {"p50": pytest.approx(1.1), "p99": pytest.approx(3.1)}}
+    assert stats.added_latency_by_rep(steps, "modelyard", stream=False)[1]["p50"] == 1.0
+
+
+def test_the_tools_body_carries_tools_and_extra_fields() -> None:
+    plain = json.loads(request_body("bench", stream=False, user="u-1"))
+    tools = json.loads(request_body("bench", stream=True, user="u-1", tools=True))
+    assert "tools" not in plain and "top_k" not in plain
+    assert [t["function"]["name"] for t in tools["tools"]] == ["get_invoice", "send_mail"]
+    assert tools["tool_choice"] == "auto" and tools["top_k"] == 20
+    assert tools["messages"] == plain["messages"] and tools["stream"] is True

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
@@ -180,4 +182,95 @@ def test_monitor_draws_live_data_and_a_request_opens(browser: Browser, tmp_path:
         page.screenshot(path=str(ARTIFACTS / "alerts.png"), full_page=True)
         page.goto(base + "/ui/drift")
         assert "30 requests in both windows" in page.locator("#drift").inner_text()
+        page.close()
+
+
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def _tool_call_stream() -> str:
+    """An answer that calls get_weather, streamed as vLLM does, with the tokens' logprobs."""
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "bot"}
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather"}}
+    tokens = [("<tool_call>", -0.01), ("Paris", -0.7)]
+    logprobs = {
+        "content": [
+            {"token": t, "logprob": p, "top_logprobs": [{"token": t, "logprob": p}]}
+            for t, p in tokens
+        ]
+    }
+    deltas = [
+        {"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}, "logprobs": logprobs},
+        *(
+            {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": a}}]}}
+            for a in ('{"city": ', '"Paris"}')
+        ),
+        {"index": 0, "delta": {}, "finish_reason": "tool_calls"},
+    ]
+    events = [{**head, "choices": [choice]} for choice in deltas]
+    usage = {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}
+    events.append({**head, "choices": [], "usage": usage})
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def test_playground_sends_a_schema_and_tools_and_shows_the_tool_call(
+    browser: Browser, tmp_path: Path
+) -> None:
+    home = tmp_path / "tools"
+    home.mkdir()
+    store = open_store(Settings(home=home).store_url)
+    register_scripted(Registry(store), "bot", replies=["unused"])
+    store.close()
+    sent: list[dict[str, Any]] = []
+
+    def answer(route: Route) -> None:
+        sent.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="text/event-stream", body=_tool_call_stream())
+
+    with live_server(home) as base:
+        page = browser.new_page()
+        page.route("**/v1/chat/completions", answer)
+        log_in(page, base, "/")
+        page.click("#advanced summary")
+        page.select_option("#format", "json_schema")
+        page.fill("#schema", '{"type": "object",')  # not JSON yet
+        page.fill("#prompt", "Weather in Paris?")
+        page.click("#send")
+        assert "Not JSON" in page.locator("#schema-error").inner_text()
+        assert sent == [] and page.locator(".msg").count() == 0
+        page.fill("#schema", json.dumps(PERSON_SCHEMA))
+        page.fill("#schema-name", "weather_query")
+        page.fill("#tools", json.dumps([WEATHER_TOOL]))
+        page.select_option("#tool-choice", "get_weather")
+        page.check("#logprobs")
+        page.click("#send")
+        page.wait_for_selector(".msg.assistant[data-state=done]", timeout=10_000)
+        (body,) = sent
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "weather_query", "schema": PERSON_SCHEMA, "strict": True},
+        }
+        assert body["tools"] == [WEATHER_TOOL]
+        assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+        assert (body["logprobs"], body["top_logprobs"], body["stream"]) == (True, 5, True)
+        assert page.locator(".tool-call .name").inner_text() == "get_weather()"
+        args = page.locator(".tool-call .args").inner_text()
+        assert json.loads(args) == {"city": "Paris"} and "\n" in args  # pretty
+        tokens = page.locator(".tokens .token")
+        assert tokens.all_inner_texts() == ["<tool_call>", "Paris"]
+        assert tokens.nth(1).get_attribute("title") == '49.7% · top: "Paris" 49.7%'
+        assert "tool_calls" in page.locator("#status").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "playground_tools.png"), full_page=True)
         page.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema_rs
 import openai
 import pytest
 from llama_cpp import Llama
@@ -305,3 +308,210 @@ def test_a_schema_the_engine_cannot_guarantee_is_a_400_naming_it(sdk: openai.Ope
         )
     assert caught.value.status_code == 400
     assert "uniqueItems" in str(caught.value)
+
+
+@pytest.mark.model
+def test_responses_create_returns_output_text(sdk: openai.OpenAI) -> None:
+    response = sdk.responses.create(
+        model="default",
+        instructions="Answer in one sentence.",
+        input="Write one sentence about the ocean.",
+        max_output_tokens=60,
+        temperature=0,
+    )
+    assert response.id.startswith("resp_") and response.status in ("completed", "incomplete")
+    assert len(response.output_text.split()) >= 4
+    assert response.usage is not None and 0 < response.usage.output_tokens <= 60
+
+
+@pytest.mark.model
+def test_responses_stream_ends_with_the_whole_text(sdk: openai.OpenAI) -> None:
+    deltas: list[str] = []
+    final = None
+    for event in sdk.responses.create(
+        model="default",
+        input="Say hello in five words.",
+        max_output_tokens=200,
+        temperature=0,
+        stream=True,
+    ):
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type in ("response.completed", "response.incomplete", "response.failed"):
+            final = event
+    assert len(deltas) > 1
+    assert final is not None and final.type == "response.completed"
+    assert final.response.output_text == "".join(deltas)
+
+
+@pytest.mark.model
+def test_logprobs_streamed_and_not(sdk: openai.OpenAI) -> None:
+    kwargs: dict[str, Any] = {
+        "model": "default",
+        "messages": QUESTION,
+        "temperature": 0,
+        "max_tokens": 12,
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
+    whole = sdk.chat.completions.create(**kwargs)
+    assert whole.id.startswith("chatcmpl") and whole.model == "default"
+    (choice,) = whole.choices
+    assert choice.logprobs is not None and choice.logprobs.content is not None
+    content = choice.logprobs.content
+    assert whole.usage is not None and len(content) == whole.usage.completion_tokens
+    for entry in content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
+        tops = [top.logprob for top in entry.top_logprobs]
+        assert tops == sorted(tops, reverse=True)
+        # The raw distribution: the default's repeat_penalty may make greedy pick another.
+        assert entry.logprob <= tops[0]
+    assert "".join(entry.token for entry in content) == choice.message.content
+    streamed, text = [], ""
+    for chunk in sdk.chat.completions.create(**kwargs, stream=True):
+        assert chunk.id.startswith("chatcmpl") and chunk.model == "default"
+        for part in chunk.choices:
+            text += part.delta.content or ""
+            streamed += part.logprobs.content if part.logprobs and part.logprobs.content else []
+    assert text == choice.message.content
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in content]
+
+
+@pytest.mark.model
+def test_n_choices_streamed_and_not(sdk: openai.OpenAI) -> None:
+    kwargs: dict[str, Any] = {
+        "model": "default",
+        "messages": QUESTION,
+        "temperature": 1,
+        "seed": 11,
+        "max_tokens": 24,
+        "n": 3,
+    }
+    one = sdk.chat.completions.create(**{**kwargs, "n": 1})
+    whole = sdk.chat.completions.create(**kwargs)
+    assert [c.index for c in whole.choices] == [0, 1, 2]
+    assert all(c.finish_reason in ("stop", "length") for c in whole.choices)
+    assert len({c.message.content for c in whole.choices}) == 3
+    assert whole.choices[0].message.content == one.choices[0].message.content  # same seed
+    assert whole.usage is not None and one.usage is not None
+    assert whole.usage.prompt_tokens == one.usage.prompt_tokens  # the prompt counted once
+    texts, finishes, usage = ["", "", ""], [None, None, None], None
+    for chunk in sdk.chat.completions.create(
+        **kwargs, stream=True, stream_options={"include_usage": True}
+    ):
+        for part in chunk.choices:
+            texts[part.index] += part.delta.content or ""
+            finishes[part.index] = part.finish_reason or finishes[part.index]
+        usage = chunk.usage or usage
+    assert texts == [c.message.content for c in whole.choices]
+    assert finishes == [c.finish_reason for c in whole.choices]
+    assert usage is not None and usage.completion_tokens == whole.usage.completion_tokens
+
+
+@pytest.mark.model
+def test_completion_logprobs_and_choices(sdk: openai.OpenAI) -> None:
+    reply = sdk.completions.create(
+        model="default",
+        prompt="The capital of France is",
+        max_tokens=5,
+        temperature=0,
+        logprobs=2,
+        n=2,
+    )
+    assert [c.index for c in reply.choices] == [0, 1]
+    for choice in reply.choices:
+        logprobs = choice.logprobs
+        assert logprobs is not None and logprobs.tokens and logprobs.top_logprobs
+        assert "".join(logprobs.tokens) == choice.text
+        assert all(len(top) == 2 for top in logprobs.top_logprobs)
+        assert logprobs.text_offset is not None and logprobs.text_offset[0] == 0
+    assert reply.choices[0].text == reply.choices[1].text  # greedy: the same reply twice
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [({"logit_bias": {"99999999": 1}}, "logit_bias"), ({"n": 5}, "n")],
+)
+def test_invalid_choice_fields_are_400s(
+    sdk: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="default", messages=QUESTION, max_tokens=4, **extra)
+    assert caught.value.status_code == 400
+    assert caught.value.body["param"] == param  # type: ignore[index]
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 30},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+TOOL_CHOICES = ["required", {"type": "function", "function": {"name": "get_weather"}}]
+
+
+def valid_weather_call(name: str, arguments: str) -> None:
+    assert name == "get_weather"
+    schema = WEATHER_TOOL["function"]["parameters"]  # type: ignore[index]
+    assert jsonschema_rs.validator_for(schema).is_valid(json.loads(arguments)), arguments
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("tool_choice", TOOL_CHOICES)
+def test_the_embedded_engine_calls_tools(sdk: openai.OpenAI, tool_choice: Any) -> None:
+    completion = sdk.chat.completions.create(
+        model="default",
+        messages=WEATHER_QUESTION,  # type: ignore[arg-type]
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice=tool_choice,
+        parallel_tool_calls=False,
+        max_tokens=80,
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.id.startswith("call_") and call.type == "function"
+    valid_weather_call(call.function.name, call.function.arguments)
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("tool_choice", TOOL_CHOICES)
+def test_the_embedded_engine_streams_tool_calls(sdk: openai.OpenAI, tool_choice: Any) -> None:
+    calls: dict[int, dict[str, str]] = {}
+    finish = None
+    for chunk in sdk.chat.completions.create(
+        model="default",
+        messages=WEATHER_QUESTION,  # type: ignore[arg-type]
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice=tool_choice,
+        parallel_tool_calls=False,
+        max_tokens=80,
+        temperature=0,
+        stream=True,
+    ):
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for delta in choice.delta.tool_calls or ():
+                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] += delta.id or ""
+                if delta.function is not None:
+                    call["name"] += delta.function.name or ""
+                    call["arguments"] += delta.function.arguments or ""
+    assert finish == "tool_calls"
+    (call,) = calls.values()
+    assert call["id"].startswith("call_")
+    valid_weather_call(call["name"], call["arguments"])

@@ -204,3 +204,26 @@ async def test_a_plain_stream_asks_the_upstream_for_usage(
     assert response.status_code == 200
     assert response.text.endswith("data: [DONE]\n\n")
     assert upstream[1][-1]["stream_options"] == {"include_usage": True}
+
+
+async def test_file_parts_and_other_stream_options_reach_the_upstream(
+    remote: AppClient, upstream: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """Nothing the client sent is dropped: a file part and a stream option modelyard does
+    not model travel on, and the usage is still asked for."""
+    file_part = {"type": "file", "file": {"file_id": "file-abc123", "filename": "notes.pdf"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Summarise"}, file_part]}]
+    response = await remote.post(
+        "/v1/chat/completions",
+        json={
+            "model": "remote",
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": False, "continuous_usage_stats": True},
+        },
+    )
+    assert response.status_code == 200, response.text
+    sent = upstream[1][-1]
+    assert sent["messages"] == messages
+    assert sent["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert '"usage"' not in response.text  # the client did not ask for it

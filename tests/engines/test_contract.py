@@ -84,10 +84,15 @@ def echo_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_capabilities_declare_what_each_kind_does_today() -> None:
     generates = {"chat", "completion", "streaming"}
-    # The embedded engine constrains sampling with a grammar made from the JSON schema.
+    # The embedded engine constrains sampling with a grammar made from the JSON schema,
+    # and computes logprobs, n choices and logit bias itself (llamacpp/choices.py).
     assert set(engine_class("llamacpp").capabilities.names()) == generates | {
         "seed",
         "structured_output",
+        "tools",
+        "logprobs",
+        "multiple_choices",
+        "logit_bias",
     }
     # An upstream forwards the request as its client sent it: it has what OpenAI's API has.
     assert set(engine_class("upstream").capabilities.names()) == {
@@ -95,10 +100,11 @@ def test_capabilities_declare_what_each_kind_does_today() -> None:
     } - {"embeddings", "classification"}
     assert set(engine_class("scripted").capabilities.names()) == generates
     assert engine_class("sentence-transformers").capabilities.names() == ["embeddings"]
-    for kind in set(BUILT_IN) - {"upstream"}:
+    for kind in set(BUILT_IN) - {"upstream", "llamacpp"}:
         capabilities = engine_class(kind).capabilities
         assert not (capabilities.tools or capabilities.logprobs)
         assert not (capabilities.multiple_choices or capabilities.image_input)
+    assert not engine_class("llamacpp").capabilities.image_input
     assert not engine_class("scripted").capabilities.structured_output
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -52,7 +53,7 @@ async def test_every_row_is_written_once_in_bounded_batches(store: Store) -> Non
     batches: list[int] = []
     insert = log._insert
 
-    def counted(batch: list[RequestRecord]) -> None:
+    def counted(batch: list[dict[str, Any]]) -> None:  # the rows, sealed
         batches.append(len(batch))
         insert(batch)
 

@@ -91,6 +91,7 @@ def orm_row(record: RequestRecord, row_id: str, content: bytes | None) -> Reques
     """The row as the writer used to build it (an ORM object through the unit of work)."""
     fields = record.model_dump()
     fields.pop("content")
+    fields.pop("tool_parts")
     prompt = prompt_text(record.content)
     return RequestLogRow(
         **{**fields, "id": row_id},

@@ -34,6 +34,10 @@ IMAGE = {
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     ],
 }
+FILE = {
+    "role": "user",
+    "content": [{"type": "file", "file": {"file_id": "file-abc123", "filename": "notes.pdf"}}],
+}
 
 
 @pytest.fixture
@@ -84,6 +88,11 @@ async def scripted(api: AppClient, home_registry: Registry) -> AppClient:
         ({"top_k": 20}, "top_k"),  # an extra field: silently dropped before issue 15
         ({"chat_template_kwargs": {"enable_thinking": False}}, "chat_template_kwargs"),
         ({"messages": [IMAGE]}, "messages"),
+        ({"messages": [FILE]}, "messages.content.file"),
+        (
+            {"stream_options": {"continuous_usage_stats": True}},
+            "stream_options.continuous_usage_stats",
+        ),
         (
             {
                 "messages": [

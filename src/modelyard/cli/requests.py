@@ -11,6 +11,7 @@ import click
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.config import Settings
 from modelyard.guard import crypto
+from modelyard.observe.protocol import RequestOut
 from modelyard.observe.queries import (
     RequestFilter,
     as_csv,
@@ -75,7 +76,7 @@ def list_command(limit: int, as_json: bool, **filters: Any) -> None:
         return
     print_table(
         "Requests",
-        ["when", "id", "key", "route", "version", "status", "ms", "tokens", "flags"],
+        ["when", "id", "key", "route", "version", "status", "ms", "tokens", "answer", "flags"],
         [
             [
                 when(r.at),
@@ -86,11 +87,24 @@ def list_command(limit: int, as_json: bool, **filters: Any) -> None:
                 f"{r.status} {r.error_code or ''}".strip(),
                 f"{r.latency_ms:.0f}",
                 f"{r.prompt_tokens}/{r.completion_tokens}",
-                " ".join([*r.pii, *r.injection]) or None,
+                _answer(r),
+                " ".join([*r.pii, *r.injection, *([r.format_error] if r.format_error else [])])
+                or None,
             ]
             for r in rows
         ],
     )
+
+
+def _answer(r: RequestOut) -> str | None:
+    """How the answer ended, the JSON format asked and the tools called, in a few words:
+    ``tool_calls tools:get_weather``, ``stop json_schema:person``."""
+    words = [r.finish_reason or ""]
+    if r.response_format and r.response_format != "text":
+        words.append(f"{r.response_format}:{r.schema_name}" if r.schema_name else r.response_format)
+    if r.tool_names:
+        words.append("tools:" + ",".join(r.tool_names))
+    return " ".join(word for word in words if word) or None
 
 
 @requests.command("show")

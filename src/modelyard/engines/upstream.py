@@ -207,6 +207,8 @@ class UpstreamEngine(Engine):
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         body.update(request.openai)  # the client's other fields, as sent
+        if request.stream:  # the client's other stream options, and always the usage
+            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
         if request.response_format is not None:
             body["response_format"] = request.response_format
         if request.messages is not None:
@@ -303,8 +305,8 @@ async def _parse_stream(response: aiohttp.ClientResponse, *, chat: bool) -> Asyn
 
 def _event(raw: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw)
-    except json.JSONDecodeError as error:
+        event = json.loads(raw.decode())  # from str: loads(bytes) sniffs the encoding first
+    except ValueError as error:  # invalid JSON or invalid UTF-8
         raise EngineError(f"upstream sent invalid JSON: {raw[:200]!r}", status=502) from error
     if not isinstance(event, dict):
         raise EngineError(

@@ -15,9 +15,15 @@ from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics, Served
 from modelyard.observe.requestlog import RequestLogWriter, RequestRecord
 
-# The request log's endpoint names -> the operation names of the metrics (OpenTelemetry's).
+# The request log's endpoint names -> the operation names of the metrics (OpenTelemetry's;
+# a Responses API request is served as a chat).
 OPERATIONS = MappingProxyType(
-    {"chat.completions": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+    {
+        "chat.completions": "chat",
+        "completions": "text_completion",
+        "responses": "chat",
+        "embeddings": "embeddings",
+    }
 )
 Counted = Literal["served", "unserved", "not_counted"]
 Charge = Callable[[int, float], None]  # (tokens, cost) -> charged to the caller's budget
@@ -48,6 +54,9 @@ class Outcome:
     user: str | None = None
     variant: str | None = None
     fallback_from: str | None = None
+    finish_reason: str | None = None
+    response_format: Mapping[str, Any] | None = None  # as asked; None: none asked
+    tool_calls: Sequence[Any] = ()  # choice 0's tool-call deltas, as relayed (``Generation``)
     metered: bool = False  # whether the energy meter follows the request (by its id)
     charge: Charge | None = None  # None: nobody pays for it (a shadow copy)
     counted: Counted = "served"  # how the metrics count it
@@ -134,4 +143,19 @@ def _record(outcome: Outcome, cost: float, energy_wh: float, carbon_g: float) ->
         user=outcome.user,
         variant=outcome.variant,
         fallback_from=outcome.fallback_from,
+        finish_reason=outcome.finish_reason,
+        response_format=_format_type(outcome.response_format),
+        schema_name=_schema_name(outcome.response_format),
+        tool_parts=list(outcome.tool_calls),
     )
+
+
+def _format_type(asked: Mapping[str, Any] | None) -> str | None:
+    kind = None if asked is None else asked.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def _schema_name(asked: Mapping[str, Any] | None) -> str | None:
+    spec = None if asked is None else asked.get("json_schema")
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return name[:64] if isinstance(name, str) else None

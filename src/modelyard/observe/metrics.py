@@ -169,6 +169,20 @@ PII = MetricSpec(
 INJECTION = MetricSpec(
     "modelyard_injection_flags", "counter", "Prompt-injection patterns found.", ("rule",)
 )
+TOOL_CALLS = MetricSpec(
+    "modelyard_tool_calls",
+    "counter",
+    "Tool calls the models made (choice 0 of each answer), by route; counted when the "
+    "request-log writer reads the answer.",
+    ("route",),
+)
+FORMAT_FAILURES = MetricSpec(
+    "modelyard_structured_output_failures",
+    "counter",
+    "Answers to a json_object or json_schema request that are not JSON (invalid_json) or "
+    "not valid under the schema (schema_mismatch).",
+    ("route", "reason"),
+)
 FEEDBACK = MetricSpec("modelyard_feedback", "counter", "Feedback received.", ("name", "source"))
 ENGINE_ACTIVE = MetricSpec(
     "modelyard_engine_active_sequences", "gauge", "Sequences being decoded.", ("version",)
@@ -213,6 +227,8 @@ METRICS = (
     RATE_LIMITED,
     PII,
     INJECTION,
+    TOOL_CALLS,
+    FORMAT_FAILURES,
     FEEDBACK,
     ENGINE_ACTIVE,
     ENGINE_WAITING,
@@ -301,6 +317,8 @@ class Metrics:
         self.rate_limited = RATE_LIMITED.counter(r)
         self.pii = PII.counter(r)
         self.injection = INJECTION.counter(r)
+        self.tool_calls = TOOL_CALLS.counter(r)
+        self.format_failures = FORMAT_FAILURES.counter(r)
         self.feedback = FEEDBACK.counter(r)
 
     def watch_engines(self, states: Callable[[], list[EngineState]]) -> None:
@@ -308,6 +326,14 @@ class Metrics:
 
     def watch_log(self, log: RequestLogWriter) -> None:
         self.registry.register(_LogCollector(log))
+
+    def answered(self, route: str, tool_calls: int, format_error: str | None) -> None:
+        """An answer's tool calls and structured-output failure (from the request-log
+        writer's thread: prometheus-client's metrics are thread-safe)."""
+        if tool_calls:
+            self.tool_calls.labels(route).inc(tool_calls)
+        if format_error is not None:
+            self.format_failures.labels(route, format_error).inc()
 
     def unserved(self, route: str, status: int) -> None:
         """A request that ended before a handler served it (invalid body, wrong role)."""

@@ -39,6 +39,13 @@ class LoggedRequest(BaseModel):
     user: str | None = None
     variant: str | None = None  # the traffic variant served (stable, candidate, shadow, ...)
     fallback_from: str | None = None  # the version that failed before a fallback answered
+    finish_reason: str | None = None  # how the answer ended: stop, length, tool_calls, ...
+    response_format: str | None = None  # the format asked: text, json_object, json_schema
+    schema_name: str | None = None  # a json_schema format's name
+    tool_calls: int = 0  # the tool calls the model made (their arguments: in the content)
+    tool_names: list[str] = Field(default_factory=list)  # the functions called, in order
+    # Why an answer to a JSON format is not what was asked: invalid_json, schema_mismatch.
+    format_error: str | None = None
 
 
 LOGGED_COLUMNS = tuple(LoggedRequest.model_fields)

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
+from pydantic import Field
 from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from modelyard.observe.answers import format_error, merge_tool_calls, tool_names
 from modelyard.observe.language import prompt_text, script_of
 from modelyard.observe.protocol import LOGGED_COLUMNS, LoggedRequest
 from modelyard.store import Store
@@ -33,6 +35,10 @@ WRITE_ATTEMPTS = 3
 # Core INSERT of the request_log table: the same SQL, types and column defaults the ORM
 # used, without building an ORM object per row.
 INSERT_ROWS = cast(Table, RequestLogRow.__table__).insert()
+
+
+# (route, tool calls made, why the answer is not the JSON asked for, if it is not)
+Answered = Callable[[str, int, str | None], None]
 
 
 @runtime_checkable
@@ -47,6 +53,9 @@ class RequestRecord(LoggedRequest):
     written) instead of whether it has some."""
 
     content: dict[str, Any] | None = None
+    # Choice 0's tool-call deltas as relayed: the writer assembles the calls into the
+    # content (sealed) and counts and names them in the row.
+    tool_parts: list[Any] = Field(default_factory=list)
 
 
 @dataclass
@@ -67,11 +76,14 @@ class RequestLogWriter:
         flush_interval_s: float,
         batch_rows: int,
         queue_rows: int,
+        answered: Answered | None = None,
     ) -> None:
         """``seal`` encrypts stored content: an object with ``seal_many`` (a
         ``ContentCipher``: one call per batch) or a function sealing one plaintext; None
-        stores content as plain JSON."""
+        stores content as plain JSON. ``answered`` hears, on the writer's thread, of each
+        answer with tool calls or that missed its JSON format."""
         self._store = store
+        self._answered = answered
         self._seal_many: Callable[[Sequence[bytes]], list[bytes]] | None
         if seal is None:
             self._seal_many = None
@@ -152,9 +164,10 @@ class RequestLogWriter:
 
     async def _write_batch(self, batch: list[RequestRecord]) -> None:
         try:
+            rows = await asyncio.to_thread(self._rows, batch)  # once, whatever the attempts
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    await asyncio.to_thread(self._insert, batch)
+                    await asyncio.to_thread(self._insert, rows)
                 except SQLAlchemyError as error:
                     log.warning("request log write failed (attempt %d): %s", attempt, error)
                     if attempt < WRITE_ATTEMPTS:
@@ -169,35 +182,61 @@ class RequestLogWriter:
                 self._recent.pop(record.id, None)  # the store answers for it from now on
                 self._queue.task_done()
 
-    def _insert(self, batch: list[RequestRecord]) -> None:
-        rows = [_row(record) for record in batch]
+    def _rows(self, batch: list[RequestRecord]) -> list[dict[str, Any]]:
+        """The batch's rows (on the writer's thread): what each answer holds read off it,
+        counted (``answered``), and the content sealed."""
+        rows: list[dict[str, Any]] = []
+        contents: list[dict[str, Any] | None] = []
+        for record in batch:
+            row, content = _row(record)
+            rows.append(row)
+            contents.append(content)
+            if self._answered is not None and (row["tool_calls"] or row["format_error"]):
+                self._answered(row["route"], row["tool_calls"], row["format_error"])
         if self._store_content:
-            self._add_content(batch, rows)
+            self._add_content(contents, rows)
+        return rows
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
         with self._store.session() as session:
             session.execute(INSERT_ROWS, rows)
 
-    def _add_content(self, batch: list[RequestRecord], rows: list[dict[str, Any]]) -> None:
+    def _add_content(
+        self, contents: list[dict[str, Any] | None], rows: list[dict[str, Any]]
+    ) -> None:
         """Fill in the rows' content: the request's JSON, sealed in one call per batch."""
         where: list[dict[str, Any]] = []
         plain: list[bytes] = []
-        for record, row in zip(batch, rows, strict=True):
-            if record.content is not None:
+        for content, row in zip(contents, rows, strict=True):
+            if content is not None:
                 where.append(row)
-                plain.append(json.dumps(record.content, ensure_ascii=False).encode("utf-8"))
+                plain.append(json.dumps(content, ensure_ascii=False).encode("utf-8"))
         if not plain:
             return
         sealed = self._seal_many(plain) if self._seal_many is not None else plain
-        for row, content in zip(where, sealed, strict=True):  # one blob per plaintext
-            row["content"] = content
+        for row, blob in zip(where, sealed, strict=True):  # one blob per plaintext
+            row["content"] = blob
 
 
-def _row(record: RequestRecord) -> dict[str, Any]:
-    """The request_log row of one record (its content left for ``_add_content``)."""
-    prompt = prompt_text(record.content)
+def _row(record: RequestRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The request_log row of one record (its content left for ``_add_content``) and the
+    content to store: the record's, with the answer's tool calls (arguments and all)."""
+    content = record.content
+    prompt = prompt_text(content)
     # Every row has every key: one executemany needs the same columns in each row.
     row = {name: getattr(record, name) for name in LOGGED_COLUMNS}
     row["day"] = record.at.date().isoformat()
     row["content"] = None
     row["language"] = script_of(prompt)
     row["prompt_chars"] = len(prompt)
-    return row
+    if record.tool_parts:
+        calls = merge_tool_calls(record.tool_parts)
+        row["tool_calls"] = len(calls)
+        row["tool_names"] = tool_names(calls)
+        if content is not None:
+            content = {**content, "tool_calls": calls}
+    elif content is not None and record.status == 200 and record.response_format:
+        response = content.get("response")
+        if isinstance(response, str) and record.finish_reason != "tool_calls":
+            row["format_error"] = format_error(content.get("response_format"), response)
+    return row, content

@@ -30,6 +30,7 @@ LOGGED_PATHS = MappingProxyType(
     {
         "/v1/chat/completions": "chat.completions",
         "/v1/completions": "completions",
+        "/v1/responses": "responses",
         "/v1/embeddings": "embeddings",
     }
 )

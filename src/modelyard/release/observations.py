@@ -20,7 +20,7 @@ from modelyard.store.tables import FeedbackRow, RequestLogRow
 
 # The most rows one analysis reads; windows past it use their newest rows.
 MAX_ROWS = 500_000
-SERVED_ENDPOINTS = ("chat.completions", "completions")
+SERVED_ENDPOINTS = ("chat.completions", "completions", "responses")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Usage
 from modelyard.engines.pool import EnginePool
 from modelyard.errors import ModelyardError
+from modelyard.routing.deadline import Deadline
 from modelyard.routing.table import Target
 
 GENERATING_TASKS = frozenset({"chat", "completion"})
@@ -72,36 +73,39 @@ class Generation:
     produced: list[str] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
+    # The ``tool_calls`` lists of choice 0's relayed deltas (or of its whole message), as
+    # received: the request-log writer assembles the calls, off the request path.
+    tool_calls: list[Any] = field(default_factory=list)
     first_out: Chunk | None = None  # the first chunk as yielded (restored), for renderers
     error: EngineError | None = None
 
     async def chunks(self) -> AsyncIterator[Chunk]:
         """All chunks; closing this iterator closes the engine's stream (frees the engine)."""
-        async with aclosing(self.rest) as rest:
-            chunk = self.first
-            while True:
-                out = self._seen(chunk)
-                if self.first_out is None:
-                    self.first_out = out
-                yield out
-                if chunk.finish_reason is not None:
-                    return
-                try:
-                    chunk = await self._next(rest)
-                except StopAsyncIteration:
-                    return
-
-    async def _next(self, rest: AsyncGenerator[Chunk, None]) -> Chunk:
-        if self.deadline is None:
-            return await anext(rest)
+        deadline = Deadline(self.deadline) if self.deadline is not None else None
         try:
-            async with asyncio.timeout_at(self.deadline):
-                return await anext(rest)
-        except TimeoutError:
-            raise GenerationTimeout(
-                "The generation took longer than this server's request timeout and was "
-                "stopped; ask for fewer tokens or retry."
-            ) from None
+            async with aclosing(self.rest) as rest:
+                chunk = self.first
+                while True:
+                    out = self._seen(chunk)
+                    if self.first_out is None:
+                        self.first_out = out
+                    yield out
+                    if chunk.finish_reason is not None:
+                        return
+                    try:
+                        chunk = await (deadline.next_of(rest) if deadline else anext(rest))
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        if deadline is None or not deadline.expired:
+                            raise
+                        raise GenerationTimeout(
+                            "The generation took longer than this server's request timeout "
+                            "and was stopped; ask for fewer tokens or retry."
+                        ) from None
+        finally:
+            if deadline is not None:
+                deadline.close()
 
     def _seen(self, chunk: Chunk) -> Chunk:
         self.produced.append(chunk.text)
@@ -111,12 +115,14 @@ class Generation:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
+        openai = chunk.openai
+        if openai is not None:
+            _keep_tool_calls(openai, self.tool_calls)
         if self.restorer is None:
             return chunk
         text = self.restorer.feed(chunk.text)
         if chunk.finish_reason is not None:
             text += self.restorer.flush()
-        openai = chunk.openai
         if openai is not None and text != chunk.text:
             openai = _with_first_text(openai, text)
         return Chunk(text, chunk.finish_reason, chunk.usage, openai)
@@ -126,6 +132,22 @@ class Generation:
         """Whether the answer came in one piece (an upstream asked non-streamed): there is
         no first token to time then."""
         return self.first.finish_reason is not None
+
+
+def _keep_tool_calls(openai: Mapping[str, Any], kept: list[Any]) -> None:
+    """Keep choice 0's ``tool_calls`` of a relayed chunk or completion (a few lookups: this
+    runs on every relayed chunk)."""
+    choices = openai.get("choices")
+    if not choices:
+        return
+    choice = choices[0]
+    if choice.get("index", 0) != 0:
+        return
+    said = choice.get("delta") or choice.get("message")
+    if said:
+        calls = said.get("tool_calls")
+        if calls:
+            kept.append(calls)
 
 
 def _with_first_text(openai: Mapping[str, Any], text: str) -> dict[str, Any]:

@@ -40,7 +40,9 @@ class DisconnectWatch:
         self._receive = receive
         self._running = False
         self.gone = False
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._watch()
+        )
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
@@ -66,8 +68,16 @@ class DisconnectWatch:
             self._running = False
 
     def close(self) -> None:
-        if not self._watcher.done():
-            self._watcher.cancel()
+        """End the watcher. The watcher task refers to this object and this object to the
+        request's task: dropping the references breaks the cycle, so a finished request is
+        freed at once rather than by the cyclic collector (whose full passes slowed every
+        request while such garbage piled up)."""
+        watcher = self._watcher
+        if watcher is None:
+            return
+        self._watcher = None
+        if not watcher.done():
+            watcher.cancel()
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:

@@ -207,9 +207,20 @@ class Exchange:
             user=self.user,
             variant=self.variant,
             fallback_from=self.fallback_from,
+            finish_reason=generation.finish_reason if generation is not None else None,
+            response_format=self._format_asked(),
+            tool_calls=generation.tool_calls if generation is not None else (),
             metered=True,
             charge=None if admission is None else self._charge,
         )
+
+    def _format_asked(self) -> Mapping[str, Any] | None:
+        """The ``response_format`` the request asked for (a plain ``text`` one too)."""
+        forwarded = self.forwarded
+        if forwarded is None:
+            return None
+        asked = forwarded.response_format or forwarded.openai.get("response_format")
+        return asked if isinstance(asked, Mapping) else None
 
     def _charge(self, tokens: int, cost: float) -> None:
         if self.admission is not None:

@@ -36,6 +36,8 @@ CAPABILITY_OF = MappingProxyType(
     }
 )
 COMPACT = (",", ":")  # as pydantic writes JSON
+# One encoder for every relayed chunk: json.dumps with options builds a new one per call.
+COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=COMPACT)
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
@@ -53,7 +55,7 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest) -> Gener
     else:
         messages, prompt = None, body.prompt
     response_format, openai = None, NOTHING  # a plain request's: the hot path stops here
-    if extras or body.n != 1 or body.user:
+    if extras or body.n != 1 or body.user or _stream_extras(body):
         response_format = _response_format((extras or {}).get("response_format"))
         openai = _forwarded(body, extras or {}, needs)
     return GenerationRequest(
@@ -86,12 +88,24 @@ def _forwarded(
         if given(value) and name != "response_format":
             needs.append(Need(name, CAPABILITY_OF.get(name)))
         openai[name] = value
+    stream_extras = _stream_extras(body)
+    if stream_extras:
+        for name, value in stream_extras.items():
+            if given(value):
+                needs.append(Need(f"stream_options.{name}", None))
+        openai["stream_options"] = dict(stream_extras)
     if body.n != 1:
         needs.append(Need("n", "multiple_choices"))
         openai["n"] = body.n
     if body.user is not None:
         openai["user"] = body.user
     return openai
+
+
+def _stream_extras(body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any] | None:
+    """``stream_options`` beyond ``include_usage``, as sent."""
+    options = body.stream_options
+    return options.model_extra if options is not None else None
 
 
 def _response_format(value: object) -> Mapping[str, Any] | None:
@@ -166,7 +180,7 @@ def sse(payload: BaseModel | dict[str, object] | str) -> bytes:
     if isinstance(payload, BaseModel):
         data = payload.model_dump_json()
     elif isinstance(payload, dict):
-        data = json.dumps(payload, ensure_ascii=False, separators=COMPACT)
+        data = COMPACT_JSON.encode(payload)
     else:
         data = payload
     return f"data: {data}\n\n".encode()

@@ -71,7 +71,10 @@ def _message(message: ChatMessage, needs: list[Need]) -> Message:
     if isinstance(message.content, list):
         for part in message.content:
             if isinstance(part, MediaPart):
-                needs.append(Need("messages", MEDIA_CAPABILITIES[part.type]))
+                capability = MEDIA_CAPABILITIES.get(part.type)
+                # A part with no capability of its own (a file) is an extra field.
+                field = "messages" if capability else f"messages.content.{part.type}"
+                needs.append(Need(field, capability))
     for name, value in (message.model_extra or {}).items():
         if given(value):
             needs.append(Need(f"messages.{name}", None))

@@ -7,9 +7,13 @@ from typing import Annotated, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
+    Tag,
+    TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
@@ -33,11 +37,11 @@ class TextPart(BaseModel):
 
 
 class MediaPart(BaseModel):
-    """An image or audio part, forwarded as sent to engines that take it."""
+    """An image, audio or file part, forwarded as sent to engines that take it."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["image_url", "input_audio"]
+    type: Literal["image_url", "input_audio", "file"]
 
 
 class FunctionCall(BaseModel):
@@ -74,6 +78,10 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    # Other options (vLLM's ``continuous_usage_stats``, ...) are kept as sent: forwarded to
+    # engines that take them, refused by the others, as other extra fields are.
+    model_config = ConfigDict(extra="allow")
+
     include_usage: StrictBool = False
 
 
@@ -283,3 +291,248 @@ class EmbeddingList(BaseModel):
     data: list[Embedding]
     model: str
     usage: EmbeddingUsage
+
+
+# OpenAI's Responses API (``POST /v1/responses``), stateless: served as a chat completion
+# (``serving.responses``). The request's fields beyond the modelled ones are kept as sent
+# and refused with a 400 naming them (the document says none is taken), never dropped.
+class InputTextPart(BaseModel):
+    """A text part of an input message (``output_text``: an earlier answer sent back)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["input_text", "output_text"]
+    text: str
+    annotations: list[dict[str, object]] | None = None  # an earlier answer's, ignored
+    logprobs: list[dict[str, object]] | None = None  # an earlier answer's, ignored
+
+
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["message"] = "message"
+    role: Literal["user", "system", "developer", "assistant"]
+    content: str | list[InputTextPart]
+    id: str | None = None  # an earlier answer's item id, ignored
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
+class InputFunctionCall(BaseModel):
+    """A function call the model made earlier, sent back with its output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: str
+    id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
+class InputFunctionCallOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1)
+    output: str
+    id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
+def _item_type(value: object) -> str:
+    """An input item's ``type``; a message may leave it out."""
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "")
+    return str(kind)
+
+
+InputItem = Annotated[
+    Annotated[InputMessage, Tag("message")]
+    | Annotated[InputFunctionCall, Tag("function_call")]
+    | Annotated[InputFunctionCallOutput, Tag("function_call_output")],
+    Discriminator(_item_type),
+]
+
+
+_INPUT_ITEMS: TypeAdapter[list[InputItem]] = TypeAdapter(list[InputItem])
+# The union branches pydantic names in an error's location, left out of a refusal's.
+_UNION_BRANCHES = frozenset(
+    {"message", "function_call", "function_call_output", "str", "list[InputTextPart]"}
+)
+
+
+class FunctionTool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, object] | None = None
+    strict: StrictBool | None = None
+
+
+class FunctionChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    name: str = Field(min_length=1)
+
+
+class PlainFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object"]
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
+
+    type: Literal["json_schema"]
+    name: str = Field(min_length=1, max_length=64)
+    schema_: dict[str, object] = Field(alias="schema")
+    description: str | None = None
+    strict: StrictBool | None = None
+
+
+class TextConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Annotated[PlainFormat | JsonSchemaFormat, Field(discriminator="type")] = Field(
+        default_factory=lambda: PlainFormat(type="text")
+    )
+
+
+class ResponsesRequest(BaseModel):
+    # Extra fields are kept to be refused by name (``serving.responses``); the document
+    # says that none is taken.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    model: str = Field(min_length=1)
+    input: Annotated[str, Field(min_length=1)] | Annotated[list[InputItem], Field(min_length=1)]
+    instructions: str | None = Field(default=None, description="The first, system message.")
+    max_output_tokens: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
+    temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: StrictFloat | None = Field(default=None, gt=0.0, le=1.0)
+    stream: StrictBool = False
+    user: str | None = None
+    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
+    text: TextConfig | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | FunctionChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
+    store: Literal[False] | None = Field(
+        default=None, description="modelyard is stateless: it stores no response."
+    )
+    # Sent on as the chat request's fields of the same names, to engines that take them.
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _items(cls, value: object) -> object:
+        """A list's items validated here, so that a refusal names the item that is wrong
+        rather than the string the list is not."""
+        if value == "" or value == []:
+            raise ValueError("it is empty; send the text, or a list of at least one item")
+        if not isinstance(value, list):
+            return value
+        try:
+            return _INPUT_ITEMS.validate_python(value)
+        except ValidationError as error:
+            # The deepest problem: a content list's part, not the string it is not.
+            problem = max(error.errors(include_url=False), key=lambda e: len(e["loc"]))
+            where = ".".join(str(part) for part in problem["loc"] if part not in _UNION_BRANCHES)
+            raise ValueError(f"item {where}: {problem['msg']}") from None
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _stateless(cls, value: object) -> object:
+        if value is True:
+            raise ValueError(
+                "modelyard is stateless and stores no response; send 'store': false or "
+                "leave it out, and send the whole conversation in 'input'"
+            )
+        return value
+
+
+class OutputText(BaseModel):
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[dict[str, object]] = Field(default_factory=list)
+    logprobs: list[dict[str, object]] = Field(default_factory=list)
+
+
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
+
+
+class OutputMessage(BaseModel):
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    status: ItemStatus
+    content: list[OutputText]
+
+
+class OutputFunctionCall(BaseModel):
+    id: str
+    type: Literal["function_call"] = "function_call"
+    call_id: str
+    name: str
+    arguments: str
+    status: ItemStatus
+
+
+class InputTokensDetails(BaseModel):
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class OutputTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+
+
+class ResponseUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails = Field(default_factory=OutputTokensDetails)
+    total_tokens: int
+
+
+class IncompleteDetails(BaseModel):
+    reason: Literal["max_output_tokens", "content_filter"]
+
+
+class ResponseError(BaseModel):
+    code: str
+    message: str
+
+
+class ResponseObject(BaseModel):
+    """A response of the Responses API; ``store`` is always false (nothing is kept)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    status: Literal["in_progress", "completed", "incomplete", "failed"]
+    error: ResponseError | None = None
+    incomplete_details: IncompleteDetails | None = None
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    model: str
+    output: list[Annotated[OutputMessage | OutputFunctionCall, Field(discriminator="type")]] = (
+        Field(default_factory=list)
+    )
+    parallel_tool_calls: bool = True
+    previous_response_id: None = None
+    store: Literal[False] = False
+    temperature: float | None = None
+    top_p: float | None = None
+    text: TextConfig = Field(default_factory=TextConfig)
+    tool_choice: Literal["none", "auto", "required"] | FunctionChoice = "auto"
+    tools: list[FunctionTool] = Field(default_factory=list)
+    truncation: Literal["disabled"] = "disabled"
+    usage: ResponseUsage | None = None
+    user: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)

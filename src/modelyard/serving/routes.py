@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -28,7 +27,7 @@ from modelyard.serving.disconnect import (
 )
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, Exchange
 from modelyard.serving.generation import (
-    COMPACT,
+    COMPACT_JSON,
     event_stream,
     generation_request,
     usage_out,
@@ -46,7 +45,15 @@ from modelyard.serving.protocol import (
     Delta,
     ModelCard,
     ModelCardList,
+    ResponseObject,
+    ResponsesRequest,
     TextChoice,
+)
+from modelyard.serving.responses import (
+    chat_request,
+    renamed,
+    response_events,
+    response_of,
 )
 
 
@@ -103,6 +110,28 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     return await serve_completion(body, request)
 
 
+# Served through FastAPI's router only (not the fast path): its traffic is not the bulk.
+@router.post(
+    "/responses",
+    response_model=ResponseObject,
+    dependencies=[INFER],
+    responses=_streamed_or(404, 429, 502, 503, 504),
+)
+async def create_response(body: ResponsesRequest, request: Request) -> Response:
+    """OpenAI's Responses API, stateless: served as a chat completion."""
+    exchange = Exchange.begin(request, "responses", body.model, body.user)
+    try:
+        try:
+            chat = chat_request(body)
+        except ModelyardError as error:
+            exchange.failed(error)
+            raise
+        return await _serve_in(exchange, chat, request, _responses(body))
+    except ModelyardError as error:
+        renamed(error)  # the field as the client named it
+        raise
+
+
 async def serve_chat(body: ChatCompletionRequest, request: Request) -> Response:
     """A chat completion for an authorized request."""
     return await _serve(body, request, CHAT)
@@ -129,12 +158,24 @@ class Rendering:
     usage: Callable[[Generation, str, Usage], Rendered]
     final: Callable[[Generation, str, Collected], Rendered]
     chunk_object: str  # OpenAI's ``object`` of a streamed chunk
+    # The whole event stream, for an endpoint whose events are not one per chunk (the
+    # Responses API's): ``chunk`` and ``usage`` are then not used.
+    stream: Callable[[Generation, str], AsyncIterator[bytes]] | None = None
 
 
 async def _serve(
     body: ChatCompletionRequest | CompletionRequest, request: Request, rendering: Rendering
 ) -> Response:
     exchange = Exchange.begin(request, rendering.endpoint, body.model, body.user)
+    return await _serve_in(exchange, body, request, rendering)
+
+
+async def _serve_in(
+    exchange: Exchange,
+    body: ChatCompletionRequest | CompletionRequest,
+    request: Request,
+    rendering: Rendering,
+) -> Response:
     # One watcher from the start to the last byte: a client that leaves while its request
     # waits for the engine frees its place in the queue at once.
     watch = DisconnectWatch(request.receive)
@@ -177,9 +218,7 @@ async def _answer(
     exchange.finish(200, generation=generation, content=content)
     final = rendering.final(generation, body.model, result)
     return Response(
-        final.model_dump_json()
-        if isinstance(final, BaseModel)
-        else json.dumps(final, ensure_ascii=False, separators=COMPACT),
+        final.model_dump_json() if isinstance(final, BaseModel) else COMPACT_JSON.encode(final),
         media_type="application/json",
         headers=exchange.headers(),
     )
@@ -225,10 +264,14 @@ def _streamed(
     model = body.model
     exchange.streaming = True
     exchange.engine_answered(until=generation.first_token_at)
-    usage_event = (
-        (lambda u: rendering.usage(generation, model, u)) if body.include_usage() else None
-    )
-    events = event_stream(generation, lambda c: rendering.chunk(generation, model, c), usage_event)
+    if rendering.stream is not None:
+        events = rendering.stream(generation, model)
+    else:
+        usage_event = (
+            (lambda u: rendering.usage(generation, model, u)) if body.include_usage() else None
+        )
+        chunk = rendering.chunk
+        events = event_stream(generation, lambda c: chunk(generation, model, c), usage_event)
     return EventStreamResponse(
         exchange.logged(events, generation, content),
         media_type="text/event-stream",
@@ -367,6 +410,19 @@ CHAT = Rendering(
 TEXT = Rendering(
     "completions", "cmpl", _text_chunk, _text_usage_chunk, _text_final, "text_completion"
 )
+
+
+def _responses(body: ResponsesRequest) -> Rendering:
+    """The Responses API's rendering of one request: its answer echoes the request."""
+    return Rendering(
+        "responses",
+        "resp",
+        chunk=lambda _generation, _model, _chunk: None,  # streamed whole (``stream``)
+        usage=lambda _generation, _model, _usage: {},
+        final=lambda generation, _model, result: response_of(body, generation, result),
+        chunk_object="response",
+        stream=lambda generation, _model: response_events(body, generation),
+    )
 
 
 def attach(app: FastAPI) -> None:

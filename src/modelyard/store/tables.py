@@ -182,6 +182,14 @@ class RequestLogRow(Base):
     prompt_chars: Mapped[int] = mapped_column(Integer, default=0)
     # Added by 0006_release: the version that failed before a fallback answered.
     fallback_from: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    # Added by 0007_answers: how the answer ended, the format asked, the tool calls made
+    # (names; their arguments are in the sealed content) and a JSON format's failure.
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    schema_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tool_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    format_error: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class FeedbackRow(Base):

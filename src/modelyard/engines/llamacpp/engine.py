@@ -39,11 +39,15 @@ from modelyard.engines.base import (
     GenerationRequest,
 )
 from modelyard.engines.capabilities import GENERATES
+from modelyard.engines.llamacpp.choices import ChoiceOptions
 from modelyard.engines.llamacpp.grammar import GrammarCache
 from modelyard.engines.llamacpp.parameters import LlamaCppParameters, LlamaCppSettings
 from modelyard.engines.llamacpp.sampling import Sampling
 from modelyard.engines.llamacpp.scheduler import Scheduler, SchedulerLimits
-from modelyard.engines.llamacpp.sequence import Job
+from modelyard.engines.llamacpp.sequence import Emit, Job
+from modelyard.engines.llamacpp.tool_grammar import tool_grammar
+from modelyard.engines.llamacpp.tool_output import ToolOutput
+from modelyard.engines.llamacpp.tools import ToolPlan, chat_messages, native_tools
 
 T = TypeVar("T")
 
@@ -62,11 +66,20 @@ class LlamaCppInfo(EngineInfo):
     max_waiting: int | None = None
     steps: int | None = None
     reused_prompt_tokens: int | None = None
+    prefilled_prompt_tokens: int | None = None
 
 
 class LlamaCppEngine(Engine):
     kind = "llamacpp"
-    capabilities = replace(GENERATES, seed=True, structured_output=True)
+    capabilities = replace(
+        GENERATES,
+        seed=True,
+        structured_output=True,
+        tools=True,
+        logprobs=True,  # choices.py: n, logprobs and logit_bias
+        multiple_choices=True,
+        logit_bias=True,
+    )
     Parameters = LlamaCppParameters
     Settings = LlamaCppSettings
 
@@ -179,6 +192,7 @@ class LlamaCppEngine(Engine):
             max_waiting=load.max_waiting,
             steps=load.steps,
             reused_prompt_tokens=load.reused_prompt_tokens,
+            prefilled_prompt_tokens=load.prefilled_prompt_tokens,
         )
 
     # -- requests -------------------------------------------------------------------------
@@ -195,9 +209,10 @@ class LlamaCppEngine(Engine):
                 status=400,
                 code="no_chat_template",
             )
-        messages = [{"role": m.role, "content": m.content} for m in request.messages or ()]
+        plan, native = ToolPlan.of(request), native_tools(self._template)
+        messages, tools = chat_messages(request.messages or (), plan, native)
         try:
-            formatted = self._formatter(messages=messages)
+            formatted = self._formatter(messages=messages, **tools)
         except (TemplateError, ValueError) as error:
             raise EngineError(
                 f"the model's chat template refused these messages: {error}",
@@ -212,8 +227,12 @@ class LlamaCppEngine(Engine):
         scheduler, grammars = self._scheduler, self._grammars
         if scheduler is None or grammars is None:
             raise EngineNotReady(f"{self.spec.model}@{self.spec.version} is not loaded")
+        options = ChoiceOptions.of(request, self.limits.max_num_seqs, scheduler.n_vocab)
         grammar = None
-        if request.response_format is not None:
+        plan = ToolPlan.of(request) if request.messages is not None else None
+        if plan is not None:  # tools: the grammar of their calls (tool_grammar.py)
+            grammar = await asyncio.to_thread(tool_grammar, plan, self._model.vocab)
+        elif request.response_format is not None:
             # Compiling a new schema is CPU work; a known one is a cache hit.
             grammar = await asyncio.to_thread(grammars.grammar_for, request.response_format)
         prompt = await asyncio.to_thread(self.tokenize_prompt, request)
@@ -226,8 +245,10 @@ class LlamaCppEngine(Engine):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        sampling = Sampling.of(request, self.defaults)
-        job = Job(prompt, max_tokens, list(request.stop), sampling, emit, grammar)
+        sampling = options.biased(Sampling.of(request, self.defaults))
+        sink: Emit = emit if plan is None else ToolOutput(plan, request.stream, emit)
+        job = Job(prompt, max_tokens, list(request.stop), sampling, sink, grammar)
+        job.choices = options.choices(request, len(prompt), emit)  # n, logprobs: choices.py
         scheduler.submit(job)
         try:
             while True:

@@ -27,6 +27,8 @@ class Sampling:
     presence_penalty: float
     frequency_penalty: float
     seed: int
+    # (token id, bias) pairs added to the logits before any other sampler (``logit_bias``).
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     @classmethod
     def of(cls, request: GenerationRequest, defaults: Mapping[str, Any]) -> Sampling:
@@ -50,11 +52,13 @@ class Sampling:
 
 
 def sampler_chain(sampling: Sampling, n_vocab: int, history: list[int]) -> Any:
-    """A llama.cpp sampler chain in llama-cpp-python's order (penalties, top-k, top-p,
-    min-p, temperature, distribution; greedy at temperature 0). ``history`` primes the
-    penalty window with the prompt's last tokens. The caller frees it."""
+    """A llama.cpp sampler chain in llama-cpp-python's order (logit bias, penalties, top-k,
+    top-p, min-p, temperature, distribution; greedy at temperature 0). ``history`` primes
+    the penalty window with the prompt's last tokens. The caller frees it."""
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = llama_cpp.llama_sampler_chain_add
+    if sampling.logit_bias:
+        add(chain, logit_bias_sampler(n_vocab, sampling.logit_bias))
     if sampling.penalised:
         penalties = llama_cpp.llama_sampler_init_penalties(
             n_vocab,
@@ -76,3 +80,11 @@ def sampler_chain(sampling: Sampling, n_vocab: int, history: list[int]) -> Any:
         add(chain, llama_cpp.llama_sampler_init_temp(sampling.temperature))
         add(chain, llama_cpp.llama_sampler_init_dist(sampling.seed))
     return chain
+
+
+def logit_bias_sampler(n_vocab: int, biases: tuple[tuple[int, float], ...]) -> Any:
+    """llama.cpp's logit-bias sampler (it copies the pairs)."""
+    pairs = (llama_cpp.llama_logit_bias * len(biases))(
+        *(llama_cpp.llama_logit_bias(token, bias) for token, bias in biases)
+    )
+    return llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(biases), pairs)

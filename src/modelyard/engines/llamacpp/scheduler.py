@@ -6,6 +6,12 @@ of prompts still being read, calls ``llama_decode`` once, and samples one token 
 sequence whose logits the batch produced. New jobs join between steps, finished or
 cancelled ones leave at once and their KV cells are cleared, so a long prompt never
 freezes running streams and a freed sequence id goes straight to the next waiting job.
+
+A job of ``n`` choices waits for ``n`` free ids and takes them together. Its first
+sequence reads the prompt; in the step that reads the prompt's last token its KV stream is
+copied to the others (``llama_memory_seq_cp``), which sample their first tokens from the
+same logits row, each with its own sampler (seed + choice index), then decode on their own.
+A cancelled job frees all of them.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import collections
 import ctypes
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from modelyard.engines.base import EngineError
 from modelyard.engines.llamacpp.constrained import GrammarSampling, grammar_sampler
+from modelyard.engines.llamacpp.logprobs import TokenLogprob, log_softmax_top
 from modelyard.engines.llamacpp.sampling import sampler_chain
 from modelyard.engines.llamacpp.sequence import Job, Sequence
 from modelyard.engines.llamacpp.text import StopScanner
@@ -55,6 +63,7 @@ class SchedulerLoad:
     max_waiting: int
     steps: int
     reused_prompt_tokens: int
+    prefilled_prompt_tokens: int = 0  # prompt tokens read (decoded), reused ones not
 
 
 class Scheduler:
@@ -65,7 +74,7 @@ class Scheduler:
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
         self._vocab = model.vocab
-        self._n_vocab = model.n_vocab()
+        self._n_vocab = self.n_vocab = model.n_vocab()
         self._grammar_sampling = GrammarSampling(ctx, self._n_vocab)
         self.limits = limits
         self._batch_size = limits.prefill_chunk + limits.max_num_seqs
@@ -76,6 +85,7 @@ class Scheduler:
         # Tokens each free sequence id's KV stream still holds, for prefix reuse.
         self._cached: dict[int, list[int]] = {}
         self._reused_tokens = 0
+        self._prefilled_tokens = 0
         self._wake = threading.Condition()
         self._stopping = False
         self._steps = 0
@@ -115,6 +125,7 @@ class Scheduler:
                 max_waiting=self.limits.max_waiting,
                 steps=self._steps,
                 reused_prompt_tokens=self._reused_tokens,
+                prefilled_prompt_tokens=self._prefilled_tokens,
             )
 
     def stop(self) -> None:
@@ -155,25 +166,48 @@ class Scheduler:
             self._leave(sequence)
 
     def _admit(self) -> None:
-        while self._waiting and self._free_ids:
+        # First come, first served: a job of n choices waits for n free ids.
+        while self._waiting and len(self._free_ids) >= self._waiting[0].n:
             job = self._waiting.popleft()
-            try:
-                sampler, grammar = self._samplers(job)
-            except BINDING_ERRORS as error:
-                log.exception("could not build a sampler")
-                job.emit(EngineError(f"could not build the sampler: {error}"))
+            built = self._all_samplers(job)
+            if built is None:
                 continue
             seq_id, reuse = self._pick_stream(job.prompt)
             self._free_ids.remove(seq_id)
             llama_cpp.llama_memory_seq_rm(self._memory, seq_id, reuse, -1)
+            (sampler, grammar), *others = built
             sequence = Sequence(job, seq_id, sampler, StopScanner(job.stops), grammar)
             sequence.prefilled = reuse  # found in the stream's cache: not read again
+            for index, (chain, constraint) in enumerate(others, 1):
+                follower_id = self._free_ids.pop()
+                self._cached.pop(follower_id, None)  # its stream gets a copy of the prompt
+                follower = Sequence(job, follower_id, chain, StopScanner(job.stops), constraint)
+                follower.index = index
+                sequence.followers.append(follower)
             self._reused_tokens += reuse
             self._active.append(sequence)
 
-    def _samplers(self, job: Job) -> tuple[Any, Any]:
-        """The job's sampler chain, and its grammar sampler when its reply is constrained."""
-        chain = sampler_chain(job.sampling, self._n_vocab, job.prompt)
+    def _all_samplers(self, job: Job) -> list[tuple[Any, Any]] | None:
+        """A sampler chain (and grammar) per choice; None, the job told, if one failed."""
+        built: list[tuple[Any, Any]] = []
+        try:
+            for index in range(job.n):
+                built.append(self._samplers(job, index))
+        except BINDING_ERRORS as error:
+            log.exception("could not build a sampler")
+            for chain, grammar in built:
+                _free_samplers(chain, grammar)
+            job.emit(EngineError(f"could not build the sampler: {error}"))
+            return None
+        return built
+
+    def _samplers(self, job: Job, index: int = 0) -> tuple[Any, Any]:
+        """Choice ``index``'s sampler chain (seeded with the job's seed + ``index``), and
+        its grammar sampler when its reply is constrained."""
+        sampling = job.sampling
+        if index:
+            sampling = replace(sampling, seed=(sampling.seed + index) & 0xFFFFFFFF)
+        chain = sampler_chain(sampling, self._n_vocab, job.prompt)
         if job.grammar is None:
             return chain, None
         try:
@@ -213,13 +247,45 @@ class Scheduler:
         for sequence in rows:
             if sequence.batch_index < 0:
                 continue
-            token = self._sample(sequence)
-            eog = llama_cpp.llama_vocab_is_eog(self._vocab, token)
-            finish = sequence.accept(token, None if eog else self._piece(token))
-            if finish is not None:
-                final = sequence.final_chunk(finish)
-                self._leave(sequence)  # before the caller hears of it, so its id is free
-                sequence.job.emit(final)
+            followers = self._spawn(sequence) if sequence.followers else ()
+            self._advance(sequence)
+            for follower in followers:  # n > 1: the prompt was just read; same logits row
+                self._advance(follower)
+
+    def _advance(self, sequence: Sequence) -> None:
+        """Sample the sequence's next token from its batch row and pass it on."""
+        token = self._sample(sequence)
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            finish = sequence.accept(token, None)
+        elif sequence.job.top_logprobs is None:
+            finish = sequence.accept(token, self._piece(token))
+        else:
+            finish = sequence.accept(token, self._piece(token), self._logprob(sequence, token))
+        if finish is not None:
+            self._leave(sequence)  # before the caller hears of it, so its id is free
+            sequence.finish(finish)
+
+    def _spawn(self, sequence: Sequence) -> list[Sequence]:
+        """When ``sequence`` has just read its prompt, its followers (the job's other
+        choices) get a copy of its KV stream and its logits row, and join the batch."""
+        followers, sequence.followers = sequence.followers, []
+        for follower in followers:
+            llama_cpp.llama_memory_seq_rm(self._memory, follower.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._memory, sequence.seq_id, follower.seq_id, -1, -1)
+            follower.prefilled = len(sequence.job.prompt)
+            follower.batch_index = sequence.batch_index
+            with self._wake:
+                self._active.append(follower)
+        return followers
+
+    def _logprob(self, sequence: Sequence, token: int) -> TokenLogprob:
+        """``token``'s logprob and the job's top alternatives, from the raw logits of the
+        sequence's row (``logprobs.py`` says which distribution)."""
+        row = llama_cpp.llama_get_logits_ith(self._ctx, sequence.batch_index)
+        logits = np.ctypeslib.as_array(row, shape=(self._n_vocab,))
+        logprob, top = log_softmax_top(logits, token, sequence.job.top_logprobs or 0)
+        pieces = tuple((self._piece(t, special=True), value) for t, value in top)
+        return TokenLogprob(self._piece(token, special=True), logprob, pieces)
 
     def _sample(self, sequence: Sequence) -> int:
         if sequence.grammar is not None:
@@ -256,6 +322,7 @@ class Scheduler:
                     sequence.batch_index = n
                 n += 1
             sequence.prefilled += take
+            self._prefilled_tokens += take
             budget -= take
             rows.append(sequence)
         batch.n_tokens = n
@@ -269,27 +336,35 @@ class Scheduler:
         batch.seq_id[row][0] = seq_id
         batch.logits[row] = logits
 
-    def _piece(self, token: int) -> bytes:
+    def _piece(self, token: int, *, special: bool = False) -> bytes:
+        """The token's bytes; ``special``: control tokens as their text (``<|im_end|>``)."""
         buffer = ctypes.create_string_buffer(64)
-        size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+        size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, special)
         if size < 0:  # the piece is longer than the buffer; ask again with its size
             buffer = ctypes.create_string_buffer(-size)
-            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -size, 0, False)
+            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -size, 0, special)
         return buffer.raw[:size]
 
     def _leave(self, sequence: Sequence, *, keep_cache: bool = True) -> None:
-        """Free the sequence id; its KV stream stays filled for a later shared prefix."""
+        """Free the sequence id; its KV stream stays filled for a later shared prefix.
+        Followers that never joined (the prompt was not read yet) are freed with it."""
         if keep_cache and self.limits.prefix_cache:
             self._cached[sequence.seq_id] = sequence.tokens_in_cache()
         else:
             llama_cpp.llama_memory_seq_rm(self._memory, sequence.seq_id, -1, -1)
             self._cached.pop(sequence.seq_id, None)
-        llama_cpp.llama_sampler_free(sequence.sampler)
-        if sequence.grammar is not None:
-            llama_cpp.llama_sampler_free(sequence.grammar)
+        leaving, sequence.followers = [sequence, *sequence.followers], []
+        for gone in leaving:
+            _free_samplers(gone.sampler, gone.grammar)
         with self._wake:
             self._active.remove(sequence)
-            self._free_ids.append(sequence.seq_id)
+            self._free_ids.extend(gone.seq_id for gone in leaving)
+
+
+def _free_samplers(chain: Any, grammar: Any) -> None:
+    llama_cpp.llama_sampler_free(chain)
+    if grammar is not None:
+        llama_cpp.llama_sampler_free(grammar)
 
 
 def _common_prefix(cached: list[int] | tuple[()], prompt: list[int]) -> int:

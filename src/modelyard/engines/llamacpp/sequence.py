@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.engines.base import Chunk, FinishReason, Usage
+from modelyard.engines.llamacpp.choices import Choices
+from modelyard.engines.llamacpp.logprobs import TokenLogprob
 from modelyard.engines.llamacpp.sampling import Sampling
 from modelyard.engines.llamacpp.text import StopScanner
 
@@ -25,6 +27,18 @@ class Job:
     emit: Emit
     grammar: str | None = None  # GBNF the reply must match (response_format)
     cancel: threading.Event = field(default_factory=threading.Event)
+    # OpenAI-shaped output (logprobs, n > 1 choices); None: plain chunks, nothing computed.
+    choices: Choices | None = None
+
+    @property
+    def n(self) -> int:
+        """Sequences the job takes: one per choice, all sharing the prompt's prefill."""
+        return 1 if self.choices is None else self.choices.n
+
+    @property
+    def top_logprobs(self) -> int | None:
+        """None: no logprobs; else the alternatives reported per token."""
+        return None if self.choices is None else self.choices.top_logprobs
 
 
 @dataclass
@@ -41,6 +55,9 @@ class Sequence:
     produced: int = 0
     generated: list[int] = field(default_factory=list)
     batch_index: int = -1  # row of this step's batch whose logits it samples from
+    index: int = 0  # the choice it generates
+    # Choices 1.. of the job, their ids reserved: they join once this one read the prompt.
+    followers: list[Sequence] = field(default_factory=list)
 
     @property
     def position(self) -> int:
@@ -51,15 +68,20 @@ class Sequence:
     def decoding(self) -> bool:
         return self.prefilled == len(self.job.prompt)
 
-    def accept(self, token: int, piece: bytes | None) -> FinishReason | None:
-        """Take a sampled token (``piece`` None: end of generation); say if it finished."""
+    def accept(
+        self, token: int, piece: bytes | None, logprob: TokenLogprob | None = None
+    ) -> FinishReason | None:
+        """Take a sampled token (``piece`` None: end of generation) and its logprob when
+        asked; say if it finished."""
         if piece is None:
             return "stop"
         self.produced += 1
         self.last_token = token
         self.generated.append(token)
         text = self.scanner.push(piece)
-        if text:
+        if self.job.choices is not None:
+            self.job.choices.token(self.index, text, logprob)
+        elif text:
             self.job.emit(Chunk(text=text))
         if self.scanner.stopped:
             return "stop"
@@ -77,3 +99,12 @@ class Sequence:
     def final_chunk(self, finish: FinishReason) -> Chunk:
         usage = Usage(prompt_tokens=len(self.job.prompt), completion_tokens=self.produced)
         return Chunk(text=self.scanner.flush(), finish_reason=finish, usage=usage)
+
+    def finish(self, reason: FinishReason) -> None:
+        """Tell the caller this sequence ended (a choice of a job with several: the job
+        ends with its last)."""
+        choices = self.job.choices
+        if choices is None:
+            self.job.emit(self.final_chunk(reason))
+        else:
+            choices.finish(self.index, self.scanner.flush(), reason, self.produced)
