@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from modelyard.cli import main
@@ -82,3 +83,31 @@ def test_experiment_start_status_and_stop(home_registry: Registry, tmp_path: Pat
     assert "managed by experiment 1" in run("experiment", "start", "-f", str(spec), code=1)
     assert "stopped" in run("experiment", "stop", "ab1")
     assert "already stopped" in run("experiment", "stop", "ab1", code=1)
+
+
+def test_rollout_plan_prints_what_each_analysis_detects(
+    home_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # the table's cells unwrapped
+    steps = tmp_path / "steps.yaml"
+    steps.write_text(
+        "- set_weight: 50\n"
+        "- analysis: {interval_s: 15, count: 40, min_samples: 60, planned_samples: 400,\n"
+        "    metrics: [{name: error_rate, margin: 0.05}, {name: latency, margin: 0.5}]}\n",
+        encoding="utf-8",
+    )
+    shown = run("rollout", "plan", "chat", "2", "--steps", str(steps), "--rps", "1")
+    planned = json.loads(
+        run("rollout", "plan", "chat", "2", "--steps", str(steps), "--rps", "1", "--json")
+    )
+    assert planned["requests_per_s"] == 1 and planned["traffic_source"] == "given"
+    (step,) = planned["steps"]
+    assert "step 2: analysis at 50%" in shown
+    for metric in step["metrics"]:
+        assert metric["detectable_text"] in shown and metric["assumed"]
+    assert "error_rate*" in shown and "baseline assumed" in shown
+    # Without --rps the request log says: no traffic yet.
+    empty = json.loads(run("rollout", "plan", "chat", "2", "--json"))
+    assert empty["requests_per_s"] == 0 and empty["warnings"][0].startswith("no traffic")
+    assert "! no traffic" in run("rollout", "plan", "chat", "2")
+    assert "greater than 0" in run("rollout", "plan", "chat", "2", "--rps", "-1", code=1)

@@ -139,6 +139,37 @@ async def test_rollout_pages_render_the_api_json(api: AppClient) -> None:
     assert script.status_code == 200 and "/measurements" in script.text
 
 
+async def test_a_rollout_page_shows_its_plan_and_a_spec_can_be_planned(api: AppClient) -> None:
+    await two_versions(api)
+    rollout = await start_rollout(api, measurements=0)
+    plan = (await api.get(f"/api/rollouts/{rollout['id']}/plan")).json()
+    page = (await api.get(f"/ui/rollouts/{rollout['id']}")).text
+    assert f'href="/api/rollouts/{rollout["id"]}/plan"' in page
+    (step,) = plan["steps"]  # the one analysis, at 50 %
+    row = page.split(f'data-plan-step="{step["step"]}"', 1)[1]
+    for metric in step["metrics"]:
+        cells = row.split(f'data-plan-metric="{metric["name"]}"', 1)[1].split("</tr>", 1)[0]
+        assert html.escape(metric["detectable_text"]) in cells
+        assert html.escape(metric["margin_text"]) in cells
+        assert all(html.escape(w) in cells for w in metric["warnings"])
+    assert all(html.escape(w) in page for w in plan["warnings"])
+
+    form = await api.get("/ui/rollouts/plan")
+    assert form.status_code == 200 and "link" not in form.headers
+    assert 'name="candidate"' in form.text and "plan-step" not in form.text
+    planned = await api.get("/ui/rollouts/plan?model=chat&candidate=2&requests_per_s=40")
+    twin = (await api.get("/api/rollouts/plan?model=chat&candidate=2&requests_per_s=40")).json()
+    assert planned.headers["link"].startswith("</api/rollouts/plan?model=chat&candidate=2")
+    assert [s["weight"] for s in twin["steps"]] == [10, 50]
+    for step in twin["steps"]:
+        assert f'data-plan-step="{step["step"]}"' in planned.text
+        for metric in step["metrics"]:
+            assert html.escape(metric["detectable_text"]) in planned.text
+    assert "40 requests/s" in planned.text
+    listing = (await api.get("/ui/rollouts")).text
+    assert 'href="/ui/rollouts/plan"' in listing
+
+
 async def test_a_paused_rollout_offers_resume_and_a_finished_one_no_buttons(
     api: AppClient,
 ) -> None:

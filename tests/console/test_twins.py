@@ -76,6 +76,7 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         "/ui/alerts": "/ui/alerts",
         "/ui/routes": "/ui/routes",
         "/ui/rollouts": "/ui/rollouts",
+        "/ui/rollouts/plan": "/ui/rollouts/plan?model=chat&candidate=2&requests_per_s=5",
         "/ui/rollouts/{rollout_id}": f"/ui/rollouts/{rollout.json()['id']}",
         "/ui/experiments": "/ui/experiments",
         "/ui/experiments/{name}": "/ui/experiments/ab1",

@@ -108,9 +108,14 @@ async def test_an_equal_candidate_is_promoted(api: AppClient) -> None:
     await api.reload_routes()
     steps = [
         {"set_weight": 50},
+        # An equal candidate is aborted at most alpha of the time, and the latencies here
+        # are real: a small alpha keeps this test's false failures near 0.1 %. The plan
+        # (release.planner) promotes an equal candidate 99.9 % of the time.
         analysis(
             metrics=[{"name": "error_rate", "margin": 0.05}, {"name": "latency_p95"}],
-            planned_samples=1000,
+            planned_samples=2000,
+            alpha=0.001,
+            promote_alpha=0.05,
         ),
     ]
     rollout = await start(api, steps, reason="same model, new quantisation")

@@ -15,6 +15,7 @@ import pytest
 from scipy import optimize, stats  # type: ignore[import-untyped]
 
 from modelyard.release.stats import (
+    SRM_CONCENTRATION,
     Interval,
     Sample,
     boundary,
@@ -336,3 +337,36 @@ def test_exceedance_and_percentile_of_empty_arms() -> None:
         percentile([1.0], 95)
     with pytest.raises(ValueError, match="quantile"):
         exceedance([1.0], [2.0], quantile=1.0)
+
+
+def test_sample_ratio_bayes_factor_is_the_beta_binomial_ratio() -> None:
+    # With two arms the Dirichlet-multinomial mixture is the beta-binomial: an independent
+    # closed form of the factor.
+    result = sample_ratio_mismatch([1560, 440], [80.0, 20.0])
+    a = SRM_CONCENTRATION * np.array([0.2, 0.8])
+    reference = stats.betabinom.pmf(440, 2000, a[0], a[1]) / stats.binom.pmf(440, 2000, 0.2)
+    assert result.bayes_factor == pytest.approx(reference, rel=1e-9)
+    broken = sample_ratio_mismatch([300, 200], [50.0, 50.0])
+    assert broken.mismatch and broken.bayes_factor >= 1000
+
+
+def test_sample_ratio_check_stays_valid_when_looked_at_every_interval() -> None:
+    # 100 cumulative looks at a correct 90/5/5 split: the sequential decision raises a false
+    # alarm at most `threshold` of the time, where chi-square at the same level does not.
+    rng = np.random.default_rng(2022)
+    runs, looks, per_look, threshold = 400, 100, 40, 0.05
+    shares = [0.9, 0.05, 0.05]
+    sequential = chi_square = 0
+    for _ in range(runs):
+        counts = np.cumsum(rng.multinomial(per_look, shares, size=looks), axis=0)
+        results = [
+            sample_ratio_mismatch(c.tolist(), [90.0, 5.0, 5.0], threshold=threshold) for c in counts
+        ]
+        sequential += any(r.mismatch for r in results)
+        chi_square += any(r.p_value < threshold for r in results)
+    print(
+        f"SRM false alarms over {looks} looks: sequential {sequential}/{runs}, "
+        f"chi-square {chi_square}/{runs}"
+    )
+    assert stats.binomtest(sequential, runs, threshold, alternative="greater").pvalue > 0.01
+    assert chi_square > 3 * runs * threshold  # what a fixed-sample test does when looked at

@@ -1,9 +1,11 @@
-"""``modelyard rollout start|list|status|promote|abort|resume``: gradual releases decided by
-canary analysis. The server's release controller advances them; these commands act on the
-store, and a running server follows within a tick."""
+"""``modelyard rollout start|plan|list|status|promote|abort|resume``: gradual releases decided
+by canary analysis. The server's release controller advances them; these commands act on the
+store, and a running server follows within a tick. ``plan`` says what a rollout's analyses
+can detect before it starts."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -12,7 +14,18 @@ import yaml
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.observe.alerts import AlertService
 from modelyard.registry import Registry
-from modelyard.release.protocol import MeasurementOut, RolloutCreate, RolloutOut, Step
+from modelyard.release.baselines import plan_from_log
+from modelyard.release.planner import duration_text
+from modelyard.release.protocol import (
+    MeasurementOut,
+    PlanQuantity,
+    RolloutCreate,
+    RolloutOut,
+    RolloutPlan,
+    RolloutPlanCreate,
+    Step,
+    StepPlan,
+)
 from modelyard.release.rollouts import Rollouts
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.services import local_actor
@@ -60,13 +73,7 @@ def start_command(
         "reason": reason,
     }
     if steps_file is not None:
-        try:
-            steps = yaml.safe_load(steps_file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise click.ClickException(f"{steps_file} is not valid YAML: {error}") from None
-        if not isinstance(steps, list):
-            raise click.ClickException(f"{steps_file} must hold a list of steps")
-        fields["steps"] = steps
+        fields["steps"] = _steps_of(steps_file)
     spec = RolloutCreate.model_validate(fields)
     with open_home_store() as store:
         out = rollouts_of(store).start(spec, local_actor())
@@ -77,6 +84,145 @@ def start_command(
             f"rollout {out.id}: {model}@{candidate} against {model}@{out.baseline} started; "
             f"`modelyard rollout status {out.id}` follows it"
         )
+
+
+def _steps_of(steps_file: Path) -> list[object]:
+    try:
+        steps = yaml.safe_load(steps_file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise click.ClickException(f"{steps_file} is not valid YAML: {error}") from None
+    if not isinstance(steps, list):
+        raise click.ClickException(f"{steps_file} must hold a list of steps")
+    return steps
+
+
+@rollout.command("plan")
+@click.argument("model")
+@click.argument("candidate", type=int)
+@click.option(
+    "--steps",
+    "steps_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML list of steps (default: as `start`).",
+)
+@click.option(
+    "--rps",
+    type=float,
+    help="Expected requests per second on the route (default: the request log's).",
+)
+@click.option(
+    "--window", type=float, default=24, show_default=True, help="Hours of request log read."
+)
+@json_option
+def plan_command(
+    model: str,
+    candidate: int,
+    steps_file: Path | None,
+    rps: float | None,
+    window: float,
+    as_json: bool,
+) -> None:
+    """What a rollout's analyses can detect (80 % power) before it starts."""
+    fields: dict[str, object] = {
+        "model": model,
+        "candidate": candidate,
+        "requests_per_s": rps,
+        "window_h": window,
+    }
+    if steps_file is not None:
+        fields["steps"] = _steps_of(steps_file)
+    spec = RolloutPlanCreate.model_validate(fields)
+    with open_home_store() as store:
+        result = plan_from_log(
+            store,
+            spec.model,
+            spec.steps,
+            requests_per_s=spec.requests_per_s,
+            window_s=spec.window_h * 3600,
+        )
+    if as_json:
+        print_json(result)
+    else:
+        _show_plan(result)
+
+
+def _show_plan(result: RolloutPlan) -> None:
+    source = (
+        "given"
+        if result.traffic_source == "given"
+        else f"{result.logged_requests} requests in the last {duration_text(result.window_s or 0)}"
+    )
+    click.echo(
+        f"plan for {result.model}: {result.requests_per_s:.3g} requests/s ({source}); "
+        f"the smallest effects found with {result.power:.0%} power"
+    )
+    for step in result.steps:
+        _show_step(step)
+    print_table(
+        "baseline assumed",
+        ["quantity", "value", "per request", "share of requests", "n", "source"],
+        [_quantity_row(q) for q in result.quantities],
+    )
+    if any(m.assumed for step in result.steps for m in step.metrics):
+        click.echo("* on a documented default: the request log has too little data")
+    for warning in result.warnings:
+        click.echo(f"! {warning}")
+
+
+def _show_step(step: StepPlan) -> None:
+    design = f"{step.test}" + (f" ({step.spending})" if step.spending else "")
+    timing = f"at most {duration_text(step.duration_s)}"
+    if step.expected_duration_s is not None:
+        timing += f", about {duration_text(step.expected_duration_s)} for an equal candidate"
+    print_table(
+        f"step {step.step + 1}: analysis at {step.weight:g}%, {design}, alpha "
+        f"{step.alpha:g}; a measurement every {step.interval_s:g} s (at most {step.count}), "
+        f"planned {step.planned_samples} requests; {timing}",
+        ["metric", "margin", "detectable", "fixed-horizon", "promoted if equal", "looks"],
+        [
+            (
+                _marked(m.name, m.assumed, bool(m.warnings)),
+                m.margin_text,
+                m.detectable_text,
+                m.fixed_horizon_text,
+                _chance(m.promote_if_equal),
+                len(m.looks),
+            )
+            for m in step.metrics
+        ],
+    )
+    for m in step.metrics:
+        for note in m.notes:
+            click.echo(f"  {m.name}: {note}")
+
+
+def _marked(name: str, assumed: bool, warned: bool) -> str:
+    """``*``: on a documented default baseline; ``!``: see the warnings below."""
+    return name + ("*" if assumed else "") + (" !" if warned else "")
+
+
+def _quantity_row(quantity: PlanQuantity) -> tuple[object, ...]:
+    if quantity.name in ("latency", "ttft"):
+        value = f"{math.exp(quantity.mean):.0f} ms (geometric mean)"
+        spread = f"log sd {quantity.sd:.3g}"
+        if quantity.variance_reduction:
+            spread += f" after CUPED (-{quantity.variance_reduction:.0%} variance)"
+    elif quantity.name == "errors":
+        value, spread = f"{quantity.mean:.2%}", f"sd {quantity.sd:.3g}"
+    else:
+        value, spread = f"{quantity.mean:.4g}", f"sd {quantity.sd:.3g}"
+    return (
+        quantity.name,
+        value,
+        spread,
+        f"{quantity.coverage:.0%}",
+        quantity.n,
+        quantity.source,
+    )
+
+
+def _chance(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 @rollout.command("list")

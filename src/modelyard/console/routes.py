@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +29,9 @@ from modelyard.guard.sessions import COOKIE
 from modelyard.observe import routes as observe_api
 from modelyard.observe.alerts import routes as alerts_api
 from modelyard.registry import routes as registry_api
-from modelyard.release.kinds import KINDS, Kind
+from modelyard.release import routes as release_api
+from modelyard.release.kinds import KINDS, ROLLOUT, Kind
+from modelyard.release.planner import duration_text
 from modelyard.release.protocol import LOWER_IS_BETTER
 from modelyard.routing import routes as routing_api
 from modelyard.routing.policies import PolicyRefused
@@ -385,6 +388,10 @@ async def _release_page(kind: Kind, request: Request, key: int | str) -> HTMLRes
     value = _json(await kind.read_one(request, key))
     measurements = _json(await kind.read_measurements(request, key))["data"]
     events = _json(await kind.read_events(request, key))["data"]
+    plan = None
+    if kind is ROLLOUT:  # what its analyses can detect, as its own JSON route says
+        assert isinstance(key, int)
+        plan = _json(await release_api.get_rollout_plan(key, request))
     return _twin(
         request,
         f"{kind.name}.html",
@@ -396,7 +403,28 @@ async def _release_page(kind: Kind, request: Request, key: int | str) -> HTMLRes
         events=events,
         lower_is_better=sorted(LOWER_IS_BETTER),
         poll_ms=RELEASE_POLL_MS,
+        plan=plan,
+        plan_url=f"/api/{kind.plural}/{_segment(str(key))}/plan",
     )
+
+
+# Before the rollout pages: "plan" is not a rollout's id.
+@router.get("/ui/rollouts/plan", response_class=HTMLResponse, dependencies=[READ])
+async def rollout_plan_page(
+    request: Request,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    candidate: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    requests_per_s: Annotated[float | None, Query(gt=0, le=1e6)] = None,
+) -> HTMLResponse:
+    """The plan of a rollout's default steps; a form until a model and candidate are given."""
+    shown = {"model": model or "", "candidate": candidate or "", "requests_per_s": requests_per_s}
+    if not model or candidate is None:
+        context = {"title": "Plan a rollout", "value": None, **shown}
+        return _render(request, "rollout_plan.html", context)
+    value = await release_api.plan_rollout_defaults(request, model, candidate, requests_per_s)
+    query = _query(model=model, candidate=candidate, requests_per_s=requests_per_s)
+    title = f"Plan: {model}@{candidate}"
+    return _twin(request, "rollout_plan.html", title, value, f"/api/rollouts/plan{query}", **shown)
 
 
 def _add_release_pages(kind: Kind) -> None:
@@ -450,6 +478,8 @@ def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> lis
 def attach(app: FastAPI) -> None:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = _when
+    templates.env.filters["duration"] = duration_text
+    templates.env.filters["exp"] = math.exp
     templates.env.filters["changes"] = lambda event: _changes(event["before"], event["after"])
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

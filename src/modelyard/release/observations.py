@@ -4,7 +4,8 @@ period, read from the request log and feedback (background work, never the reque
 A request counts for the variant it was assigned, whichever version finally answered: a
 candidate that failed over to a fallback is charged an error. Client errors (4xx, 499)
 say nothing about a version and are left out of the metrics; shadow copies are left out
-of everything."""
+of everything. Each latency and TTFT comes with its request's prompt tokens, the covariate
+that variance reduction (CUPED, ``estimators.py``) adjusts for."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from modelyard.store import Store
@@ -30,6 +31,8 @@ class VariantData:
     errors: list[float] = field(default_factory=list)  # 1.0 per server error or fallback
     latency_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
+    prompt_tokens: list[float] = field(default_factory=list)  # one per latency_ms value
+    ttft_prompt_tokens: list[float] = field(default_factory=list)  # one per ttft_ms value
     cost: list[float] = field(default_factory=list)
     feedback: dict[str, list[float]] = field(default_factory=dict)
 
@@ -51,10 +54,16 @@ def observe(
     since: datetime,
     until: datetime,
     feedback_names: Iterable[str] = (),
+    *,
+    unassigned: str | None = None,
+    limit: int = MAX_ROWS,
 ) -> Observations:
+    """Each variant's requests of ``route`` in the window (the newest ``limit``); requests
+    no policy assigned count for the variant ``unassigned`` when one is named."""
     names = list(variants)
     t = RequestLogRow
     out = {name: VariantData() for name in names}
+    assigned = t.variant.in_(names)
     with store.session() as session:
         rows = session.execute(
             select(
@@ -66,19 +75,21 @@ def observe(
                 t.ttft_ms,
                 t.cost,
                 t.user,
+                t.prompt_tokens,
             )
             .where(
                 t.route == route,
                 t.at >= since,
                 t.at <= until,
-                t.variant.in_(names),
+                assigned if unassigned is None else or_(assigned, t.variant.is_(None)),
                 t.endpoint.in_(SERVED_ENDPOINTS),
             )
             .order_by(t.at.desc())
-            .limit(MAX_ROWS)
+            .limit(limit)
         ).all()
         variant_of: dict[str, str] = {}
-        for request_id, variant, status, fallback_from, latency, ttft, cost, user in rows:
+        for request_id, variant, status, fallback_from, latency, ttft, cost, user, prompt in rows:
+            variant = variant or unassigned
             if variant is None:
                 continue
             data = out[variant]
@@ -92,9 +103,11 @@ def observe(
             data.errors.append(1.0 if failed else 0.0)
             if status < 400:
                 data.latency_ms.append(float(latency))
+                data.prompt_tokens.append(float(prompt))
                 data.cost.append(float(cost))
                 if ttft is not None:
                     data.ttft_ms.append(float(ttft))
+                    data.ttft_prompt_tokens.append(float(prompt))
         wanted = sorted(set(feedback_names))
         if wanted and variant_of:
             _add_feedback(session, wanted, variant_of, out, since)

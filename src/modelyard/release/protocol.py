@@ -13,19 +13,28 @@ from modelyard.routing.protocol import VARIANT_PATTERN
 
 MetricName = Literal[
     "error_rate",
+    "latency",
+    "ttft",
     "latency_p95",
     "ttft_p95",
     "positive_feedback_rate",
     "judge_score",
     "cost_per_request",
 ]
-LOWER_IS_BETTER = frozenset({"error_rate", "latency_p95", "ttft_p95", "cost_per_request"})
+LOWER_IS_BETTER = frozenset(
+    {"error_rate", "latency", "ttft", "latency_p95", "ttft_p95", "cost_per_request"}
+)
+# Metrics compared on the log scale: their margin is relative (0.10: 10 % slower).
+LOG_SCALE = frozenset({"latency", "ttft"})
 # The most a candidate may be worse and still pass, in the compared quantity's unit: a
-# share for rates and for the tail share above the pooled p95 (latency, TTFT), points of
-# the judge's scale for judge scores. Cost's default is relative (10% of the baseline).
+# share for rates and for the tail share above the pooled p95 (latency, TTFT), a relative
+# slow-down of the geometric mean for latency and TTFT, points of the judge's scale for
+# judge scores. Cost's default is relative (10% of the baseline).
 DEFAULT_MARGINS = MappingProxyType(
     {
         "error_rate": 0.02,
+        "latency": 0.10,
+        "ttft": 0.10,
         "latency_p95": 0.05,
         "ttft_p95": 0.05,
         "positive_feedback_rate": 0.05,
@@ -48,8 +57,9 @@ class AnalysisMetric(BaseModel):
         default=None,
         ge=0,
         description="Non-inferiority margin: how much worse the candidate may be and still "
-        "pass. Defaults: error_rate 0.02, latency/ttft_p95 0.05 (share above the pooled "
-        "p95), positive_feedback_rate 0.05, judge_score 0.25, cost 10% of the baseline.",
+        "pass. Defaults: error_rate 0.02, latency/ttft 0.10 (10% slower geometric mean), "
+        "latency/ttft_p95 0.05 (share above the pooled p95), positive_feedback_rate 0.05, "
+        "judge_score 0.25, cost 10% of the baseline.",
     )
     feedback: str = Field(
         default="thumbs",
@@ -60,11 +70,17 @@ class AnalysisMetric(BaseModel):
 
 
 def _default_metrics() -> list[AnalysisMetric]:
-    return [AnalysisMetric(name="error_rate"), AnalysisMetric(name="latency_p95")]
+    return [AnalysisMetric(name="error_rate"), AnalysisMetric(name="latency")]
+
+
+TestKind = Literal["group_sequential", "always_valid"]
+SpendingName = Literal["obrien_fleming", "pocock"]
+# Group-sequential boundaries are recomputed over every look so far: at most this many.
+MAX_SEQUENTIAL_LOOKS = 200
 
 
 class Analysis(BaseModel):
-    """Argo Rollouts' analysis model with always-valid statistics: a measurement every
+    """Argo Rollouts' analysis model with sequential statistics: a measurement every
     ``interval_s``, each Successful, Failed or Inconclusive."""
 
     model_config = ConfigDict(extra="forbid")
@@ -83,7 +99,27 @@ class Analysis(BaseModel):
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="False-alarm rate, overall.")
     planned_samples: int = Field(
-        default=2000, ge=10, description="Requests (both variants) where the bound is tightest."
+        default=2000,
+        ge=10,
+        description="Requests (both variants) the analysis plans for: the group-sequential "
+        "test's maximum, or where the always-valid bound is tightest.",
+    )
+    test: TestKind = Field(
+        default="group_sequential",
+        description="group_sequential: one-sided tests with alpha spending over at most "
+        "`count` looks up to `planned_samples`; always_valid: a confidence sequence, for "
+        "analyses without a planned size.",
+    )
+    spending: SpendingName = Field(
+        default="obrien_fleming",
+        description="Lan-DeMets alpha spending of the group-sequential test: obrien_fleming "
+        "(little alpha early, most power at the end) or pocock (even over the looks).",
+    )
+    promote_alpha: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.5,
+        description="Error rate of promoting a candidate worse than a margin (default: alpha).",
     )
     metrics: list[AnalysisMetric] = Field(default_factory=_default_metrics, min_length=1)
 
@@ -92,6 +128,11 @@ class Analysis(BaseModel):
         names = [(m.name, m.feedback) for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError("each metric may appear once in an analysis")
+        if self.test == "group_sequential" and self.count > MAX_SEQUENTIAL_LOOKS:
+            raise ValueError(
+                f"a group-sequential analysis takes at most {MAX_SEQUENTIAL_LOOKS} looks "
+                f"(count {self.count}); use fewer, longer intervals or test: always_valid"
+            )
         return self
 
 
@@ -303,3 +344,139 @@ class ExperimentOut(BaseModel):
 class ExperimentList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ExperimentOut]
+
+
+# -- the power planner (release.planner) -------------------------------------------------
+
+
+class FeedbackBaseline(BaseModel):
+    """What one feedback's values look like on the baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float = Field(ge=-1e6, le=1e6, description="A boolean's rate, or a score's mean.")
+    sd: float | None = Field(
+        default=None, gt=0, le=1e6, description="A score's standard deviation (a rate's follows)."
+    )
+    coverage: float = Field(
+        default=0.1, gt=0, le=1, description="The share of requests that get this feedback."
+    )
+
+
+class PlanBaselines(BaseModel):
+    """Baseline values the plan uses instead of the request log's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    latency_log_sd: float | None = Field(
+        default=None, gt=0, le=10, description="Standard deviation of log latency."
+    )
+    ttft_log_sd: float | None = Field(
+        default=None, gt=0, le=10, description="Standard deviation of log TTFT."
+    )
+    cost_mean: float | None = Field(default=None, gt=0, le=1e6)
+    cost_sd: float | None = Field(default=None, gt=0, le=1e6)
+    feedback: dict[str, FeedbackBaseline] = Field(
+        default_factory=dict, max_length=16, description="By feedback name."
+    )
+
+
+class RolloutPlanCreate(RolloutCreate):
+    """A rollout's spec, as ``POST /api/rollouts`` takes it, and what to assume."""
+
+    requests_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e6,
+        description="Expected requests per second on the route (default: the request log's).",
+    )
+    window_h: float = Field(
+        default=24, gt=0, le=24 * 90, description="The request log's window read, in hours."
+    )
+    baselines: PlanBaselines = Field(default_factory=PlanBaselines)
+
+
+class PlanQuantity(BaseModel):
+    """One per-request value the plan assumed for the baseline."""
+
+    name: str  # errors, latency, ttft, cost, feedback:<name>
+    mean: float  # a rate, a mean, or the mean of log milliseconds
+    sd: float  # per request, on the compared scale (log latency after CUPED)
+    coverage: float  # share of requests with a value
+    n: int  # values it was estimated from
+    source: Literal["log", "default", "given"]
+    variance_reduction: float  # CUPED's share of the variance (log latency)
+
+
+class PlannedLook(BaseModel):
+    """One expected look of an analysis step's tests."""
+
+    at_s: float  # from the step's start
+    samples: float  # expected values of both variants
+    information: float  # n_b·n_c/(n_b + n_c)
+    bound: float | None  # the "worse" test's z bound (None: spends nothing, or always-valid)
+    promote_bound: float | None  # the promotion test's
+
+
+class MetricPlan(BaseModel):
+    """What one metric of an analysis step can detect, at 80 % power."""
+
+    name: str
+    scale: Literal["rate", "log", "mean"]
+    lower_is_better: bool
+    margin: float  # as given (for log-scale metrics relative: 0.10 = 10 % slower)
+    margin_text: str
+    baseline: float | None  # the baseline's rate, geometric mean (ms) or mean
+    sd: float  # per request, on the compared scale
+    assumed: bool  # a documented default, not the request log
+    looks: list[PlannedLook]  # measurements with min_samples, up to the planned maximum
+    skipped: int  # measurements before min_samples
+    final_look_s: float | None  # when the last look comes, from the step's start
+    drift: float | None  # the expected z at the planned maximum that 80 % power needs
+    detectable: float | None  # smallest effect detected (log scale: relative slow-down)
+    detectable_ratio: float | None  # candidate / baseline at that effect
+    detectable_text: str
+    fixed_horizon: float | None  # the same, for one test at the last look
+    fixed_horizon_ratio: float | None
+    fixed_horizon_text: str
+    power_at_margin: float | None  # chance of failing a candidate worse by the margin
+    promote_if_equal: float | None  # chance of promoting a candidate equal to the baseline
+    warnings: list[str]
+    notes: list[str]
+
+
+class StepPlan(BaseModel):
+    """One analysis step's plan."""
+
+    step: int  # index in the rollout's steps
+    weight: float  # the candidate's share in force, in percent
+    test: str
+    spending: str | None
+    alpha: float
+    promote_alpha: float
+    interval_s: float
+    count: int
+    min_samples: int
+    planned_samples: int
+    max_information: float  # planned_samples·w·(1 - w)
+    duration_s: float  # the most the step takes: its last look, or count·interval_s
+    expected_duration_s: float | None  # on average, for a candidate equal to the baseline
+    promote_if_equal: float | None  # every metric at once (taken as independent)
+    metrics: list[MetricPlan]
+    warnings: list[str]
+
+
+class RolloutPlan(BaseModel):
+    """What a rollout's analyses can detect before it starts (``release.planner``)."""
+
+    model: str
+    rollout: int | None  # the stored rollout planned, if any
+    power: float
+    requests_per_s: float
+    traffic_source: Literal["given", "request log"]
+    window_s: float | None  # the request log's window read
+    logged_requests: int  # requests on the route in that window
+    quantities: list[PlanQuantity]
+    steps: list[StepPlan]
+    warnings: list[str]

@@ -264,17 +264,22 @@ class Rollouts(ReleaseSubjects[int, RolloutRow, RolloutOut]):
             baseline=BASELINE,
             candidate=CANDIDATE,
             weights=(100 - rollout.weight, rollout.weight),
+            earlier=[m.data for m in stored],
         )
         outcomes: list[Outcome] = [m.outcome for m in stored] + [result.outcome]
         self._record(rollout, result, now)
-        state = run_state(outcomes, spec)
+        state = run_state(outcomes, spec, spent=result.final)
         if result.srm["mismatch"]:
             self._finish(
                 rollout,
                 "aborted",
                 CONTROLLER,
-                "sample ratio mismatch: traffic {counts} does not match the weights (p = "
-                "{p:.2g})".format(counts=result.srm["counts"], p=result.srm["p_value"]),
+                "sample ratio mismatch: traffic {counts} does not match the weights (Bayes "
+                "factor {bf:.3g}, chi-square p = {p:.2g})".format(
+                    counts=result.srm["counts"],
+                    bf=result.srm["bayes_factor"],
+                    p=result.srm["p_value"],
+                ),
             )
             return False
         if state == "failed":

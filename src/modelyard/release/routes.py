@@ -7,26 +7,32 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.errors import error_responses
 from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
+from modelyard.release.baselines import plan_from_log
 from modelyard.release.errors import ReleaseError
-from modelyard.release.kinds import EXPERIMENT, ROLLOUT
+from modelyard.release.kinds import EXPERIMENT, READ, ROLLOUT
 from modelyard.release.protocol import (
     ExperimentCreate,
     ExperimentOut,
     RolloutAction,
     RolloutCreate,
     RolloutOut,
+    RolloutPlan,
+    RolloutPlanCreate,
 )
 from modelyard.services import services_of
 
 ADMIN = requires(Access.admin)
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RequestsPerS = Annotated[float | None, Query(gt=0, le=1e6)]
 
 rollouts = APIRouter(prefix="/api/rollouts", tags=["release"], responses=error_responses(401, 403))
+# Before ``rollouts``: ``/api/rollouts/plan`` is not the rollout ``{rollout_id}``.
+plans = APIRouter(prefix="/api/rollouts", tags=["release"], responses=error_responses(401, 403))
 experiments = APIRouter(
     prefix="/api/experiments", tags=["release"], responses=error_responses(401, 403)
 )
@@ -135,6 +141,58 @@ async def stop_experiment(
     return out
 
 
+@plans.post("/plan", response_model=RolloutPlan, dependencies=[READ])
+async def plan_rollout_spec(body: RolloutPlanCreate, request: Request) -> RolloutPlan:
+    """What the analyses of a rollout's spec can detect, before it starts."""
+    return await asyncio.to_thread(
+        plan_from_log,
+        services_of(request).store,
+        body.model,
+        body.steps,
+        requests_per_s=body.requests_per_s,
+        given=body.baselines,
+        window_s=body.window_h * 3600,
+    )
+
+
+@plans.get("/plan", response_model=RolloutPlan, dependencies=[READ])
+async def plan_rollout_defaults(
+    request: Request,
+    model: Annotated[str, Query(min_length=1, max_length=128)],
+    candidate: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    requests_per_s: RequestsPerS = None,
+    window_h: Annotated[float, Query(gt=0, le=24 * 90)] = 24,
+) -> RolloutPlan:
+    """The same for the default steps (the console's plan page)."""
+    spec = RolloutPlanCreate(
+        model=model, candidate=candidate, requests_per_s=requests_per_s, window_h=window_h
+    )
+    return await plan_rollout_spec(spec, request)
+
+
+@plans.get(
+    "/{rollout_id}/plan",
+    response_model=RolloutPlan,
+    dependencies=[READ],
+    responses=error_responses(404),
+)
+async def get_rollout_plan(
+    rollout_id: RolloutId, request: Request, requests_per_s: RequestsPerS = None
+) -> RolloutPlan:
+    """What a stored rollout's analyses can detect at the route's traffic (last 24 h)."""
+    services = services_of(request)
+    out = await asyncio.to_thread(services.rollouts.get, rollout_id)
+    return await asyncio.to_thread(
+        plan_from_log,
+        services.store,
+        out.model,
+        out.steps,
+        requests_per_s=requests_per_s,
+        rollout=out.id,
+    )
+
+
 def attach(app: FastAPI) -> None:
+    app.include_router(plans)
     app.include_router(rollouts)
     app.include_router(experiments)
