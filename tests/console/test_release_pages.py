@@ -4,13 +4,13 @@ under /api return, and only admins get the buttons that change them."""
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from modelyard.config import Settings
 from modelyard.registry import Registry
@@ -104,7 +104,7 @@ async def test_rollout_pages_render_the_api_json(api: AppClient) -> None:
     assert f'href="/ui/rollouts/{rollout_id}"' in listing
     assert "chat:production v1 → v2" in listing
     assert "running" in listing and "2/4" in listing and "50%" in listing
-    assert html.escape(rollout["message"]) in listing
+    assert str(escape(rollout["message"])) in listing
 
     page = await api.get(f"/ui/rollouts/{rollout_id}")
     assert page.status_code == 200
@@ -125,12 +125,12 @@ async def test_rollout_pages_render_the_api_json(api: AppClient) -> None:
         row = text.split(f'data-metric="{metric["name"]}"', 1)[1].split("</tr>", 1)[0]
         assert f"outcome-{metric['outcome']}" in row
         assert f"{metric['baseline_n']} / {metric['candidate_n']}" in row
-        assert html.escape(metric["reason"]) in row
+        assert str(escape(metric["reason"])) in row
     srm = latest["srm"]
     assert f"baseline {srm['counts'][0]}, candidate {srm['counts'][1]}" in text
     assert "p = {:.3g}".format(srm["p_value"]) in text
     for event in events:
-        assert html.escape(event["message"]) in text
+        assert str(escape(event["message"])) in text
     # An admin gets Promote and Abort (Resume only while paused), each asking first.
     assert 'data-action="promote"' in text and 'data-action="abort"' in text
     assert 'data-action="resume"' not in text and "data-confirm=" in text
@@ -149,10 +149,10 @@ async def test_a_rollout_page_shows_its_plan_and_a_spec_can_be_planned(api: AppC
     row = page.split(f'data-plan-step="{step["step"]}"', 1)[1]
     for metric in step["metrics"]:
         cells = row.split(f'data-plan-metric="{metric["name"]}"', 1)[1].split("</tr>", 1)[0]
-        assert html.escape(metric["detectable_text"]) in cells
-        assert html.escape(metric["margin_text"]) in cells
-        assert all(html.escape(w) in cells for w in metric["warnings"])
-    assert all(html.escape(w) in page for w in plan["warnings"])
+        assert str(escape(metric["detectable_text"])) in cells
+        assert str(escape(metric["margin_text"])) in cells
+        assert all(str(escape(w)) in cells for w in metric["warnings"])
+    assert all(str(escape(w)) in page for w in plan["warnings"])
 
     form = await api.get("/ui/rollouts/plan")
     assert form.status_code == 200 and "link" not in form.headers
@@ -164,7 +164,7 @@ async def test_a_rollout_page_shows_its_plan_and_a_spec_can_be_planned(api: AppC
     for step in twin["steps"]:
         assert f'data-plan-step="{step["step"]}"' in planned.text
         for metric in step["metrics"]:
-            assert html.escape(metric["detectable_text"]) in planned.text
+            assert str(escape(metric["detectable_text"])) in planned.text
     assert "40 requests/s" in planned.text
     listing = (await api.get("/ui/rollouts")).text
     assert 'href="/ui/rollouts/plan"' in listing
@@ -259,8 +259,8 @@ async def test_routes_page_shows_policies_variants_fallbacks_breakers_and_histor
             row = row.split("</tr>", 1)[0]
             assert breaker["state"] in row and str(breaker["consecutive_failures"]) in row
         for change in (await api.get(f"/api/routes/{model}/history")).json()["data"]:
-            assert html.escape(change["reason"]) in section and change["actor"] in section
-        assert html.escape(stored["updated_by"]) in section
+            assert str(escape(change["reason"])) in section and change["actor"] in section
+        assert str(escape(stored["updated_by"])) in section
     side = page.split('data-model="side"', 1)[1].split("</section>", 1)[0]
     assert "side@2" in side and "25% mirrored" in side
     assert "first token within 1.5 s" in side and "→ <span" in side and "(2 s)" in side
@@ -295,7 +295,7 @@ async def test_experiment_pages_render_the_api_json(api: AppClient) -> None:
     listing = (await api.get("/ui/experiments")).text
     assert 'href="/ui/experiments/ab1"' in listing
     assert "control v1 50%" in listing and "treatment v2 50%" in listing
-    assert "error_rate" in listing and html.escape(experiment["message"]) in listing
+    assert "error_rate" in listing and str(escape(experiment["message"])) in listing
 
     page = await api.get("/ui/experiments/ab1")
     assert page.status_code == 200
@@ -313,11 +313,11 @@ async def test_experiment_pages_render_the_api_json(api: AppClient) -> None:
         row = row.split("</tr>", 1)[0]
         assert f"verdict-{comparison['verdict']}" in row
         assert f"{primary['baseline_n']} / {primary['candidate_n']}" in row
-        assert html.escape(primary["reason"]) in row
+        assert str(escape(primary["reason"])) in row
         for guardrail in comparison["guardrails"]:
-            assert guardrail["name"] in text and html.escape(guardrail["reason"]) in text
+            assert guardrail["name"] in text and str(escape(guardrail["reason"])) in text
     assert "p = {:.3g}".format(result["srm"]["p_value"]) in text
-    assert html.escape(result["summary"]) in text
+    assert str(escape(result["summary"])) in text
 
     viewer = bearer(await new_key(api, "viewer"))
     seen = (await api.get("/ui/experiments/ab1", headers=viewer)).text

@@ -155,6 +155,33 @@ async def test_the_plan_api_for_a_spec_and_for_a_stored_rollout(api: AppClient) 
     stored = await api.get(f"/api/rollouts/{rollout_id}/plan", params={"requests_per_s": 5})
     assert stored.status_code == 200, stored.text
     assert stored.json()["rollout"] == rollout_id and len(stored.json()["steps"]) == 2
+    # Without a rate, a stored rollout is planned at the traffic since it started (at least
+    # the last minute), not the day's average: 120 requests in its first minute is 2/s.
+    for i in range(120):
+        session_row(api, f"rollout-{i}")
+    own = (await api.get(f"/api/rollouts/{rollout_id}/plan")).json()
+    assert own["traffic_source"] == "request log" and own["logged_requests"] == 120
+    assert own["requests_per_s"] == pytest.approx(2.0, rel=0.01)
     missing = await api.get("/api/rollouts/999/plan")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def session_row(api: AppClient, request_id: str) -> None:
+    """One served request of route ``chat``, logged now."""
+    now = utcnow()
+    with api.services.store.session() as session:
+        session.add(
+            RequestLogRow(
+                id=request_id,
+                at=now,
+                day=now.date().isoformat(),
+                key_id="k",
+                endpoint="chat.completions",
+                route="chat",
+                version="chat@1",
+                status=200,
+                latency_ms=10.0,
+                variant="stable",
+            )
+        )

@@ -217,3 +217,14 @@ def test_an_always_valid_analysis_needs_more_data() -> None:
     # needs a larger effect than one fixed-horizon test at its last look.
     assert valid.fixed_horizon is not None and valid.detectable > valid.fixed_horizon
     assert valid.looks[-1].samples > grouped.looks[-1].samples
+
+
+def test_a_baseline_that_does_not_vary_is_flagged_not_planned() -> None:
+    # Every logged latency the same (a scripted engine): nothing to plan a slow-down on.
+    steps = [Step(set_weight=50), Step(analysis=Analysis())]
+    flat = Baselines({"latency": Quantity(math.log(10.0), 0.0, 1.0, 500, "log")})
+    result = plan(steps, Traffic(10.0), flat, model="chat")
+    latency = metric(result, "latency")
+    assert latency.looks and all(look.bound is None for look in latency.looks)
+    assert latency.detectable is None and latency.promote_if_equal is None
+    assert any("do not vary" in w for w in latency.warnings)

@@ -135,6 +135,26 @@ class Sequential:
     within_before: tuple[Look, ...] = ()
     final: bool = False  # the analysis's last measurement: spend what is left
 
+    def looks(self, information: float, alpha: float) -> tuple[Look, Look]:
+        """This look of the "worse" test (at ``alpha``) and of the promotion test."""
+        worse = next_look(
+            self.worse_before,
+            information,
+            max_information=self.max_information,
+            alpha=alpha,
+            spending=self.spending,
+            final=self.final,
+        )
+        within = next_look(
+            self.within_before,
+            information,
+            max_information=self.max_information,
+            alpha=self.promote_alpha,
+            spending=self.spending,
+            final=self.final,
+        )
+        return worse, within
+
 
 def compare_metric(
     metric: AnalysisMetric,
@@ -201,23 +221,7 @@ def _grouped(
         outcome: Outcome = "Inconclusive"
         reason = f"too little data: {b_n} baseline and {c_n} candidate samples (need {min_samples})"
     else:
-        information = comparison.information
-        worse_look = next_look(
-            design.worse_before,
-            information,
-            max_information=design.max_information,
-            alpha=alpha,
-            spending=design.spending,
-            final=design.final,
-        )
-        within_look = next_look(
-            design.within_before,
-            information,
-            max_information=design.max_information,
-            alpha=design.promote_alpha,
-            spending=design.spending,
-            final=design.final,
-        )
+        worse_look, within_look = design.looks(comparison.information, alpha)
         outcome, reason = _sequential_verdict(
             worse_z, worse_look.bound, within_z, within_look.bound, margin, name in LOG_SCALE
         )

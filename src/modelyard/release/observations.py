@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -87,31 +88,40 @@ def observe(
             .order_by(t.at.desc())
             .limit(limit)
         ).all()
-        variant_of: dict[str, str] = {}
-        for request_id, variant, status, fallback_from, latency, ttft, cost, user, prompt in rows:
-            variant = variant or unassigned
-            if variant is None:
-                continue
-            data = out[variant]
-            data.assigned += 1
-            if user:
-                data.users.add(user)
-            if 400 <= status < 500:
-                continue
-            variant_of[request_id] = variant
-            failed = status >= 500 or fallback_from is not None
-            data.errors.append(1.0 if failed else 0.0)
-            if status < 400:
-                data.latency_ms.append(float(latency))
-                data.prompt_tokens.append(float(prompt))
-                data.cost.append(float(cost))
-                if ttft is not None:
-                    data.ttft_ms.append(float(ttft))
-                    data.ttft_prompt_tokens.append(float(prompt))
+        variant_of = _count(rows, out, unassigned)
         wanted = sorted(set(feedback_names))
         if wanted and variant_of:
             _add_feedback(session, wanted, variant_of, out, since)
     return Observations(since, until, out)
+
+
+def _count(
+    rows: Iterable[Any], out: dict[str, VariantData], unassigned: str | None
+) -> dict[str, str]:
+    """Adds each request row to its variant's data; returns the variant of every request
+    that counts (4xx left out), for its feedback."""
+    variant_of: dict[str, str] = {}
+    for request_id, variant, status, fallback_from, latency, ttft, cost, user, prompt in rows:
+        variant = variant or unassigned
+        if variant is None:
+            continue
+        data = out[variant]
+        data.assigned += 1
+        if user:
+            data.users.add(user)
+        if 400 <= status < 500:
+            continue
+        variant_of[request_id] = variant
+        failed = status >= 500 or fallback_from is not None
+        data.errors.append(1.0 if failed else 0.0)
+        if status < 400:
+            data.latency_ms.append(float(latency))
+            data.prompt_tokens.append(float(prompt))
+            data.cost.append(float(cost))
+            if ttft is not None:
+                data.ttft_ms.append(float(ttft))
+                data.ttft_prompt_tokens.append(float(prompt))
+    return variant_of
 
 
 def _add_feedback(

@@ -397,24 +397,14 @@ def _metric(
     on_scale = math.log1p(margin) if log else margin
     effect = _effect(metric, quantity, share)
     schedule = _schedule(spec, share, traffic.requests_per_s * quantity.coverage)
-    alpha = spec.alpha / len(spec.metrics)
-    promote_alpha = (spec.alpha if spec.promote_alpha is None else spec.promote_alpha) / len(
-        spec.metrics
-    )
+    alpha, promote_alpha = _alphas(spec)
     notes = _notes(schedule, spec)
     warnings: list[str] = []
     result = _Result()
     curve: list[tuple[float, float]] = []
-    if not schedule.informations:
-        warnings.append(
-            f"too little traffic: about {schedule.last_candidate:.0f} candidate values in "
-            f"{duration_text(spec.interval_s * spec.count)} (min_samples {spec.min_samples})"
-        )
-    elif effect.true(0.0) <= 0:
-        warnings.append(
-            f"the baseline's {quantity_key(metric)} values do not vary: nothing to plan on "
-            "(give a standard deviation)"
-        )
+    problem = _unplannable(schedule, effect, spec, metric)
+    if problem is not None:
+        warnings.append(problem)
     elif spec.test == "group_sequential":
         result, curve = _grouped(effect, on_scale, schedule, spec, alpha, promote_alpha)
     else:
@@ -424,13 +414,7 @@ def _metric(
             "measurement; earlier looks only add to the chances"
         )
     shown = _Shown(name, log, effect.worse_up, quantity.mean)
-    if result.looked:
-        if result.detectable is None:
-            warnings.append(f"no effect is detected with {POWER:.0%} power at this traffic")
-        elif result.detectable > on_scale:
-            warnings.append(f"cannot detect the margin (caught {result.at_margin:.0%} of the time)")
-        if result.promote is not None and result.promote < POWER:
-            warnings.append(f"an equal candidate is promoted only {result.promote:.0%} of the time")
+    warnings += _result_warnings(result, on_scale)
     planned = MetricPlan(
         name=_shown_name(metric),
         scale="log" if log else "rate" if effect.kind != "mean" else "mean",
@@ -440,14 +424,7 @@ def _metric(
         baseline=shown.baseline(effect),
         sd=math.sqrt(effect.true(0.0)),
         assumed=quantity.source == "default",
-        looks=[
-            PlannedLook(
-                at_s=t, samples=n, information=i, bound=_finite(b), promote_bound=_finite(c)
-            )
-            for t, n, i, (b, c) in zip(
-                schedule.times, schedule.totals, schedule.informations, result.bounds, strict=True
-            )
-        ],
+        looks=_planned_looks(schedule, result),
         skipped=schedule.skipped,
         final_look_s=schedule.times[-1] if schedule.times else None,
         drift=result.drift,
@@ -463,6 +440,53 @@ def _metric(
         notes=notes,
     )
     return planned, curve
+
+
+def _alphas(spec: Analysis) -> tuple[float, float]:
+    """Each metric's alpha of the "worse" test and of the promotion test."""
+    promote_alpha = spec.alpha if spec.promote_alpha is None else spec.promote_alpha
+    return spec.alpha / len(spec.metrics), promote_alpha / len(spec.metrics)
+
+
+def _unplannable(
+    schedule: _Schedule, effect: _Effect, spec: Analysis, metric: AnalysisMetric
+) -> str | None:
+    """Why there is nothing to plan on, if so."""
+    if not schedule.informations:
+        return (
+            f"too little traffic: about {schedule.last_candidate:.0f} values of the candidate in "
+            f"{duration_text(spec.interval_s * spec.count)} (min_samples {spec.min_samples})"
+        )
+    if effect.true(0.0) <= 0:
+        return (
+            f"the baseline's {quantity_key(metric)} values do not vary: nothing to plan on "
+            "(give a standard deviation)"
+        )
+    return None
+
+
+def _result_warnings(result: _Result, margin: float) -> list[str]:
+    if not result.looked:
+        return []
+    warnings = []
+    if result.detectable is None:
+        warnings.append(f"no effect is detected with {POWER:.0%} power at this traffic")
+    elif result.detectable > margin:
+        warnings.append(f"cannot detect the margin (caught {result.at_margin:.0%} of the time)")
+    if result.promote is not None and result.promote < POWER:
+        warnings.append(f"an equal candidate is promoted only {result.promote:.0%} of the time")
+    return warnings
+
+
+def _planned_looks(schedule: _Schedule, result: _Result) -> list[PlannedLook]:
+    """The looks with their bounds (none when there was nothing to plan on)."""
+    bounds = result.bounds or [(math.inf, math.inf)] * len(schedule.informations)
+    return [
+        PlannedLook(at_s=t, samples=n, information=i, bound=_finite(b), promote_bound=_finite(c))
+        for t, n, i, (b, c) in zip(
+            schedule.times, schedule.totals, schedule.informations, bounds, strict=True
+        )
+    ]
 
 
 @dataclass(frozen=True)

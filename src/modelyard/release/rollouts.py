@@ -270,17 +270,7 @@ class Rollouts(ReleaseSubjects[int, RolloutRow, RolloutOut]):
         self._record(rollout, result, now)
         state = run_state(outcomes, spec, spent=result.final)
         if result.srm["mismatch"]:
-            self._finish(
-                rollout,
-                "aborted",
-                CONTROLLER,
-                "sample ratio mismatch: traffic {counts} does not match the weights (Bayes "
-                "factor {bf:.3g}, chi-square p = {p:.2g})".format(
-                    counts=result.srm["counts"],
-                    bf=result.srm["bayes_factor"],
-                    p=result.srm["p_value"],
-                ),
-            )
+            self._finish(rollout, "aborted", CONTROLLER, _mismatch(result.srm))
             return False
         if state == "failed":
             failed = "; ".join(
@@ -507,4 +497,11 @@ def _out(row: RolloutRow) -> RolloutOut:
         started_at=row.started_at,
         finished_at=row.finished_at,
         created_by=row.created_by,
+    )
+
+
+def _mismatch(srm: dict[str, Any]) -> str:
+    return (
+        f"sample ratio mismatch: traffic {srm['counts']} does not match the weights (Bayes "
+        f"factor {srm['bayes_factor']:.3g}, chi-square p = {srm['p_value']:.2g})"
     )

@@ -25,10 +25,12 @@ from modelyard.release.protocol import (
     RolloutPlanCreate,
 )
 from modelyard.services import services_of
+from modelyard.store.tables import utcnow
 
 ADMIN = requires(Access.admin)
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 RequestsPerS = Annotated[float | None, Query(gt=0, le=1e6)]
+MIN_WINDOW_S = 60.0  # a rollout's own traffic rate, over at least this much of the log
 
 rollouts = APIRouter(prefix="/api/rollouts", tags=["release"], responses=error_responses(401, 403))
 # Before ``rollouts``: ``/api/rollouts/plan`` is not the rollout ``{rollout_id}``.
@@ -179,15 +181,19 @@ async def plan_rollout_defaults(
 async def get_rollout_plan(
     rollout_id: RolloutId, request: Request, requests_per_s: RequestsPerS = None
 ) -> RolloutPlan:
-    """What a stored rollout's analyses can detect at the route's traffic (last 24 h)."""
+    """What a stored rollout's analyses can detect at the traffic the route had while it ran
+    (from its start to its end, or now; at least the last ``MIN_WINDOW_S``)."""
     services = services_of(request)
     out = await asyncio.to_thread(services.rollouts.get, rollout_id)
+    until = out.finished_at or utcnow()
     return await asyncio.to_thread(
         plan_from_log,
         services.store,
         out.model,
         out.steps,
         requests_per_s=requests_per_s,
+        window_s=max((until - out.started_at).total_seconds(), MIN_WINDOW_S),
+        now=until,
         rollout=out.id,
     )
 
