@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -175,3 +176,14 @@ async def api(home_registry: Registry) -> AsyncIterator[AppClient]:
     """An app over MODELYARD_HOME with default settings, as its admin."""
     async with app_client(Settings()) as client:
         yield client
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """llama-cpp-python opens /dev/null twice at import (``llama_cpp._utils``) and never
+    closes it; with warnings as errors, interpreter shutdown then reports two unclosed
+    files after every run that loaded it. Close them once the tests are done."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

@@ -36,3 +36,14 @@ def _not_text_or_bool(value: object) -> object:
 # keeps them as ``minimum``/``maximum``.
 JSON_INTEGER = BeforeValidator(_not_text_or_bool)
 Integer = Annotated[int, JSON_INTEGER]
+
+
+def _not_text_or_bool_number(value: object) -> object:
+    # JSON's true and "0.5" are not numbers; pydantic's lax mode would take both.
+    if isinstance(value, bool | str):
+        raise ValueError("expected a number")
+    return value
+
+
+JSON_NUMBER = BeforeValidator(_not_text_or_bool_number)
+Number = Annotated[float, JSON_NUMBER]

@@ -107,12 +107,13 @@ def test_rollout_charts_draw_and_follow_new_measurements(browser: Browser, tmp_p
         log_in(page, base, f"/ui/rollouts/{started.json()['id']}")
         page.wait_for_selector("#charts[data-ready=true]")
         page.wait_for_selector("#chart-1 .main-svg", timeout=10_000)
-        assert page.locator(".js-plotly-plot").count() == 2  # error_rate and latency_p95
+        assert page.locator(".js-plotly-plot").count() == 2  # error_rate and latency
         traces = page.evaluate(
             "() => [...document.querySelectorAll('.js-plotly-plot')].map((c) => c.data.length)"
         )
         assert all(n >= 4 for n in traces), traces  # band (2), estimate, margin
-        assert "latency_p95" in page.locator("#chart-1").inner_text()
+        # The default latency metric, compared on the log scale.
+        assert "log latency" in page.locator("#chart-1").inner_text()
 
         # New measurements arrive without a reload: the page polls the API.
         page.evaluate("() => { window.stillTheSamePage = true; }")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.evaluate.stats import PairedDifference
+from modelyard.wire import Number
 
 
 class GateRule(BaseModel):
@@ -26,9 +27,9 @@ class GateRule(BaseModel):
     # The absolute floor, or the ceiling when greater_is_better is False (latency, cost).
     min_value: float | None = None
     # The largest allowed absolute worsening against the baseline.
-    max_drop: float | None = Field(default=None, ge=0)
+    max_drop: Number | None = Field(default=None, ge=0)
     # The largest allowed worsening relative to the baseline's magnitude: 0.02 is 2%.
-    max_relative_drop: float | None = Field(default=None, ge=0)
+    max_relative_drop: Number | None = Field(default=None, ge=0)
     # The paired bootstrap interval of the difference must lie entirely on the better side.
     require_significant_improvement: bool = False
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.evaluate.gates import GateRule
 from modelyard.routing.protocol import VARIANT_PATTERN
+from modelyard.wire import Number
 
 MetricName = Literal[
     "error_rate",
@@ -53,7 +54,7 @@ class AnalysisMetric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: MetricName
-    margin: float | None = Field(
+    margin: Number | None = Field(
         default=None,
         ge=0,
         description="Non-inferiority margin: how much worse the candidate may be and still "
@@ -85,7 +86,7 @@ class Analysis(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    interval_s: float = Field(default=60.0, ge=0.05, le=86_400)
+    interval_s: Number = Field(default=60.0, ge=0.05, le=86_400)
     count: int = Field(default=30, ge=1, le=10_000, description="Most measurements taken.")
     failure_limit: int = Field(default=0, ge=0, description="Failed measurements tolerated.")
     inconclusive_limit: int | None = Field(
@@ -97,7 +98,7 @@ class Analysis(BaseModel):
     min_samples: int = Field(
         default=100, ge=2, description="Fewer requests per variant is Inconclusive."
     )
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="False-alarm rate, overall.")
+    alpha: Number = Field(default=0.05, gt=0, lt=0.5, description="False-alarm rate, overall.")
     planned_samples: int = Field(
         default=2000,
         ge=10,
@@ -115,7 +116,7 @@ class Analysis(BaseModel):
         description="Lan-DeMets alpha spending of the group-sequential test: obrien_fleming "
         "(little alpha early, most power at the end) or pocock (even over the looks).",
     )
-    promote_alpha: float | None = Field(
+    promote_alpha: Number | None = Field(
         default=None,
         gt=0,
         lt=0.5,
@@ -139,7 +140,7 @@ class Analysis(BaseModel):
 class Pause(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    duration_s: float | None = Field(
+    duration_s: Number | None = Field(
         default=None, ge=0, le=30 * 86_400, description="None waits for `rollout resume`."
     )
 
@@ -172,7 +173,7 @@ class Step(BaseModel):
         },
     )
 
-    set_weight: float | None = Field(default=None, ge=0, le=100)
+    set_weight: Number | None = Field(default=None, ge=0, le=100)
     pause: Pause | None = None
     analysis: Analysis | None = None
     gate: Gate | None = None
@@ -281,7 +282,7 @@ class Variant(BaseModel):
 
     name: str = Field(pattern=VARIANT_PATTERN)
     version: int = Field(ge=1, le=2**31 - 1)
-    weight: float = Field(gt=0, le=100)
+    weight: Number = Field(gt=0, le=100)
 
 
 class StopRules(BaseModel):
@@ -291,7 +292,7 @@ class StopRules(BaseModel):
         default=True, description="Stop once the primary metric's interval excludes zero."
     )
     on_guardrail: bool = Field(default=True, description="Stop when a guardrail fails.")
-    max_duration_s: float | None = Field(default=None, gt=0, le=365 * 86_400)
+    max_duration_s: Number | None = Field(default=None, gt=0, le=365 * 86_400)
     max_samples: int | None = Field(
         default=None, ge=2, description="Stop when every variant has this many requests."
     )
@@ -308,10 +309,10 @@ class ExperimentCreate(BaseModel):
     variants: list[Variant] = Field(min_length=2, max_length=8)
     primary: AnalysisMetric
     guardrails: list[AnalysisMetric] = Field(default_factory=list, max_length=8)
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: Number = Field(default=0.05, gt=0, lt=0.5)
     min_samples: int = Field(default=100, ge=2)
     planned_samples: int = Field(default=5000, ge=10)
-    interval_s: float = Field(default=60.0, ge=0.05, le=86_400)
+    interval_s: Number = Field(default=60.0, ge=0.05, le=86_400)
     stop: StopRules = Field(default_factory=StopRules)
 
     @model_validator(mode="after")
@@ -354,11 +355,11 @@ class FeedbackBaseline(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mean: float = Field(ge=-1e6, le=1e6, description="A boolean's rate, or a score's mean.")
-    sd: float | None = Field(
+    mean: Number = Field(ge=-1e6, le=1e6, description="A boolean's rate, or a score's mean.")
+    sd: Number | None = Field(
         default=None, gt=0, le=1e6, description="A score's standard deviation (a rate's follows)."
     )
-    coverage: float = Field(
+    coverage: Number = Field(
         default=0.1, gt=0, le=1, description="The share of requests that get this feedback."
     )
 
@@ -368,15 +369,15 @@ class PlanBaselines(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error_rate: float | None = Field(default=None, ge=0, le=1)
-    latency_log_sd: float | None = Field(
+    error_rate: Number | None = Field(default=None, ge=0, le=1)
+    latency_log_sd: Number | None = Field(
         default=None, gt=0, le=10, description="Standard deviation of log latency."
     )
-    ttft_log_sd: float | None = Field(
+    ttft_log_sd: Number | None = Field(
         default=None, gt=0, le=10, description="Standard deviation of log TTFT."
     )
-    cost_mean: float | None = Field(default=None, gt=0, le=1e6)
-    cost_sd: float | None = Field(default=None, gt=0, le=1e6)
+    cost_mean: Number | None = Field(default=None, gt=0, le=1e6)
+    cost_sd: Number | None = Field(default=None, gt=0, le=1e6)
     feedback: dict[str, FeedbackBaseline] = Field(
         default_factory=dict, max_length=16, description="By feedback name."
     )
@@ -385,13 +386,13 @@ class PlanBaselines(BaseModel):
 class RolloutPlanCreate(RolloutCreate):
     """A rollout's spec, as ``POST /api/rollouts`` takes it, and what to assume."""
 
-    requests_per_s: float | None = Field(
+    requests_per_s: Number | None = Field(
         default=None,
         gt=0,
         le=1e6,
         description="Expected requests per second on the route (default: the request log's).",
     )
-    window_h: float = Field(
+    window_h: Number = Field(
         default=24, gt=0, le=24 * 90, description="The request log's window read, in hours."
     )
     baselines: PlanBaselines = Field(default_factory=PlanBaselines)

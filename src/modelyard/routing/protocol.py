@@ -8,6 +8,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
+from modelyard.wire import Number
+
 VARIANT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 RESERVED_VARIANTS = frozenset({"shadow", "fallback"})
 # What the document says of a variant's name: the pattern, and not a reserved one.
@@ -21,7 +23,7 @@ class Candidate(BaseModel):
 
     name: str = Field(default="candidate", pattern=VARIANT_PATTERN, json_schema_extra=_NOT_RESERVED)
     version: int = Field(ge=1, le=2**31 - 1)
-    weight: float = Field(ge=0, le=100, description="Percent of the route's requests.")
+    weight: Number = Field(ge=0, le=100, description="Percent of the route's requests.")
 
 
 class Shadow(BaseModel):
@@ -31,7 +33,7 @@ class Shadow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, le=2**31 - 1)
-    share: float = Field(gt=0, le=100, description="Percent of requests mirrored.")
+    share: Number = Field(gt=0, le=100, description="Percent of requests mirrored.")
 
 
 class FallbackTarget(BaseModel):
@@ -40,7 +42,7 @@ class FallbackTarget(BaseModel):
     model: str = Field(
         min_length=1, max_length=200, description="A public name: 'm', 'm:alias' or 'm@n'."
     )
-    timeout_s: float | None = Field(
+    timeout_s: Number | None = Field(
         default=None, gt=0, le=3600, description="Time allowed to its first token."
     )
 
@@ -49,7 +51,7 @@ class BreakerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     failures: int = Field(default=5, ge=1, le=10_000, description="Consecutive failures to open.")
-    cooldown_s: float = Field(
+    cooldown_s: Number = Field(
         default=30.0, gt=0, le=86_400, description="Open time before a probe."
     )
 
@@ -71,7 +73,7 @@ class _PolicyFields(BaseModel):
     )
     salt: str = Field(default="", max_length=64, description="Assignment salt (new per rollout).")
     shadows: list[Shadow] = Field(default_factory=list, max_length=8)
-    timeout_s: float | None = Field(
+    timeout_s: Number | None = Field(
         default=None,
         gt=0,
         le=3600,
