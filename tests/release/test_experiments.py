@@ -76,6 +76,32 @@ async def test_a_worse_treatment_is_found_with_its_lift_and_interval(api: AppCli
     assert len(measurements) >= 1 and measurements[-1]["outcome"] == "Successful"
 
 
+async def test_a_planned_experiment_decides_by_group_sequential_tests(api: AppClient) -> None:
+    register_scripted(api.services.registry, "chat", replies=["a"], fail_rate=0.02, seed=1)
+    register_scripted(
+        api.services.registry, "chat", alias="b", replies=["b"], fail_rate=0.12, seed=2
+    )
+    await api.reload_routes()
+    spec = experiment(stop={"max_samples": 1500})
+    assert (await api.post("/api/experiments", json=spec)).status_code == 201
+    out = await analyse_until_stopped(api, "ab1", batch=200, limit=3000)
+    assert out.status == "stopped" and out.message.startswith("primary metric decided")
+    assert out.result["test"] == "group_sequential"
+    comparison = out.result["comparisons"][0]
+    primary = comparison["primary"]
+    assert comparison["verdict"] == "worse" and primary["outcome"] == "Failed"
+    assert primary["test"] == "group_sequential"
+    assert primary["worse_z"] >= primary["worse_look"]["bound"]
+    # Each look continues the earlier ones: the spent alpha grows, never past alpha / 2.
+    measurements = (await api.get("/api/experiments/ab1/measurements")).json()["data"]
+    spent = [
+        m["data"]["comparisons"][0]["primary"]["worse_look"]["spent"]
+        for m in measurements
+        if m["data"]["comparisons"][0]["primary"]["worse_look"] is not None
+    ]
+    assert spent == sorted(spent) and 0 < spent[-1] <= 0.025
+
+
 async def test_a_guardrail_stops_an_experiment(api: AppClient) -> None:
     register_scripted(api.services.registry, "chat", replies=["a"])
     register_scripted(
@@ -110,6 +136,8 @@ async def test_experiments_refuse_what_they_cannot_run(api: AppClient) -> None:
         ]
     )
     assert (await api.post("/api/experiments", json=uneven)).status_code in (400, 422)
+    unplanned = await api.post("/api/experiments", json=experiment(test="group_sequential"))
+    assert unplanned.status_code == 400 and "stop.max_samples" in unplanned.text
     assert (await api.post("/api/experiments", json=experiment())).status_code == 201
     duplicate = await api.post("/api/experiments", json=experiment())
     assert duplicate.status_code == 409

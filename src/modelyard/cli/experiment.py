@@ -23,7 +23,7 @@ def experiments_of(store: Store) -> Experiments:
 
 @click.group()
 def experiment() -> None:
-    """Compare versions on live traffic with a fixed split and always-valid statistics."""
+    """Compare versions on live traffic with a fixed split and sequential statistics."""
 
 
 @experiment.command("start")
@@ -33,7 +33,7 @@ def experiment() -> None:
     "spec_file",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML of the experiment (name, model, variants, primary, guardrails, stop).",
+    help="YAML of the experiment (name, model, variants, primary, guardrails, stop, test).",
 )
 @json_option
 def start_command(spec_file: Path, as_json: bool) -> None:
@@ -83,7 +83,8 @@ def list_command(as_json: bool) -> None:
 @json_option
 def status_command(name: str, as_json: bool) -> None:
     """The latest result: per treatment, the primary metric's difference and lift with
-    their always-valid intervals, guardrails and the sample-ratio check."""
+    their intervals (group-sequential or always-valid), guardrails and the sample-ratio
+    check."""
     with open_home_store() as store:
         out = experiments_of(store).get(name)
     if as_json:

@@ -452,20 +452,33 @@ def _design(
     """The metric's group-sequential design and its earlier looks in this analysis."""
     share = weights[1] / (weights[0] + weights[1])
     name = _shown_name(metric)
-    worse: list[Look] = []
-    within: list[Look] = []
-    for measurement in earlier:
-        for result in measurement.get("metrics", ()):
-            if result.get("name") == name and result.get("worse_look") is not None:
-                worse.append(_look_of(result["worse_look"]))
-                within.append(_look_of(result["within_look"]))
     promote_alpha = spec.alpha if spec.promote_alpha is None else spec.promote_alpha
-    return Sequential(
+    return sequential_design(
+        [r for m in earlier for r in m.get("metrics", ()) if r.get("name") == name],
         spending=spec.spending,
         promote_alpha=promote_alpha / len(spec.metrics),
-        max_information=max(spec.planned_samples * share * (1 - share), 1e-9),
-        worse_before=tuple(worse),
-        within_before=tuple(within),
+        max_information=spec.planned_samples * share * (1 - share),
+        final=final,
+    )
+
+
+def sequential_design(
+    earlier: Sequence[Mapping[str, Any]],
+    *,
+    spending: SpendingName,
+    promote_alpha: float,
+    max_information: float,
+    final: bool,
+) -> Sequential:
+    """A group-sequential design that continues the looks of ``earlier`` (one metric's
+    results, ``MetricResult.as_json``, oldest first; those that were no look are skipped)."""
+    looked = [r for r in earlier if r.get("worse_look") is not None]
+    return Sequential(
+        spending=spending,
+        promote_alpha=promote_alpha,
+        max_information=max(max_information, 1e-9),
+        worse_before=tuple(_look_of(r["worse_look"]) for r in looked),
+        within_before=tuple(_look_of(r["within_look"]) for r in looked),
         final=final,
     )
 

@@ -314,9 +314,29 @@ class ExperimentCreate(BaseModel):
     planned_samples: int = Field(default=5000, ge=10)
     interval_s: Number = Field(default=60.0, ge=0.05, le=86_400)
     stop: StopRules = Field(default_factory=StopRules)
+    test: TestKind | None = Field(
+        default=None,
+        description="group_sequential (needs stop.max_samples, the planned size) or "
+        "always_valid; default: group_sequential when stop.max_samples is given.",
+    )
+    spending: SpendingName = Field(
+        default="obrien_fleming", description="Alpha spending of the group-sequential test."
+    )
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the group-sequential tests decide (else the always-valid sequences)."""
+        if self.test is None:
+            return self.stop.max_samples is not None
+        return self.test == "group_sequential"
 
     @model_validator(mode="after")
     def _split(self) -> ExperimentCreate:
+        if self.test == "group_sequential" and self.stop.max_samples is None:
+            raise ValueError(
+                "a group-sequential experiment needs its planned size: set stop.max_samples "
+                "(or test: always_valid)"
+            )
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be distinct")
