@@ -181,7 +181,7 @@ def compare_metric(
     )
     outcome, reason = _verdict(name in LOWER_IS_BETTER, b, c, interval, margin, min_samples)
     return MetricResult(
-        name=_shown_name(metric),
+        name=shown_name(metric),
         outcome=outcome,
         reason=reason,
         baseline=shown[0],
@@ -230,7 +230,7 @@ def _grouped(
     )
     estimate = comparison.estimate
     return MetricResult(
-        name=_shown_name(metric),
+        name=shown_name(metric),
         outcome=outcome,
         reason=reason,
         baseline=shown[0],
@@ -339,7 +339,8 @@ def _margin(metric: AnalysisMetric, baseline: Sample) -> float:
     return DEFAULT_MARGINS.get(metric.name, COST_RELATIVE_MARGIN * abs(baseline.mean))
 
 
-def _shown_name(metric: AnalysisMetric) -> str:
+def shown_name(metric: AnalysisMetric) -> str:
+    """A metric as results name it: feedback metrics with their feedback's name."""
     if metric.name in ("judge_score", "positive_feedback_rate"):
         return f"{metric.name}[{metric.feedback}]"
     return metric.name
@@ -451,7 +452,7 @@ def _design(
 ) -> Sequential:
     """The metric's group-sequential design and its earlier looks in this analysis."""
     share = weights[1] / (weights[0] + weights[1])
-    name = _shown_name(metric)
+    name = shown_name(metric)
     promote_alpha = spec.alpha if spec.promote_alpha is None else spec.promote_alpha
     return sequential_design(
         [r for m in earlier for r in m.get("metrics", ()) if r.get("name") == name],

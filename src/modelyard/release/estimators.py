@@ -101,7 +101,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelyard.lazy import lazy_module
-from modelyard.release.stats import RELATIVE_ROUNDING, Sample, difference_variance
+from modelyard.release.stats import RELATIVE_ROUNDING, Sample, difference_variance, finite_array
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -237,8 +237,8 @@ def compare_means(
 ) -> Comparison:
     """Means (feedback scores, cost); CUPED when both covariates are given."""
     return _compare(
-        _array(baseline_values),
-        _array(candidate_values),
+        finite_array(baseline_values),
+        finite_array(candidate_values),
         baseline_covariate,
         candidate_covariate,
         MEAN,
@@ -250,8 +250,8 @@ def cuped(values: Sequence[Values], covariates: Sequence[Values]) -> tuple[list[
     share of the within-arm variance removed (the pooled within-arm ``r²``)."""
     if len(values) != len(covariates):
         raise ValueError(f"{len(values)} arms of values but {len(covariates)} of covariates")
-    ys = [_array(arm) for arm in values]
-    xs = [_array(arm) for arm in covariates]
+    ys = [finite_array(arm) for arm in values]
+    xs = [finite_array(arm) for arm in covariates]
     for y, x in zip(ys, xs, strict=True):
         if y.size != x.size:
             raise ValueError(f"{y.size} values but {x.size} covariate values in an arm")
@@ -270,7 +270,7 @@ def cuped(values: Sequence[Values], covariates: Sequence[Values]) -> tuple[list[
 
 def log_prompt_length(prompt_tokens: Values) -> np.ndarray:
     """A request's covariate for CUPED: ``log(1 + prompt_tokens)``."""
-    logs: np.ndarray = np.log1p(np.maximum(_array(prompt_tokens), 0.0))
+    logs: np.ndarray = np.log1p(np.maximum(finite_array(prompt_tokens), 0.0))
     return logs
 
 
@@ -287,7 +287,7 @@ def _compare(
     raw = _difference(b, c)
     if baseline_covariate is None or candidate_covariate is None or raw is None:
         return _comparison(b, c, raw, scale)
-    covariates = (_array(baseline_covariate), _array(candidate_covariate))
+    covariates = (finite_array(baseline_covariate), finite_array(candidate_covariate))
     (adjusted_b, adjusted_c), _ = cuped([baseline, candidate], covariates)
     balance = _difference(_sample(covariates[0]), _sample(covariates[1]))
     if balance is not None and abs(balance[0]) > BALANCE_Z * math.sqrt(balance[1]):
@@ -385,17 +385,8 @@ def _sample(values: np.ndarray) -> Sample:
 
 
 def _log(values: Values, floor: float) -> np.ndarray:
-    array = _array(values)
+    array = finite_array(values)
     if np.any(array < 0):
         raise ValueError("latencies cannot be negative")
     logs: np.ndarray = np.log(np.maximum(array, floor))
     return logs
-
-
-def _array(values: Values) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise ValueError("values must be a flat sequence of numbers")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("values must be finite numbers")
-    return array

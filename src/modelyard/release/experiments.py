@@ -33,6 +33,7 @@ from modelyard.release.analysis import (
     compare_metric,
     ratio_check,
     sequential_design,
+    shown_name,
 )
 from modelyard.release.errors import ReleaseError
 from modelyard.release.events import add_event
@@ -372,7 +373,7 @@ def _comparison(
     else:
         # "worse" and "better" (within a margin of 0), at half the alpha each.
         two_sided = spec.primary.model_copy(update={"margin": 0.0})
-        name = _shown(spec.primary)
+        name = shown_name(spec.primary)
         primary = compare_metric(
             two_sided,
             control,
@@ -392,7 +393,7 @@ def _comparison(
                 alpha=guard_alpha,
                 min_samples=spec.min_samples,
                 planned_samples=spec.planned_samples,
-                sequential=plan.design(index, "guardrails", _shown(g), guard_alpha),
+                sequential=plan.design(index, "guardrails", shown_name(g), guard_alpha),
             )
             for g in spec.guardrails
         ]
@@ -422,12 +423,6 @@ def _always_valid(
         min_samples=spec.min_samples,
         planned_samples=spec.planned_samples,
     )
-
-
-def _shown(metric: AnalysisMetric) -> str:
-    if metric.name in ("judge_score", "positive_feedback_rate"):
-        return f"{metric.name}[{metric.feedback}]"
-    return metric.name
 
 
 def _check_free(session: Session, spec: ExperimentCreate) -> None:

@@ -54,7 +54,7 @@ from statistics import NormalDist
 from typing import Literal
 
 from modelyard.lazy import lazy_module
-from modelyard.release.analysis import TAIL, TAIL_METRICS
+from modelyard.release.analysis import TAIL, TAIL_METRICS, shown_name
 from modelyard.release.protocol import (
     COST_RELATIVE_MARGIN,
     DEFAULT_MARGINS,
@@ -416,7 +416,7 @@ def _metric(
     shown = _Shown(name, log, effect.worse_up, quantity.mean)
     warnings += _result_warnings(result, on_scale)
     planned = MetricPlan(
-        name=_shown_name(metric),
+        name=shown_name(metric),
         scale="log" if log else "rate" if effect.kind != "mean" else "mean",
         lower_is_better=name in LOWER_IS_BETTER,
         margin=margin,
@@ -676,12 +676,6 @@ class _Shown:
         if effect.kind != "mean":
             return effect.base
         return self.mean
-
-
-def _shown_name(metric: AnalysisMetric) -> str:
-    if metric.name in ("judge_score", "positive_feedback_rate"):
-        return f"{metric.name}[{metric.feedback}]"
-    return metric.name
 
 
 def duration_text(seconds: float) -> str:

@@ -148,7 +148,7 @@ class Sample:
     @classmethod
     def of(cls, values: Sequence[float]) -> Sample:
         """Summary of raw values; the empty sequence gives ``n=0, mean=0, variance=0``."""
-        array = _finite(values)
+        array = finite_array(values)
         if array.size == 0:
             return cls(0, 0.0, 0.0)
         if np.all(array == array[0]):
@@ -344,8 +344,8 @@ def exceedance(
     """
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
-    base = _finite(baseline)
-    cand = _finite(candidate)
+    base = finite_array(baseline)
+    cand = finite_array(candidate)
     pooled = np.concatenate([base, cand])
     if pooled.size == 0:
         return Sample(0, 0.0, 0.0), Sample(0, 0.0, 0.0), math.nan
@@ -361,7 +361,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q`` quantile (``0 <= q <= 1``, numpy's linear interpolation); None when empty."""
     if not 0 <= q <= 1:
         raise ValueError(f"q must be between 0 and 1, got {q}")
-    array = _finite(values)
+    array = finite_array(values)
     return float(np.quantile(array, q)) if array.size else None
 
 
@@ -402,7 +402,8 @@ def _unbounded(estimate: float, alpha: float) -> Interval:
     return Interval(estimate, -math.inf, math.inf, alpha)
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def finite_array(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``values`` as a flat float array; anything else (NaN, inf, nesting) is an error."""
     array = np.asarray(values, dtype=float)
     if array.ndim != 1:
         raise ValueError("values must be a flat sequence of numbers")
