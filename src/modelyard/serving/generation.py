@@ -133,15 +133,16 @@ def _schema_given(value: Mapping[str, Any]) -> bool:
 def _check_tools(extras: Mapping[str, Any]) -> None:
     """``tools`` are functions with names; a ``tool_choice`` names one of them."""
     tools = extras.get("tools")
-    if tools is not None and not (
-        isinstance(tools, list) and all(_tool_name(tool) is not None for tool in tools)
-    ):
-        raise InvalidRequest(
-            "'tools' must be a list of "
-            '{"type": "function", "function": {"name": ..., "parameters": {...}}}.',
-            param="tools",
-        )
-    names = {_tool_name(tool) for tool in tools or ()}
+    names: set[str | None] = set()
+    if tools is not None:
+        if isinstance(tools, list):
+            names = {_tool_name(tool) for tool in tools}  # each tool's name, read once
+        if not isinstance(tools, list) or None in names:
+            raise InvalidRequest(
+                "'tools' must be a list of "
+                '{"type": "function", "function": {"name": ..., "parameters": {...}}}.',
+                param="tools",
+            )
     choice = extras.get("tool_choice")
     if choice is None or (isinstance(choice, str) and choice in TOOL_CHOICES):
         if choice == "required" and not names:
