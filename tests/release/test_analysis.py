@@ -9,7 +9,8 @@ from modelyard.release.analysis import combine, compare_metric, run_state
 from modelyard.release.observations import VariantData, observe
 from modelyard.release.protocol import Analysis, AnalysisMetric, Outcome
 from modelyard.store import Store
-from modelyard.store.tables import FeedbackRow, RequestLogRow, utcnow
+from modelyard.store.tables import FeedbackRow, utcnow
+from tests.release.logrows import served
 
 
 def variant(
@@ -101,16 +102,10 @@ def test_observations_come_from_the_log_and_feedback(store: Store) -> None:
     with store.session() as session:
         for request_id, name, status, fallback_from, user in rows:
             session.add(
-                RequestLogRow(
-                    id=request_id,
-                    at=now,
-                    day=now.date().isoformat(),
-                    key_id="k",
-                    endpoint="chat.completions",
-                    route="chat",
-                    version="chat@1",
+                served(
+                    request_id,
+                    now,
                     status=status,
-                    latency_ms=10.0,
                     ttft_ms=2.0,
                     cost=0.5,
                     variant=name,

@@ -14,6 +14,7 @@ from modelyard.release.protocol import PlanBaselines, RolloutPlan, Step
 from modelyard.store import Store
 from modelyard.store.tables import FeedbackRow, RequestLogRow, utcnow
 from tests.conftest import AppClient, bearer, new_key, register_scripted
+from tests.release.logrows import served
 
 STEPS = [
     Step.model_validate(s)
@@ -171,17 +172,4 @@ def session_row(api: AppClient, request_id: str) -> None:
     """One served request of route ``chat``, logged now."""
     now = utcnow()
     with api.services.store.session() as session:
-        session.add(
-            RequestLogRow(
-                id=request_id,
-                at=now,
-                day=now.date().isoformat(),
-                key_id="k",
-                endpoint="chat.completions",
-                route="chat",
-                version="chat@1",
-                status=200,
-                latency_ms=10.0,
-                variant="stable",
-            )
-        )
+        session.add(served(request_id, now, variant="stable"))

@@ -26,7 +26,8 @@ from modelyard.release.estimators import (
 )
 from modelyard.release.observations import observe
 from modelyard.store import Store
-from modelyard.store.tables import RequestLogRow, utcnow
+from modelyard.store.tables import utcnow
+from tests.release.logrows import served
 
 ALPHA = 0.05
 CRITICAL = float(stats.norm.isf(ALPHA))
@@ -439,14 +440,9 @@ def test_observations_pair_each_latency_with_its_prompt_tokens(store: Store) -> 
     with store.session() as session:
         for request_id, status, latency, ttft, prompt_tokens in rows:
             session.add(
-                RequestLogRow(
-                    id=request_id,
-                    at=now,
-                    day=now.date().isoformat(),
-                    key_id="k",
-                    endpoint="chat.completions",
-                    route="chat",
-                    version="chat@1",
+                served(
+                    request_id,
+                    now,
                     status=status,
                     latency_ms=latency,
                     ttft_ms=ttft,
