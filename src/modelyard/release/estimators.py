@@ -180,31 +180,22 @@ def compare_rates(
     for events, n in ((baseline_events, baseline_n), (candidate_events, candidate_n)):
         if not 0 <= events <= n:
             raise ValueError(f"events must be between 0 and n={n}, got {events}")
-    information = _information(baseline_n, candidate_n)
-    if baseline_n == 0 or candidate_n == 0:
-        return RateComparison(
-            estimate=math.nan,
-            standard_error=math.inf,
-            z=0.0,
-            information=information,
-            baseline_n=baseline_n,
-            candidate_n=candidate_n,
-            scale=RATE,
-            baseline_events=baseline_events,
-            candidate_events=candidate_events,
+    estimate, standard_error, z = math.nan, math.inf, 0.0  # an empty arm: no evidence
+    if baseline_n > 0 and candidate_n > 0:
+        rate_b, rate_c = baseline_events / baseline_n, candidate_events / candidate_n
+        total, events = baseline_n + candidate_n, baseline_events + candidate_events
+        pooled = events / total
+        variance = max(
+            rate_b * (1 - rate_b) / baseline_n + rate_c * (1 - rate_c) / candidate_n,
+            pooled * (1 - pooled) * (1 / baseline_n + 1 / candidate_n),
         )
-    rate_b, rate_c = baseline_events / baseline_n, candidate_events / candidate_n
-    total, events = baseline_n + candidate_n, baseline_events + candidate_events
-    pooled = events / total
-    variance = max(
-        rate_b * (1 - rate_b) / baseline_n + rate_c * (1 - rate_c) / candidate_n,
-        pooled * (1 - pooled) * (1 / baseline_n + 1 / candidate_n),
-    )
+        estimate, standard_error = rate_c - rate_b, math.sqrt(variance)
+        z = _mid_p_z(candidate_events, total, events, candidate_n)
     return RateComparison(
-        estimate=rate_c - rate_b,
-        standard_error=math.sqrt(variance),
-        z=_mid_p_z(candidate_events, total, events, candidate_n),
-        information=information,
+        estimate=estimate,
+        standard_error=standard_error,
+        z=z,
+        information=_information(baseline_n, candidate_n),
         baseline_n=baseline_n,
         candidate_n=candidate_n,
         scale=RATE,
