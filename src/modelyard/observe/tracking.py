@@ -24,7 +24,8 @@ from modelyard.observe.accounting import Outcome
 
 REQUEST_ID_HEADER = "x-modelyard-request-id"
 OVERHEAD_HEADER = "x-modelyard-overhead-ms"
-_OWN_HEADERS = (REQUEST_ID_HEADER.encode(), OVERHEAD_HEADER.encode())
+_REQUEST_ID, _OVERHEAD = REQUEST_ID_HEADER.encode(), OVERHEAD_HEADER.encode()
+_OWN_HEADERS = (_REQUEST_ID, _OVERHEAD)
 # Inference endpoints: path -> the endpoint name the request log uses.
 LOGGED_PATHS = MappingProxyType(
     {
@@ -99,13 +100,14 @@ class RequestTracking:
 def _headers(tracked: RequestState, message: Message) -> list[tuple[bytes, bytes]]:
     """The response's headers with the request id, the overhead and, on error responses
     too, where the request was routed."""
-    headers = [(k, v) for k, v in message.get("headers", []) if k not in _OWN_HEADERS]
-    present = {name for name, _ in headers}
-    for name, value in tracked.routed_headers.items():
-        if name.encode() not in present:
-            headers.append((name.encode(), value.encode()))
-    headers.append((REQUEST_ID_HEADER.encode(), tracked.id.encode()))
-    headers.append((OVERHEAD_HEADER.encode(), f"{tracked.overhead_ms():.2f}".encode()))
+    headers = [(k, v) for k, v in message.get("headers", ()) if k not in _OWN_HEADERS]
+    if tracked.routed_headers:
+        present = {name for name, _ in headers}
+        for name, value in tracked.routed_headers.items():
+            if name.encode() not in present:
+                headers.append((name.encode(), value.encode()))
+    headers.append((_REQUEST_ID, tracked.id.encode()))
+    headers.append((_OVERHEAD, b"%.2f" % tracked.overhead_ms()))
     return headers
 
 

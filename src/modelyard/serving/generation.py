@@ -3,12 +3,12 @@ server-sent events."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from modelyard.engines import Chunk, EngineError, GenerationRequest, Need, Usage
 from modelyard.engines.base import NOTHING
@@ -35,9 +35,6 @@ CAPABILITY_OF = MappingProxyType(
         "logit_bias": "logit_bias",
     }
 )
-COMPACT = (",", ":")  # as pydantic writes JSON
-# One encoder for every relayed chunk: json.dumps with options builds a new one per call.
-COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=COMPACT)
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
@@ -177,14 +174,19 @@ def usage_out(usage: Usage) -> UsageOut:
     )
 
 
+def compact_json(payload: Mapping[str, Any]) -> bytes:
+    """A relayed answer or chunk as JSON: compact and in UTF-8, as pydantic writes models
+    (pydantic-core's writer, about 2.5x ``json.dumps``'s speed; small floats come out as
+    ``0.00001`` rather than ``1e-05``, the same number)."""
+    return to_json(payload)
+
+
 def sse(payload: BaseModel | dict[str, object] | str) -> bytes:
     if isinstance(payload, BaseModel):
-        data = payload.model_dump_json()
-    elif isinstance(payload, dict):
-        data = COMPACT_JSON.encode(payload)
-    else:
-        data = payload
-    return f"data: {data}\n\n".encode()
+        return b"data: " + payload.__pydantic_serializer__.to_json(payload) + b"\n\n"
+    if isinstance(payload, dict):
+        return b"data: " + to_json(payload) + b"\n\n"
+    return f"data: {payload}\n\n".encode()
 
 
 async def event_stream(

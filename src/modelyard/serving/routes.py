@@ -27,7 +27,7 @@ from modelyard.serving.disconnect import (
 )
 from modelyard.serving.exchange import CLIENT_CLOSED_REQUEST, Exchange
 from modelyard.serving.generation import (
-    COMPACT_JSON,
+    compact_json,
     event_stream,
     generation_request,
     usage_out,
@@ -218,7 +218,9 @@ async def _answer(
     exchange.finish(200, generation=generation, content=content)
     final = rendering.final(generation, body.model, result)
     return Response(
-        final.model_dump_json() if isinstance(final, BaseModel) else COMPACT_JSON.encode(final),
+        final.__pydantic_serializer__.to_json(final)
+        if isinstance(final, BaseModel)
+        else compact_json(final),
         media_type="application/json",
         headers=exchange.headers(),
     )
