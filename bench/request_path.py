@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import subprocess
@@ -102,9 +103,13 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
 
+    collected = _GcTimes()
     async with app.router.lifespan_context(app):
+        if args.gc_threshold:
+            gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
         await batch(args.warmup)
         await asyncio.sleep(1.5)  # the warm-up's log rows written
+        gc.callbacks.append(collected)
         cpu, wall = time.process_time(), time.perf_counter()
         profile = cProfile.Profile() if args.profile else None
         if profile is not None:
@@ -115,11 +120,34 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
             profile.dump_stats(args.profile)
         await asyncio.sleep(1.5)  # the writer's flush of the measured rows (idle costs ~0)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall - 1.5
+        gc.callbacks.remove(collected)
     return {
         "cpu_us_per_request": round(cpu / args.requests * 1e6, 1),
+        "gc_us_per_request": round(collected.seconds / args.requests * 1e6, 1),
+        "gc_collections": collected.counts,
+        "gc_longest_ms": round(collected.longest * 1000, 2),
         "wall_rps": round(args.requests / wall, 1),
         "bad": counter["bad"],
     }
+
+
+class _GcTimes:
+    """The cyclic collector's passes while measuring: time, count per generation, longest."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.longest = 0.0
+        self.counts = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        self.seconds += took
+        self.longest = max(self.longest, took)
+        self.counts[info["generation"]] += 1
 
 
 def _child(argv: list[str]) -> None:
@@ -131,6 +159,7 @@ def _child(argv: list[str]) -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--tools", action="store_true")
     parser.add_argument("--profile", help="write the measured requests' cProfile here")
+    parser.add_argument("--gc-threshold", type=int, default=0)
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_drive(args))), flush=True)
 
@@ -147,6 +176,8 @@ def _measure(ctx: overhead.Context, name: str, args: argparse.Namespace, rep: in
     command += ["--stream"] * args.stream + ["--tools"] * args.tools
     if args.profile:
         command += ["--profile", f"{args.profile}.{name}.{rep}"]
+    if args.gc_threshold:
+        command += ["--gc-threshold", str(args.gc_threshold)]
     if ctx.server_core is not None:
         command = ["taskset", "-c", str(ctx.server_core), *command]
     first = [] if revision is None else [str(revision.src)]
@@ -170,6 +201,9 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--tools", action="store_true")
     parser.add_argument("--profile", help="cProfile each child to PROFILE.<source>.<round>")
+    parser.add_argument(
+        "--gc-threshold", type=int, default=0, help="the collector's first threshold, if set"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="request-path-") as tmp:
         work = Path(tmp)

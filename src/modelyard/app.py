@@ -179,9 +179,13 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
         # 96-124 ms (docs/performance.md).
         gc.collect()
         gc.freeze()
+        thresholds = gc.get_threshold()
+        if settings.gc_threshold:
+            gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             await _stop(services, jobs)
 
     return lifespan

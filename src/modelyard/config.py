@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
     )
+    gc_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="The cyclic garbage collector's first threshold once the server has "
+        "started (Python's default is 700; 0 keeps the interpreter's). A request's objects "
+        "are freed by reference counting; a higher threshold stops the collector from "
+        "walking the request log's queued rows over and over.",
+    )
     engine_load_timeout_s: float = Field(
         default=120.0, description="How long a request waits for its engine to finish loading."
     )
