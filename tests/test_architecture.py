@@ -21,11 +21,22 @@ ALLOWED = {
         *("guard", "routing", "engines", "observe"),
         *("errors", "wire", "services", "config", ""),
     },
+    # Curation may use the log, datasets and the PII detector; it never serves traffic.
+    # Distillation writes a student in the `classifier` kind's artifact format (engines).
+    "improve": {
+        *("observe", "evaluate", "guard", "store", "registry", "engines"),
+        *("errors", "wire", "lazy"),
+        "jobs",  # background jobs and their client of the app itself, shared with evaluate
+    },
 }
 # A package's HTTP face (its ``routes.py``) may also authorize and reach the services.
 HTTP_FACE = {"guard", "services"}
 # Imported only by the app factory and the CLI (and themselves).
-EDGES = {"cli": {"cli", "__main__"}, "console": {"console", "app"}}
+EDGES = {
+    "cli": {"cli", "__main__"},
+    "console": {"console", "app"},
+    "improve": {"improve", "app", "cli", "console"},
+}
 
 
 def package_of(path: Path) -> str:

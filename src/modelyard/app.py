@@ -25,6 +25,13 @@ from modelyard.guard import routes as guard_routes
 from modelyard.guard.keys import KeyService, ensure_admin_key
 from modelyard.guard.retention import PURGE_EVERY_S, purge_periodically
 from modelyard.guard.runtime import open_guard
+from modelyard.improve import routes as improve_routes
+from modelyard.improve.distil import routes as distil_routes
+from modelyard.improve.export import routes as finetune_routes
+from modelyard.improve.review import routes as review_routes
+from modelyard.improve.tune import routes as tune_routes
+from modelyard.improve.tune.jobs import TuneJobs
+from modelyard.jobs import BackgroundJobs
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.accounting import Accounting
 from modelyard.observe.alerts import AlertEvaluator, AlertService
@@ -156,10 +163,14 @@ def prompt_embedder(services: Services) -> Embedder | None:
 
 @dataclass
 class _Jobs:
-    """The background tasks of one running app, and the alert evaluator's HTTP client."""
+    """The background tasks of one running app, the alert evaluator's HTTP client, and the
+    tuning studies running here."""
 
     tasks: list[asyncio.Task[None]]
     alerts: AlertEvaluator
+    tune: TuneJobs
+    improve: BackgroundJobs  # labelling and distillation jobs
+    evals: BackgroundJobs  # eval runs started over the API
 
 
 def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -232,11 +243,17 @@ def _start_jobs(app: FastAPI, services: Services) -> _Jobs:
     )
     app.state.release_controller = controller
     tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
-    return _Jobs(tasks, alerts)
+    app.state.tune_jobs = TuneJobs()  # studies start on request (POST /api/tune/studies)
+    app.state.improve_jobs = BackgroundJobs()  # on request too (POST /api/label, /api/distil)
+    app.state.eval_jobs = BackgroundJobs()  # and POST /api/eval/runs
+    return _Jobs(tasks, alerts, app.state.tune_jobs, app.state.improve_jobs, app.state.eval_jobs)
 
 
 async def _stop(services: Services, jobs: _Jobs) -> None:
     """Cancel the jobs, let in-flight work finish, close the clients and the store."""
+    await jobs.tune.aclose()  # first: a study writes that it stopped, through the store
+    await jobs.improve.aclose()  # a labelling records what it has, resumable
+    await jobs.evals.aclose()  # a run records its answers so far and that it stopped
     for task in jobs.tasks:
         task.cancel()
     for task in jobs.tasks:
@@ -275,6 +292,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     alerts_routes.attach(app)
     eval_routes.attach(app)
     dataset_routes.attach(app)
+    improve_routes.attach(app)
+    distil_routes.attach(app)
+    finetune_routes.attach(app)
+    review_routes.attach(app)
+    tune_routes.attach(app)
     routing_routes.attach(app)
     release_routes.attach(app)
     docs.attach(app)

@@ -1,8 +1,9 @@
 """The rollout and experiment pages in a real browser: their plotly charts draw, and follow
-new measurements without a reload."""
+new measurements without a reload; an admin plans and starts a rollout from the form."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -170,5 +171,63 @@ def test_rollout_charts_draw_and_follow_new_measurements(browser: Browser, tmp_p
         page.wait_for_function("() => document.getElementById('status').textContent === 'stopped'")
         page.goto(f"{base}/ui/routes")
         assert "No route has a traffic policy" in page.locator("main").inner_text()
+        assert errors == []
+        page.close()
+
+
+def test_an_admin_plans_and_starts_a_rollout_from_the_form(
+    browser: Browser, tmp_path: Path
+) -> None:
+    home = tmp_path / "start-ui"
+    home.mkdir()
+    store = open_store(Settings(home=home).store_url)
+    register_scripted(Registry(store), "chat", token_delay_ms=1)
+    register_scripted(Registry(store), "chat", alias="canary", token_delay_ms=1)
+    store.close()
+    steps = "- set_weight: 50\n- analysis: {interval_s: 60, min_samples: 5}\n"
+    with live_server(home) as base:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in(page, base, "/ui/rollouts")
+        page.fill("#start-rollout [name=model]", "chat")
+        page.press("#start-rollout [name=model]", "Tab")
+        assert page.input_value("#start-rollout [name=candidate]") == "2"  # the latest version
+
+        # Steps that do not parse: the API's message shows, and nothing starts.
+        page.fill("#start-rollout [name=steps]", "- set_weight: [50")
+        page.click("#start-rollout button[value=start]")
+        page.wait_for_function(
+            "() => document.getElementById('start-status').textContent.includes('steps_yaml')"
+        )
+        assert "not valid YAML" in page.locator("#start-status").inner_text()
+        assert page.get_attribute("#start-rollout [name=steps]", "aria-invalid") == "true"
+
+        # Plan: what the analysis can detect at 5 requests/s, as /api/rollouts/plan says.
+        page.fill("#start-rollout [name=steps]", steps)
+        page.fill("#start-rollout [name=requests_per_s]", "5")
+        page.click("#start-rollout button[value=plan]")
+        page.wait_for_selector("#start-plan table.plan-step")
+        body = {"model": "chat", "candidate": 2, "steps_yaml": steps, "requests_per_s": 5}
+        plan = httpx.post(f"{base}/api/rollouts/plan", headers=base.headers, json=body).json()
+        shown = page.locator("#start-plan").inner_text()
+        assert "Step 2: analysis at 50%" in shown
+        for metric in plan["steps"][0]["metrics"]:
+            row = page.locator(f"#start-plan tr[data-plan-metric={metric['name']}]").inner_text()
+            assert metric["detectable_text"] in row and metric["margin_text"] in row
+        assert all(warning in shown for warning in plan["warnings"])
+        assert httpx.get(f"{base}/api/rollouts", headers=base.headers).json()["data"] == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "rollout-start.png"), full_page=True)
+
+        page.click("#start-rollout button[value=start]")
+        page.wait_for_url(re.compile(r".*/ui/rollouts/\d+$"))
+        rollout_id = page.url.rsplit("/", 1)[1]
+        page.wait_for_selector("#charts[data-ready=true]", state="attached")  # no chart yet
+        assert page.locator("#status").inner_text() == "running"
+        assert page.locator("#weight").inner_text() == "50%"
+        rollout = httpx.get(f"{base}/api/rollouts/{rollout_id}", headers=base.headers).json()
+        assert rollout["status"] == "running" and rollout["candidate"] == 2
+        page.screenshot(path=str(ARTIFACTS / "rollout-started.png"), full_page=True)
         assert errors == []
         page.close()

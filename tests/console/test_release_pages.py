@@ -4,6 +4,7 @@ under /api return, and only admins get the buttons that change them."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from datetime import timedelta
@@ -82,6 +83,13 @@ async def start_rollout(api: AppClient, measurements: int) -> dict[str, Any]:
         await asyncio.to_thread(api.services.rollouts.advance, rollout_id)
     rollout: dict[str, Any] = (await api.get(f"/api/rollouts/{rollout_id}")).json()
     return rollout
+
+
+def form_steps(page: str) -> str:
+    """The steps the start form holds, as its textarea has them."""
+    found = re.search(r'<textarea name="steps"[^>]*>(.*?)</textarea>', page, re.DOTALL)
+    assert found is not None
+    return html.unescape(found.group(1))
 
 
 def embedded(page: str) -> Any:
@@ -328,3 +336,63 @@ async def test_experiment_pages_render_the_api_json(api: AppClient) -> None:
     assert stopped.status_code == 200, stopped.text
     text = (await api.get("/ui/experiments/ab1")).text
     assert 'id="status">stopped<' in text and "enough" in text and "data-action=" not in text
+
+
+async def test_admins_get_a_form_to_start_a_rollout_and_viewers_do_not(api: AppClient) -> None:
+    await two_versions(api)
+    page = await api.get("/ui/rollouts")
+    link = '</api/rollouts>; rel="alternate"; type="application/json"'
+    assert page.status_code == 200 and page.headers["link"] == link
+    text = page.text
+    assert '<form id="start-rollout">' in text and '<script src="/static/rollouts.js">' in text
+    for model in (await api.get("/api/models")).json()["data"]:
+        option = f'<option value="{model["name"]}" data-latest="{model["latest_version"]}">'
+        assert option in text
+    assert 'name="alias" value="production"' in text and 'name="notify"' in text
+    assert 'value="plan">Plan</button>' in text and 'value="start">Start</button>' in text
+    assert "gate:" in form_steps(text) and "set_weight:" in form_steps(text)
+
+    viewer = bearer(await new_key(api, "viewer"))
+    seen = await api.get("/ui/rollouts", headers=viewer)
+    assert seen.status_code == 200 and seen.headers["link"] == link
+    assert "start-rollout" not in seen.text and "rollouts.js" not in seen.text
+    assert 'href="/ui/rollouts/plan"' in seen.text
+    body = {"model": "chat", "candidate": 2, "steps_yaml": form_steps(text)}
+    assert (await api.post("/api/rollouts", json=body, headers=viewer)).status_code == 403
+    experiments = (await api.get("/ui/experiments")).text
+    assert "start-rollout" not in experiments
+
+
+async def test_what_the_start_form_sends_plans_and_starts_a_rollout(api: AppClient) -> None:
+    await two_versions(api)
+    body = {
+        "model": "chat",
+        "candidate": 2,
+        "alias": "production",
+        "notify": ["https://hooks.example/x"],
+        "reason": "from the console",
+        "steps_yaml": form_steps((await api.get("/ui/rollouts")).text),
+    }
+    plan = await api.post("/api/rollouts/plan", json={**body, "requests_per_s": 5})
+    assert plan.status_code == 200, plan.text
+    assert [s["weight"] for s in plan.json()["steps"]] == [10, 50]
+
+    started = await api.post("/api/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout = started.json()
+    kinds = [next(k for k, v in step.items() if v is not None) for step in rollout["steps"]]
+    assert kinds == ["gate", "set_weight", "analysis", "set_weight", "analysis"]
+    # Running, waiting at the gate for an eval run of the candidate.
+    assert rollout["status"] == "running" and rollout["step"] == 0 and rollout["weight"] == 0
+    assert "eval run" in rollout["message"], rollout["message"]
+    assert f'href="/ui/rollouts/{rollout["id"]}"' in (await api.get("/ui/rollouts")).text
+    events = (await api.get(f"/api/rollouts/{rollout['id']}/events")).json()["data"]
+    assert "from the console" in events[0]["message"]
+
+    # A second one on the same route: the API's refusal is what the form shows.
+    refused = await api.post("/api/rollouts", json=body)
+    assert refused.status_code == 409 and refused.json()["error"]["message"]
+    script = await api.get("/static/rollouts.js")
+    assert script.status_code == 200
+    for sent in ("/api/rollouts/plan", "steps_yaml", "/ui/rollouts/", "error.message"):
+        assert sent in script.text, sent

@@ -24,6 +24,10 @@ from modelyard.store.tables import DriftReportRow
 from tests.conftest import AppClient, bearer, new_key, register_scripted
 from tests.console.test_release_pages import EXPERIMENT, controller_elsewhere
 from tests.evaluate.test_runs import task_file
+from tests.improve.distil.toy import distil_pages
+from tests.improve.export.data import finetune_pages
+from tests.improve.review.items import review_pages
+from tests.improve.tune.words import finished, set_up, study_body
 
 pytestmark = pytest.mark.anyio
 USER = [{"role": "user", "content": "hi"}]
@@ -48,6 +52,8 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
     assert (await api.post("/api/alerts/rules", json=rule)).status_code == 201
     dataset = await api.post("/api/datasets/from-log", json={"name": "log"})
     assert dataset.status_code == 201, dataset.text
+    curated = await api.post("/api/curate", json={"name": "curated"})
+    assert curated.status_code == 201, curated.text
     rollout = await api.post("/api/rollouts", json={"model": "chat", "candidate": 2})
     assert rollout.status_code == 201, rollout.text
     experiment = await api.post("/api/experiments", json={**EXPERIMENT, "model": "ab"})
@@ -57,7 +63,17 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
     first = await run_task(api, runs, task, items, "chat", actor="tests")
     second = await run_task(api, runs, task, items, "ab", actor="tests")
     report_id = await asyncio.to_thread(drift_report, api)
+    await set_up(api)
+    study = await api.post("/api/tune/studies", json=study_body(trials=2, confirm=False))
+    assert study.status_code == 202, study.text
+    await finished(api, study.json()["id"])
+    distilling = await distil_pages(api)
+    finetuning = await finetune_pages(api)
+    reviewing = await review_pages(api)
     return {
+        **distilling,
+        **finetuning,
+        **reviewing,
         "/ui/models": "/ui/models",
         "/ui/models/{name}": "/ui/models/chat",
         "/ui/keys": "/ui/keys",
@@ -70,6 +86,10 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         "/ui/drift/{report_id}": f"/ui/drift/{report_id}",
         "/ui/datasets": "/ui/datasets",
         "/ui/datasets/{name}/{version}": "/ui/datasets/log/1",
+        "/ui/curate": "/ui/curate",
+        "/ui/curate/{name}/{version}": "/ui/curate/curated/1",
+        "/ui/tune": "/ui/tune",
+        "/ui/tune/{study_id}": f"/ui/tune/{study.json()['id']}",
         "/ui/eval": "/ui/eval",
         "/ui/eval/runs/{run_id}": f"/ui/eval/runs/{first.id}",
         "/ui/eval/compare": f"/ui/eval/compare?baseline={first.id}&candidate={second.id}",

@@ -33,7 +33,7 @@ from modelyard.registry import InvalidRegistration, Registry
 from modelyard.registry.protocol import VersionCreate
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILT_IN = ["llamacpp", "scripted", "sentence-transformers", "upstream"]
+BUILT_IN = ["classifier", "llamacpp", "scripted", "sentence-transformers", "upstream"]
 
 
 class EchoParameters(EngineParameters):
@@ -100,7 +100,11 @@ def test_capabilities_declare_what_each_kind_does_today() -> None:
     } - {"embeddings", "classification"}
     assert set(engine_class("scripted").capabilities.names()) == generates
     assert engine_class("sentence-transformers").capabilities.names() == ["embeddings"]
-    for kind in set(BUILT_IN) - {"upstream", "llamacpp"}:
+    # A classifier answers with a label: its logprobs are the labels' probabilities.
+    assert set(engine_class("classifier").capabilities.names()) == {
+        *("chat", "completion", "streaming", "classification", "logprobs", "seed")
+    }
+    for kind in set(BUILT_IN) - {"upstream", "llamacpp", "classifier"}:
         capabilities = engine_class(kind).capabilities
         assert not (capabilities.tools or capabilities.logprobs)
         assert not (capabilities.multiple_choices or capabilities.image_input)

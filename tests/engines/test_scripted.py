@@ -56,6 +56,14 @@ async def test_injected_failures() -> None:
         await run(engine(context_length=4), chat("a b c", max_tokens=5))
 
 
+async def test_a_reply_sampled_above_the_threshold_comes_back_reversed() -> None:
+    e = engine(reverse_above_temperature=0.5)
+    assert (await run(e, chat("ab", temperature=0.5)))[0] == "echo: ab"
+    assert (await run(e, chat("ab", temperature=0.7)))[0] == "ba :ohce"
+    assert (await run(e, chat("ab")))[0] == "ba :ohce"  # no temperature: OpenAI's 1
+    assert (await run(engine(), chat("ab", temperature=2.0)))[0] == "echo: ab"
+
+
 def test_a_request_needs_messages_or_a_prompt() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         GenerationRequest()

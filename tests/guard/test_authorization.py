@@ -33,6 +33,11 @@ PATH_VALUES = {
     "version": "1",
     "model": "nomodel",
     "rollout_id": "1",
+    "review_id": "1",
+    "item_index": "0",
+    "distillation_id": "1",
+    "study_id": "1",
+    "export_id": "1",
 }
 
 

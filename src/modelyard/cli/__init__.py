@@ -13,11 +13,26 @@ from modelyard import __version__
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
 from modelyard.evaluate.compare import NotComparable
+from modelyard.evaluate.contamination import TrainEvalOverlap
 from modelyard.evaluate.datasets import DatasetNotFound, InvalidDataset
 from modelyard.evaluate.runs import RunNotFound
 from modelyard.evaluate.tasks import TaskError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
+from modelyard.improve.curate import NothingToCurate
+from modelyard.improve.distil.errors import (
+    DistillationNotFound,
+    GatewayFailed,
+    InvalidDistillation,
+    InvalidLabelling,
+    LabelRunActive,
+    LabelRunNotFound,
+)
+from modelyard.improve.export.errors import FineTuneError
+from modelyard.improve.language import UnknownLanguage
+from modelyard.improve.review.errors import ReviewError
+from modelyard.improve.tune.errors import TuneError
+from modelyard.improve.versions import NotCurated
 from modelyard.observe.alerts import AlertError
 from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
 from modelyard.observe.queries import RequestNotFound
@@ -40,6 +55,19 @@ USER_ERRORS = (
     DatasetNotFound,
     InvalidDataset,
     NotComparable,
+    TrainEvalOverlap,
+    NothingToCurate,
+    UnknownLanguage,
+    NotCurated,
+    InvalidLabelling,
+    LabelRunNotFound,
+    LabelRunActive,
+    InvalidDistillation,
+    DistillationNotFound,
+    GatewayFailed,
+    TuneError,
+    FineTuneError,
+    ReviewError,
     ContentKeyError,
     EngineError,
     DefaultModelMissing,
@@ -77,17 +105,23 @@ def _register() -> None:
         audit,
         chat,
         content,
+        curate,
         datasets,
+        distil,
         drift,
         eval,
         experiment,
+        finetune,
         keys,
+        label,
         models,
         policy,
         requests,
+        review,
         rollout,
         route,
         serve,
+        tune,
         usage,
     )
 
@@ -105,6 +139,12 @@ def _register() -> None:
     main.add_command(drift.drift)
     main.add_command(eval.eval_group)
     main.add_command(datasets.datasets)
+    main.add_command(curate.curate)
+    main.add_command(label.label_command)
+    main.add_command(distil.distil_command)
+    main.add_command(finetune.finetune)
+    main.add_command(tune.tune)
+    main.add_command(review.review)
     main.add_command(route.route)
     main.add_command(rollout.rollout)
     main.add_command(experiment.experiment)

@@ -75,6 +75,11 @@ async def serving_client(
 @click.option("--resume", "resume", type=int, help="Finish an interrupted run.")
 @click.option("--base-url", help="A running server (default: start the app in-process).")
 @click.option("--api-key", help="Key for --base-url (default: MODELYARD_API_KEY).")
+@click.option(
+    "--allow-train-overlap",
+    is_flag=True,
+    help="Grade items a curated dataset's train split holds (refused by default; recorded).",
+)
 @json_option
 def run(
     task_file: Path,
@@ -85,6 +90,7 @@ def run(
     resume: int | None,
     base_url: str | None,
     api_key: str | None,
+    allow_train_overlap: bool,
     as_json: bool,
 ) -> None:
     """Run TASK_FILE against MODEL (every item goes through /v1/chat/completions)."""
@@ -109,6 +115,7 @@ def run(
                     actor=local_actor(),
                     resume=resume,
                     progress=lambda done, total: bar.update(tracked, completed=done, total=total),
+                    allow_train_overlap=allow_train_overlap,
                 )
 
     with open_home_store() as store:

@@ -24,8 +24,13 @@ from modelyard.evaluate import routes as eval_api
 from modelyard.guard import routes as guard_api
 from modelyard.guard.auth import principal_of, requires
 from modelyard.guard.keyring import AuthenticationFailed
-from modelyard.guard.roles import Access
+from modelyard.guard.roles import Access, Role
 from modelyard.guard.sessions import COOKIE
+from modelyard.improve import routes as improve_api
+from modelyard.improve.distil import routes as distil_api
+from modelyard.improve.export import routes as finetune_api
+from modelyard.improve.review import routes as review_api
+from modelyard.improve.tune import routes as tune_api
 from modelyard.observe import routes as observe_api
 from modelyard.observe.alerts import routes as alerts_api
 from modelyard.registry import routes as registry_api
@@ -62,6 +67,12 @@ NAV = (
     ("Drift", "/ui/drift"),
     ("Alerts", "/ui/alerts"),
     ("Datasets", "/ui/datasets"),
+    ("Curate", "/ui/curate"),
+    ("Label", "/ui/label"),
+    ("Distil", "/ui/distil"),
+    ("Fine-tune", "/ui/finetune"),
+    ("Review", "/ui/reviews"),
+    ("Tune", "/ui/tune"),
     ("Evals", "/ui/eval"),
     ("Keys", "/ui/keys"),
     ("Usage", "/ui/usage"),
@@ -78,6 +89,12 @@ AUDIT_ROWS = 200
 REQUEST_ROWS = 200
 DRIFT_ROWS = 50
 DATASET_ITEMS = 50
+CURATIONS = 100
+LABEL_RUNS = 100
+DISTILLATIONS = 100
+FINETUNES = 100
+STUDIES = 100
+REVIEWS = 100
 EVAL_RUNS = 100
 ALERT_EVENTS = 100
 ROUTE_HISTORY = 20
@@ -318,18 +335,136 @@ async def dataset_page(name: str, version: RowId, request: Request) -> HTMLRespo
     )
 
 
+@router.get("/ui/curate", response_class=HTMLResponse, dependencies=[READ])
+async def curate_page(request: Request) -> HTMLResponse:
+    value = await improve_api.list_curations(request, CURATIONS)
+    json_url = f"/api/curate{_query(limit=CURATIONS)}"
+    return _twin(request, "curate.html", "Curate", value, json_url)
+
+
+@router.get("/ui/curate/{name}/{version}", response_class=HTMLResponse, dependencies=[READ])
+async def curation_page(name: str, version: RowId, request: Request) -> HTMLResponse:
+    value = await improve_api.get_curation(name, version, request)
+    title = f"Curation of {name}@{version}"
+    json_url = f"/api/curate/{_segment(name)}/{version}"
+    return _twin(request, "curation.html", title, value, json_url)
+
+
+@router.get("/ui/label", response_class=HTMLResponse, dependencies=[READ])
+async def label_page(request: Request) -> HTMLResponse:
+    value = await distil_api.list_label_runs(request, LABEL_RUNS)
+    json_url = f"/api/label{_query(limit=LABEL_RUNS)}"
+    return _twin(request, "label.html", "Label with a teacher", value, json_url)
+
+
+@router.get("/ui/label/{run_id}", response_class=HTMLResponse, dependencies=[READ])
+async def label_run_page(run_id: RowId, request: Request) -> HTMLResponse:
+    value = await distil_api.get_label_run(run_id, request)
+    title = f"Label run {run_id}: {value.dataset} by {value.teacher}"
+    return _twin(request, "label_run.html", title, value, f"/api/label/{run_id}")
+
+
+@router.get("/ui/distil", response_class=HTMLResponse, dependencies=[READ])
+async def distil_page(request: Request) -> HTMLResponse:
+    value = await distil_api.list_distillations(request, None, DISTILLATIONS)
+    json_url = f"/api/distil{_query(limit=DISTILLATIONS)}"
+    return _twin(request, "distil.html", "Distil into a student", value, json_url)
+
+
+@router.get("/ui/distil/{distillation_id}", response_class=HTMLResponse, dependencies=[READ])
+async def distillation_page(distillation_id: RowId, request: Request) -> HTMLResponse:
+    value = await distil_api.get_distillation(distillation_id, request)
+    title = f"Distillation {distillation_id}: {value.dataset} into {value.model}"
+    json_url = f"/api/distil/{distillation_id}"
+    return _twin(request, "distillation.html", title, value, json_url)
+
+
+@router.get("/ui/reviews", response_class=HTMLResponse, dependencies=[READ])
+async def reviews_page(request: Request) -> HTMLResponse:
+    value = await review_api.list_reviews(request, None, REVIEWS)
+    json_url = f"/api/reviews{_query(limit=REVIEWS)}"
+    return _twin(request, "reviews.html", "Review", value, json_url)
+
+
+@router.get("/ui/reviews/{review_id}", response_class=HTMLResponse, dependencies=[READ])
+async def review_page(review_id: RowId, request: Request) -> HTMLResponse:
+    value = await review_api.get_review(review_id, request)
+    title = f"Review {review_id}: {value.dataset}@{value.version}"
+    return _twin(request, "review.html", title, value, f"/api/reviews/{review_id}")
+
+
+@router.get("/ui/finetune", response_class=HTMLResponse, dependencies=[READ])
+async def finetune_page(request: Request) -> HTMLResponse:
+    value = await finetune_api.list_all(request, FINETUNES)
+    json_url = f"/api/finetune{_query(limit=FINETUNES)}"
+    return _twin(request, "finetune.html", "Fine-tune with an external trainer", value, json_url)
+
+
+@router.get("/ui/tune", response_class=HTMLResponse, dependencies=[READ])
+async def tune_page(request: Request) -> HTMLResponse:
+    value = await tune_api.list_studies(request, STUDIES)
+    json_url = f"/api/tune/studies{_query(limit=STUDIES)}"
+    return _twin(request, "tune.html", "Tune", value, json_url, example=_study_example())
+
+
+@router.get("/ui/tune/{study_id}", response_class=HTMLResponse, dependencies=[READ])
+async def study_page(study_id: RowId, request: Request) -> HTMLResponse:
+    value = await tune_api.get_study(study_id, request)
+    title = f"Study {study_id}: {value.task}"
+    json_url = f"/api/tune/studies/{study_id}"
+    return _twin(request, "study.html", title, value, json_url, poll_ms=RELEASE_POLL_MS)
+
+
+def _study_example() -> dict[str, Any]:
+    """The start form's first text: a study of a task over a registered dataset."""
+    return {
+        "task": {
+            "name": "intent",
+            "dataset": {"registered": "support", "split": "dev"},
+            "prompt": {"template": "Which intent is this? {{ input }}"},
+            "target": "label",
+            "filters": ["first_line", "strip"],
+            "metrics": [{"name": "accuracy"}],
+            "generation": {"temperature": 0.7, "max_tokens": 16},
+        },
+        "model": "default",
+        "trials": 20,
+        "space": {
+            "temperature": {"low": 0, "high": 1},
+            "templates": ["Intent of: {{ input }}\nAnswer with the intent only."],
+            "few_shot": {"low": 0, "high": 4},
+        },
+        "constraints": {"max_latency_ms": 2000},
+    }
+
+
 @router.get("/ui/eval", response_class=HTMLResponse, dependencies=[READ])
 async def eval_page(request: Request) -> HTMLResponse:
     value = await eval_api.list_runs(request, None, EVAL_RUNS)
     json_url = f"/api/eval/runs{_query(limit=EVAL_RUNS)}"
-    return _twin(request, "eval_runs.html", "Eval runs", value, json_url)
+    return _twin(request, "eval_runs.html", "Eval runs", value, json_url, example=EVAL_TASK)
+
+
+# The eval start form's first text: a task over the test split of a registered dataset.
+EVAL_TASK = """\
+name: intent
+dataset: {registered: support, split: test}
+prompt:
+  template: "Which intent is this? {{ input }}"
+target: label
+filters: [first_line, strip]
+metrics:
+  - name: accuracy
+generation: {temperature: 0, max_tokens: 16}
+"""
 
 
 @router.get("/ui/eval/runs/{run_id}", response_class=HTMLResponse, dependencies=[READ])
 async def eval_run_page(run_id: RowId, request: Request) -> HTMLResponse:
     value = await eval_api.get_report(run_id, request)
     title = f"Eval run {run_id}: {value['run']['task']}"
-    return _twin(request, "eval_report.html", title, value, f"/api/eval/runs/{run_id}/report")
+    json_url = f"/api/eval/runs/{run_id}/report"
+    return _twin(request, "eval_report.html", title, value, json_url, poll_ms=RELEASE_POLL_MS)
 
 
 @router.get("/ui/eval/compare", response_class=HTMLResponse, dependencies=[READ])
@@ -379,7 +514,36 @@ async def routes_page(request: Request) -> HTMLResponse:
 async def _release_list(kind: Kind, request: Request) -> HTMLResponse:
     value = await kind.read_list(request)
     title = kind.plural.capitalize()
-    return _twin(request, f"{kind.plural}.html", title, value, f"/api/{kind.plural}")
+    start_form = await _start_form(request) if kind is ROLLOUT else None
+    json_url = f"/api/{kind.plural}"
+    return _twin(request, f"{kind.plural}.html", title, value, json_url, start_form=start_form)
+
+
+# The start form's first steps: an eval gate before any traffic, then 10 % and 50 % each
+# followed by an analysis (the default steps'), then promotion.
+ROLLOUT_STEPS_EXAMPLE = """\
+# The gate waits for an eval run of the task on the candidate
+# (`modelyard eval run`): name your task, or delete the gate.
+- gate:
+    task: qa
+    rules:
+      - {metric: exact_match, max_drop: 0.02}
+- set_weight: 10
+- analysis:
+    interval_s: 60
+    metrics: [{name: error_rate}, {name: latency}]
+- set_weight: 50
+- analysis: {interval_s: 60}
+"""
+
+
+async def _start_form(request: Request) -> dict[str, Any] | None:
+    """For an admin, what the form that starts a rollout offers: the registered models, as
+    their JSON route lists them, and example steps."""
+    if principal_of(request).role is not Role.admin:
+        return None
+    models = _json(await registry_api.list_models(request))["data"]
+    return {"models": models, "steps_example": ROLLOUT_STEPS_EXAMPLE}
 
 
 async def _release_page(kind: Kind, request: Request, key: int | str) -> HTMLResponse:

@@ -30,6 +30,11 @@ class ScriptedParameters(EngineParameters):
         default=None,
         description="Replies used in turn; none echoes the last user message or the prompt.",
     )
+    replies_by_message: dict[str, str] | None = Field(
+        default=None,
+        description="A reply for a last user message (or prompt) of exactly this text; "
+        "other requests get `replies` or the echo.",
+    )
     first_token_delay_ms: float = Field(default=0, ge=0, description="Latency of the first token.")
     token_delay_ms: float = Field(default=0, ge=0, description="Latency of each next token.")
     first_token_jitter_ms: float = Field(
@@ -51,6 +56,12 @@ class ScriptedParameters(EngineParameters):
     context_length: int = Field(
         default=4096, ge=1, description="Words the prompt and the reply may use together."
     )
+    reverse_above_temperature: float | None = Field(
+        default=None,
+        ge=0,
+        description="Above this temperature (1 when the request sets none) the reply comes "
+        "back reversed: a model that goes wrong when sampled hot, for tuning tests.",
+    )
 
 
 def _words(text: str) -> list[str]:
@@ -66,6 +77,7 @@ class ScriptedEngine(Engine):
         super().__init__(spec, settings)
         params = self.read_parameters(ScriptedParameters)
         self._replies = itertools.cycle(params.replies) if params.replies else None
+        self._by_message = params.replies_by_message or {}
         self._first_delay = params.first_token_delay_ms / 1000
         self._token_delay = params.token_delay_ms / 1000
         self._fail_marker = params.fail_when_prompt_contains
@@ -77,6 +89,7 @@ class ScriptedEngine(Engine):
         self._jitter = params.first_token_jitter_ms / 1000
         self._random = random.Random(params.seed)
         self._start_fails = params.start_fails
+        self._reverse_above = params.reverse_above_temperature
 
     async def start(self) -> None:
         if self._start_fails:
@@ -100,7 +113,9 @@ class ScriptedEngine(Engine):
                 f"This model's maximum context length is {self._context_length} tokens; "
                 f"the prompt has {prompt_tokens} and max_tokens asks for {budget} more."
             )
-        reply = next(self._replies) if self._replies else _echo(request)
+        reply = self._reply(request)
+        if self._reverse_above is not None and _temperature(request) > self._reverse_above:
+            reply = reply[::-1]
         reply, stopped = _cut_at_stop(reply, request.stop)
         words = _words(reply)
         await asyncio.sleep(self._first_delay + self._random.random() * self._jitter)
@@ -116,16 +131,31 @@ class ScriptedEngine(Engine):
         cut_short = len(words) > budget and not stopped
         yield Chunk(text="", finish_reason="length" if cut_short else "stop", usage=usage)
 
+    def _reply(self, request: GenerationRequest) -> str:
+        scripted = self._by_message.get(_last_text(request))
+        if scripted is not None:
+            return scripted
+        return next(self._replies) if self._replies else _echo(request)
+
+
+def _temperature(request: GenerationRequest) -> float:
+    return 1.0 if request.temperature is None else request.temperature
+
+
+def _last_text(request: GenerationRequest) -> str:
+    """The prompt, or the last user message's text."""
+    if request.prompt is not None:
+        return request.prompt
+    users = [m.content for m in request.messages or () if m.role == "user"]
+    return users[-1] if users else ""
+
 
 def _chat_text(request: GenerationRequest) -> str:
     return "\n".join(f"{m.role}: {m.content}" for m in request.messages or ())
 
 
 def _echo(request: GenerationRequest) -> str:
-    if request.prompt is not None:
-        return f"echo: {request.prompt}"
-    users = [m.content for m in request.messages or () if m.role == "user"]
-    return f"echo: {users[-1] if users else ''}"
+    return f"echo: {_last_text(request)}"
 
 
 def _cut_at_stop(reply: str, stops: Sequence[str]) -> tuple[str, bool]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.orm import Session
 
 from modelyard.errors import ModelyardError
-from modelyard.evaluate.runs import dataset_digest
 from modelyard.evaluate.tasks.loading import load_items
 from modelyard.evaluate.tasks.spec import DatasetSource
 from modelyard.observe.feedback import feedback_out
@@ -27,6 +27,8 @@ from modelyard.store.tables import DatasetItemRow, DatasetRow, FeedbackRow, Requ
 
 Item = dict[str, Any]
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+INSERT_ITEMS = cast(Table, DatasetItemRow.__table__).insert()
+WRITE_BATCH = 1000  # items per INSERT when a version is written
 
 
 class DatasetOut(BaseModel):
@@ -59,6 +61,25 @@ class EmptyDataset(InvalidDataset):
     """Nothing to put in a dataset (no items, or no logged request matched)."""
 
 
+@dataclass(frozen=True)
+class StoredItem:
+    """One item of a version on its way to the store: its data, the request it came from,
+    and for a curated item its split and the fingerprint of its input."""
+
+    data: Item
+    request_id: str | None = None
+    split: str | None = None
+    fingerprint: str | None = None
+
+
+class _Unchanged(Exception):
+    """The streamed items hash like the latest version: that version stands."""
+
+    def __init__(self, latest: DatasetOut) -> None:
+        super().__init__(latest.name)
+        self.latest = latest
+
+
 class DatasetService:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -72,43 +93,47 @@ class DatasetService:
         request_ids: list[str | None] | None = None,
     ) -> DatasetOut:
         """A new version of ``name`` holding ``items``, or the latest one if it holds the same."""
+        if request_ids is not None and len(request_ids) != len(items):
+            raise InvalidDataset("request_ids must have one entry per item")
+        ids = request_ids or [None] * len(items)
+        stored = (StoredItem(item, ids[i]) for i, item in enumerate(items))
+        return self.register_stream(name, stored, source, actor)
+
+    def register_stream(
+        self, name: str, items: Iterable[StoredItem], source: dict[str, Any], actor: str
+    ) -> DatasetOut:
+        """``register_items`` for items that need not all be in memory: written in batches
+        as they come, hashed on the way (the digest ``dataset_digest`` gives), and rolled
+        back when they hash like the latest version."""
         if not NAME.fullmatch(name):
             raise InvalidDataset(
                 f"invalid dataset name '{name}': use 1 to 128 letters, digits, '.', '_' or '-'"
             )
-        if not items:
-            raise EmptyDataset(f"dataset '{name}' would have no items")
-        if request_ids is not None and len(request_ids) != len(items):
-            raise InvalidDataset("request_ids must have one entry per item")
-        sha256 = dataset_digest(items)
+        try:
+            with self._store.session() as session:
+                return _write_version(session, name, items, source, actor)
+        except _Unchanged as unchanged:
+            return unchanged.latest
+
+    def training_overlap(self, fingerprints: Collection[str]) -> dict[str, set[str]]:
+        """Which of ``fingerprints`` the train split of a curated version holds, by version
+        (``name@version``)."""
+        wanted = list(fingerprints)
+        found: dict[str, set[str]] = {}
         with self._store.session() as session:
-            latest = _latest(session, name)
-            if latest is not None and latest.sha256 == sha256:
-                return _out(latest)
-            row = DatasetRow(
-                name=name,
-                version=(latest.version + 1) if latest is not None else 1,
-                sha256=sha256,
-                source=source,
-                item_count=len(items),
-                created_by=actor,
-            )
-            session.add(row)
-            session.flush()
-            ids = request_ids or [None] * len(items)
-            session.add_all(
-                DatasetItemRow(dataset_id=row.id, item_index=i, data=item, request_id=ids[i])
-                for i, item in enumerate(items)
-            )
-            append_audit(
-                session,
-                actor=actor,
-                action="dataset.create",
-                target=version_name(name, row.version),
-                after={"sha256": sha256, "item_count": len(items), "source": source},
-            )
-            session.flush()
-            return _out(row)
+            for start in range(0, len(wanted), WRITE_BATCH):
+                query = (
+                    select(DatasetRow.name, DatasetRow.version, DatasetItemRow.fingerprint)
+                    .join(DatasetRow, DatasetRow.id == DatasetItemRow.dataset_id)
+                    .where(
+                        DatasetItemRow.fingerprint.in_(wanted[start : start + WRITE_BATCH]),
+                        DatasetItemRow.split == "train",
+                    )
+                )
+                for name, version, print_ in session.execute(query):
+                    if print_ is not None:
+                        found.setdefault(version_name(name, version), set()).add(print_)
+        return found
 
     def register_file(
         self,
@@ -185,7 +210,7 @@ class DatasetService:
             .order_by(DatasetRow.name)
         )
         with self._store.session() as session:
-            return [_out(row) for row in session.scalars(query)]
+            return [dataset_out(row) for row in session.scalars(query)]
 
     def versions(self, name: str) -> list[DatasetOut]:
         """Every version of ``name``, newest first."""
@@ -193,7 +218,7 @@ class DatasetService:
             select(DatasetRow).where(DatasetRow.name == name).order_by(DatasetRow.version.desc())
         )
         with self._store.session() as session:
-            found = [_out(row) for row in session.scalars(query)]
+            found = [dataset_out(row) for row in session.scalars(query)]
         if not found:
             raise DatasetNotFound(name)
         return found
@@ -201,7 +226,7 @@ class DatasetService:
     def get(self, name: str, version: int | None = None) -> DatasetOut:
         """One version of ``name`` (the latest by default)."""
         with self._store.session() as session:
-            return _out(_row(session, name, version))
+            return dataset_out(_row(session, name, version))
 
     def latest_items(self, name: str, version: int | None = None) -> list[Item]:
         """Every item of ``name@version`` (the latest version when None)."""
@@ -221,10 +246,87 @@ class DatasetService:
             )
             return [dict(data) for data in session.scalars(query)]
 
+    def stored_items(
+        self, name: str, version: int, offset: int = 0, limit: int | None = None
+    ) -> list[StoredItem]:
+        """``items`` with what the store keeps beside each (its request id, split and
+        fingerprint), as a version derived from this one carries them over."""
+        with self._store.session() as session:
+            dataset_id = _row(session, name, version).id
+            query = (
+                select(DatasetItemRow)
+                .where(DatasetItemRow.dataset_id == dataset_id)
+                .order_by(DatasetItemRow.item_index)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [
+                StoredItem(dict(row.data), row.request_id, row.split, row.fingerprint)
+                for row in session.scalars(query)
+            ]
+
     def export_jsonl(self, name: str, version: int | None = None) -> Iterator[str]:
         """The items of one version, one JSON object per line (DatasetNotFound raised early)."""
         number = self.get(name, version).version
         return (json.dumps(item, ensure_ascii=False) + "\n" for item in self.items(name, number))
+
+
+def _write_version(
+    session: Session, name: str, items: Iterable[StoredItem], source: dict[str, Any], actor: str
+) -> DatasetOut:
+    """Add the next version of ``name`` with ``items`` (raises _Unchanged when they are the
+    latest version's)."""
+    latest = _latest(session, name)
+    row = DatasetRow(
+        name=name,
+        version=(latest.version + 1) if latest is not None else 1,
+        sha256="",
+        source=source,
+        item_count=0,
+        created_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    digest = hashlib.sha256(b"[")
+    batch: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        digest.update((", " if index else "").encode() + _canonical(item.data))
+        batch.append(
+            {
+                "dataset_id": row.id,
+                "item_index": index,
+                "data": item.data,
+                "request_id": item.request_id,
+                "split": item.split,
+                "fingerprint": item.fingerprint,
+            }
+        )
+        row.item_count = index + 1
+        if len(batch) >= WRITE_BATCH:
+            session.execute(INSERT_ITEMS, batch)
+            batch = []
+    if batch:
+        session.execute(INSERT_ITEMS, batch)
+    if not row.item_count:
+        raise EmptyDataset(f"dataset '{name}' would have no items")
+    digest.update(b"]")
+    row.sha256 = digest.hexdigest()
+    if latest is not None and latest.sha256 == row.sha256:
+        raise _Unchanged(dataset_out(latest))
+    append_audit(
+        session,
+        actor=actor,
+        action="dataset.create",
+        target=version_name(name, row.version),
+        after={"sha256": row.sha256, "item_count": row.item_count, "source": source},
+    )
+    session.flush()
+    return dataset_out(row)
+
+
+def _canonical(item: Item) -> bytes:
+    """One item as ``dataset_digest`` writes it inside its list."""
+    return json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
 
 
 def _latest(session: Session, name: str) -> DatasetRow | None:
@@ -259,7 +361,7 @@ def _log_query(
         query = query.where(RequestLogRow.at < until)
     if route is not None:
         query = query.where(RequestLogRow.route == route)
-    judged = _judged(feedback, negative_only)
+    judged = judged_requests(feedback, negative_only)
     if judged is not None:
         query = query.where(RequestLogRow.id.in_(judged))
     return query.order_by(RequestLogRow.at.desc(), RequestLogRow.id.desc())
@@ -290,7 +392,7 @@ def _read_logged(
 ) -> _Logged:
     """One item per row whose stored content opens, with the feedback it was given."""
     read = _Logged()
-    given = _feedback_by_request(session, [row.id for row in rows])
+    given = feedback_by_request(session, [row.id for row in rows])
     for row in rows:
         if row.content is None:
             read.without_content += 1
@@ -300,12 +402,12 @@ def _read_logged(
         except ValueError:
             read.unreadable += 1
             continue
-        read.items.append(_log_item(row, content, given.get(row.id, [])))
+        read.items.append(log_item(row, content, given.get(row.id, [])))
         read.ids.append(row.id)
     return read
 
 
-def _judged(feedback: str | None, negative_only: bool) -> Any:
+def judged_requests(feedback: str | None, negative_only: bool) -> Any:
     """Ids of requests with the named feedback (any name if None); None when no filter applies."""
     if feedback is None and not negative_only:
         return None
@@ -318,7 +420,7 @@ def _judged(feedback: str | None, negative_only: bool) -> Any:
     return query
 
 
-def _feedback_by_request(session: Session, request_ids: list[str]) -> dict[str, list[Item]]:
+def feedback_by_request(session: Session, request_ids: list[str]) -> dict[str, list[Item]]:
     given: dict[str, list[Item]] = {}
     if not request_ids:
         return given
@@ -333,7 +435,7 @@ def _feedback_by_request(session: Session, request_ids: list[str]) -> dict[str, 
     return given
 
 
-def _log_item(row: RequestLogRow, content: dict[str, Any], feedback: list[Item]) -> Item:
+def log_item(row: RequestLogRow, content: dict[str, Any], feedback: list[Item]) -> Item:
     asked: Item = {key: content[key] for key in ("messages", "prompt") if key in content}
     return {
         "request_id": row.id,
@@ -351,7 +453,7 @@ def _describe(query: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in query.items() if value is not None)
 
 
-def _out(row: DatasetRow) -> DatasetOut:
+def dataset_out(row: DatasetRow) -> DatasetOut:
     return DatasetOut(
         name=row.name,
         version=row.version,

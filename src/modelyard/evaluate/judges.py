@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from modelyard.evaluate.protocol import EvalItemOut
 from modelyard.store import Store
 from modelyard.store.tables import EvalJudgementRow
 
 if TYPE_CHECKING:
     import httpx
+
+    # Annotations only: the wire types import the task's spec, which imports this module.
+    from modelyard.evaluate.protocol import EvalItemOut
 
 RUBRIC_PROMPT = """You are grading an answer.
 

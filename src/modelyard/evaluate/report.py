@@ -22,7 +22,7 @@ WORST = 10
 
 def task_of(spec: dict[str, Any]) -> Task:
     """The task a run ran, from its stored spec."""
-    dropped = ("indices", "seed", "facts")
+    dropped = ("indices", "seed", "facts", "train_overlap", "error")
     return Task.model_validate({k: v for k, v in spec.items() if k not in dropped})
 
 
@@ -54,8 +54,9 @@ def report(
     costs: dict[str, Any] | None = None,
     facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON report of a finished run (what the HTML renders). ``facts``: what the server
-    said of the versions when the run ended (the run's stored ``spec["facts"]``)."""
+    """The JSON report of a run (what the HTML renders; of the answers so far while it
+    runs). ``facts``: what the server said of the versions when the run ended (the run's
+    stored ``spec["facts"]``)."""
     import numpy as np  # not at module level: the server imports this module (issue 8)
 
     facts = facts or {}
@@ -64,15 +65,7 @@ def report(
     tokens = sum(i.completion_tokens for i in items)
     seconds = float(sum(i.latency_ms for i in items if i.error is None)) / 1000
     first = task.metrics[0]
-    scores = (
-        metric(first.name, **first.options)
-        .compute([i.extracted for i in items], [i.reference for i in items])
-        .per_item
-    )
-    ranked = sorted(
-        zip(scores or [float(_correct(i)) for i in items], items, strict=True), key=lambda p: p[0]
-    )
-    wrong = [item for value, item in ranked if item.error is not None or value < 1.0]
+    wrong = _worst_first(task, items)
     by_version: dict[str, list[EvalItemOut]] = defaultdict(list)
     for item in items:
         by_version[item.version or "-"].append(item)
@@ -105,6 +98,23 @@ def report(
         },
         "server_peak_rss_bytes": facts.get("server_peak_rss_bytes"),
     }
+
+
+def _worst_first(task: Task, items: list[EvalItemOut]) -> list[EvalItemOut]:
+    """The items that failed or scored below full marks by the task's first metric, worst
+    first (none while a run has answered nothing)."""
+    if not items:
+        return []
+    first = task.metrics[0]
+    scores = (
+        metric(first.name, **first.options)
+        .compute([i.extracted for i in items], [i.reference for i in items])
+        .per_item
+    )
+    ranked = sorted(
+        zip(scores or [float(_correct(i)) for i in items], items, strict=True), key=lambda p: p[0]
+    )
+    return [item for value, item in ranked if item.error is not None or value < 1.0]
 
 
 def _correct(item: EvalItemOut) -> bool:

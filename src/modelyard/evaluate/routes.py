@@ -1,4 +1,7 @@
-"""Evaluation JSON API: runs, their items and reports, comparisons."""
+"""Evaluation JSON API: runs, their items and reports, comparisons. Starting a run answers
+202 with the run at once; its items go on in the background through this server's own
+serving path with the caller's credentials, and ``GET /api/eval/runs/{id}`` shows how far
+it got."""
 
 from __future__ import annotations
 
@@ -9,15 +12,19 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.errors import error_responses
 from modelyard.evaluate.compare import compare
-from modelyard.evaluate.protocol import EvalItemOut, EvalRunList, EvalRunOut
+from modelyard.evaluate.protocol import EvalItemOut, EvalRunList, EvalRunOut, EvalRunRequest
 from modelyard.evaluate.report import report, request_costs, task_of
 from modelyard.evaluate.runs import EvalRuns
-from modelyard.guard.auth import requires
+from modelyard.evaluate.start import finish_started, start_run
+from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
+from modelyard.jobs import BackgroundJobs, gateway_client
 from modelyard.registry import Registry
+from modelyard.services import services_of
 
 router = APIRouter(prefix="/api/eval", tags=["evaluate"], responses=error_responses(401, 403))
 READ = requires(Access.read)
+ADMIN = requires(Access.admin)
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -32,6 +39,29 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EvalRunList:
     return EvalRunList(data=await asyncio.to_thread(_runs(request).list_runs, task, limit))
+
+
+@router.post(
+    "/runs",
+    response_model=EvalRunOut,
+    status_code=202,
+    dependencies=[ADMIN],
+    responses=error_responses(400, 404, 409),
+)
+async def start_eval_run(body: EvalRunRequest, request: Request) -> EvalRunOut:
+    """Run ``task`` (or ``task_yaml``, a task file's text) against ``model``, as
+    ``modelyard eval run`` does: checked and created before the answer (409
+    ``train_eval_overlap`` for items a curated dataset trains on), its items asked in the
+    background as the caller. Poll ``GET /api/eval/runs/{id}``."""
+    services = services_of(request)
+    services.routing.plan(body.model)  # 404 model_not_found before a run is made
+    actor = actor_of(principal_of(request))
+    started = await asyncio.to_thread(start_run, services.store, body, actor)
+    client = gateway_client(request.app, request.headers, services.settings.request_timeout_s)
+    jobs: BackgroundJobs = request.app.state.eval_jobs
+    work = finish_started(client, services.store, started, body.concurrency)
+    jobs.start(f"eval:{started.run.id}", work)
+    return started.run
 
 
 @router.get(

@@ -8,10 +8,11 @@ server that never runs a task does not load it (issue 8)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from modelyard.evaluate.contamination import check_overlap
+from modelyard.evaluate.datasets import DatasetService
 from modelyard.evaluate.judges import Judgements, RubricJudge, rubric_scores, summary
 from modelyard.evaluate.metrics import metric
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
@@ -25,6 +26,7 @@ from modelyard.evaluate.tasks import (
     messages_for,
     reference_of,
 )
+from modelyard.jobs import ask_chat
 
 if TYPE_CHECKING:
     import httpx
@@ -46,13 +48,16 @@ async def run_task(
     actor: str,
     resume: int | None = None,
     progress: Progress | None = None,
+    allow_train_overlap: bool = False,
 ) -> EvalRunOut:
     """Run (or resume) ``task`` against ``model``; ``client`` talks to a modelyard server
-    (its base URL and key already set)."""
-    digest = dataset_digest(items)
+    (its base URL and key already set). Items that a curated dataset trains on are refused
+    (TrainEvalOverlap) unless ``allow_train_overlap``, before anything is sent."""
     if resume is None:
         indices = sample(len(items), limit, seed)
-        run_id = await asyncio.to_thread(runs.create, task, digest, model, indices, seed, actor)
+        run_id = await asyncio.to_thread(
+            create_run, runs, task, items, model, indices, seed, actor, allow_train_overlap
+        )
     else:
         run_id = resume
         spec = await asyncio.to_thread(runs.spec, run_id)
@@ -88,6 +93,23 @@ async def run_task(
         metrics[f"judge:{judge.name}"] = await judge_run(client, runs, run_id, answers, judge)
     facts = await serving_facts(client, {a.version for a in answers if a.version})
     return await asyncio.to_thread(runs.finish, run_id, metrics, facts)
+
+
+def create_run(
+    runs: EvalRuns,
+    task: Task,
+    items: list[Item],
+    model: str,
+    indices: list[int],
+    seed: int,
+    actor: str,
+    allow_train_overlap: bool,
+) -> int:
+    """A new run, once the train-versus-eval check lets it be (on a worker thread); ``run_task``
+    with ``resume`` runs it (a tuning trial records the run's id before its items go out)."""
+    training = DatasetService(runs.store).training_overlap
+    overlap = check_overlap(task, items, indices, training, allow_train_overlap)
+    return runs.create(task, dataset_digest(items), model, indices, seed, actor, overlap)
 
 
 async def serving_facts(client: httpx.AsyncClient, versions: set[str]) -> dict[str, Any]:
@@ -147,39 +169,21 @@ async def _ask(
     model: str,
     filters: list[Callable[[str], str]],
 ) -> ItemResult:
-    import httpx
-
     item = items[index]
     messages = messages_for(task, item, few_shot_pool(task, items, index))
-    body = {"model": model, "messages": messages, **task.generation}
-    started = time.perf_counter()
-    error: str | None = None
-    text, version, request_id = "", None, None
-    usage: dict[str, Any] = {}
-    try:
-        response = await client.post("/v1/chat/completions", json=body)
-        request_id = response.headers.get("x-modelyard-request-id")
-        version = response.headers.get("x-modelyard-version")
-        data = response.json()
-        if response.status_code == 200:
-            text = data["choices"][0]["message"]["content"] or ""
-            usage = data.get("usage") or {}
-        else:
-            error = f"{response.status_code}: {data.get('error', {}).get('message', data)}"
-    except (httpx.HTTPError, ValueError, KeyError) as failure:
-        error = f"{type(failure).__name__}: {failure}"
+    reply = await ask_chat(client, {"model": model, "messages": messages, **task.generation})
     return ItemResult(
         item_index=index,
-        request_id=request_id,
-        version=version,
+        request_id=reply.request_id,
+        version=reply.version,
         question=str(messages[-1]["content"]),
-        prediction=text,
-        extracted=apply_filters(text, filters),
+        prediction=reply.text,
+        extracted=apply_filters(reply.text, filters),
         reference=reference_of(task, item),
-        error=error,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        completion_tokens=int(usage.get("completion_tokens", 0)),
+        error=reply.error,
+        latency_ms=reply.latency_ms,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
     )
 
 

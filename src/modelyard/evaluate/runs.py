@@ -63,9 +63,22 @@ class EvalRuns:
         return self._store
 
     def create(
-        self, task: Task, digest: str, model: str, indices: list[int], seed: int, actor: str
+        self,
+        task: Task,
+        digest: str,
+        model: str,
+        indices: list[int],
+        seed: int,
+        actor: str,
+        overlap: dict[str, Any] | None = None,
     ) -> int:
-        spec = {**task.model_dump(mode="json"), "indices": indices, "seed": seed}
+        """A new run; ``overlap`` is what the train-versus-eval check found."""
+        spec = {
+            **task.model_dump(mode="json"),
+            "indices": indices,
+            "seed": seed,
+            "train_overlap": overlap,
+        }
         with self._store.session() as session:
             row = EvalRunRow(
                 task=task.name,
@@ -131,6 +144,17 @@ class EvalRuns:
             session.flush()
             return _run_out(session, row)
 
+    def fail(self, run_id: int, error: str) -> EvalRunOut:
+        """A run that stopped before its metrics: its answers so far are kept, and
+        ``modelyard eval run TASK --resume RUN`` finishes it."""
+        with self._store.session() as session:
+            row = session.get_one(EvalRunRow, run_id)
+            row.spec = {**row.spec, "error": error}
+            row.status = "failed"
+            row.finished_at = utcnow()
+            session.flush()
+            return _run_out(session, row)
+
     def get(self, run_id: int) -> EvalRunOut:
         with self._store.session() as session:
             row = session.get(EvalRunRow, run_id)
@@ -163,6 +187,7 @@ def _run_out(session: Any, row: EvalRunRow) -> EvalRunOut:
         created_at=row.created_at,
         finished_at=row.finished_at,
         created_by=row.created_by,
+        error=row.spec.get("error") if row.status == "failed" else None,  # a resumed one is done
     )
 
 

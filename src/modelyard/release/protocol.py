@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from modelyard.evaluate.gates import GateRule
 from modelyard.routing.protocol import VARIANT_PATTERN
@@ -205,19 +207,92 @@ def default_steps() -> list[Step]:
     ]
 
 
+# The most characters of a rollout's steps given as text (64 steps fit in far fewer).
+STEPS_TEXT_MAX = 100_000
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without aliases (``*name``): each repeats a whole subtree, so nested ones make a
+    short text a huge value to validate."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.current_event.start_mark  # the event just checked
+            raise yaml.composer.ComposerError(
+                problem="aliases (*name) are not taken: write each step out", problem_mark=mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _steps_of_text(value: object) -> object:
+    """A list of steps written as JSON or YAML (the console's form sends its text)."""
+    if not isinstance(value, str):
+        raise ValueError("expected the steps as YAML or JSON text")
+    if len(value) > STEPS_TEXT_MAX:
+        raise ValueError(f"the steps' text is over {STEPS_TEXT_MAX} characters")
+    try:
+        steps = json.loads(value)
+    except ValueError:
+        steps = _yaml_of(value)
+    except RecursionError:
+        raise ValueError("the steps are nested too deeply") from None
+    if not isinstance(steps, list):
+        raise ValueError("expected a list of steps, such as `- set_weight: 10`")
+    return steps
+
+
+def _yaml_of(text: str) -> object:
+    try:
+        return yaml.load(text, Loader=_NoAliases)  # a SafeLoader: plain data only
+    except RecursionError:
+        raise ValueError("the steps are nested too deeply") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"not valid YAML or JSON: {error.problem}{where}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"not valid YAML or JSON: {error}") from None
+
+
+# Steps as text: what ``steps`` takes, written as YAML (or JSON) in one string.
+StepsText = Annotated[
+    list[Step],
+    Field(min_length=1, max_length=64),
+    BeforeValidator(_steps_of_text),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": STEPS_TEXT_MAX}),
+]
+
+
 class RolloutCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"not": {"required": ["steps", "steps_yaml"]}},  # _one_steps
+    )
 
     model: str = Field(min_length=1, max_length=128)
     candidate: int = Field(ge=1, le=2**31 - 1, description="The version to release.")
     alias: str = Field(default="production", min_length=1, max_length=64)
     steps: list[Step] = Field(default_factory=default_steps, min_length=1, max_length=64)
+    steps_yaml: StepsText | None = Field(
+        default=None,
+        exclude=True,  # stored and returned as ``steps``
+        description="The steps as YAML or JSON text of a list, instead of `steps` (the "
+        "console's form sends it).",
+    )
     notify: list[str] = Field(
         default_factory=list,
         max_length=10,
         description="Webhook URLs of the alert raised when the rollout aborts.",
     )
     reason: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_steps(self) -> RolloutCreate:
+        if self.steps_yaml is not None:
+            if "steps" in self.model_fields_set:
+                raise ValueError("give the steps once: as steps or as steps_yaml, not both")
+            self.steps = self.steps_yaml
+        return self
 
 
 class RolloutOut(BaseModel):

@@ -332,6 +332,10 @@ class DatasetItemRow(Base):
     item_index: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Added by 0008_curation: a curated item's split (train, dev, test) and the fingerprint
+    # of its input, which the train-versus-eval overlap check looks up.
+    split: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class TrafficPolicyRow(Base):
@@ -442,3 +446,175 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TuneStudyRow(Base):
+    """A tuning study: its request, the items it searches and holds out, what it found."""
+
+    __tablename__ = "tune_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(160))
+    status: Mapped[str] = mapped_column(String(16))  # running | interrupted | failed | done
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    objective: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8))  # maximize | minimize
+    search_items: Mapped[list[Any]] = mapped_column(JSON)
+    holdout_items: Mapped[list[Any]] = mapped_column(JSON)
+    partition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    importances: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    confirmation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TuneTrialRow(Base):
+    """One trial of a study: the parameters asked, the eval run that measured them."""
+
+    __tablename__ = "tune_trials"
+    __table_args__ = (UniqueConstraint("study_id", "number", name="uq_tune_trial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("tune_studies.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # running | complete | failed
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("eval_runs.id"), nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    constraints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    feasible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LabelRunRow(Base):
+    """A teacher labelling a dataset version through the serving path (improve/distil)."""
+
+    __tablename__ = "label_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    teacher: Mapped[str] = mapped_column(String(160))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What makes two runs the same labelling (dataset version, teacher, spec): a re-run
+    # resumes the unfinished run of its key.
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | stopped | failed | done
+    item_count: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result_dataset: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    result_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LabelItemRow(Base):
+    """One item's answer from the teacher; a resumed run skips the items it holds."""
+
+    __tablename__ = "label_items"
+    __table_args__ = (UniqueConstraint("run_id", "item_index", name="uq_label_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("label_runs.id"), index=True)
+    item_index: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: failed or unmapped
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DistillationRow(Base):
+    """A student trained on a labelled dataset version and registered as a version."""
+
+    __tablename__ = "distillations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dataset: Mapped[str] = mapped_column(String(128))
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # running | failed | done
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReviewRow(Base):
+    """People going through a dataset version item by item (improve/review)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    # The request (filter, instructions, label field, label set, lease length).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | finished
+    item_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    # Written first by every change: the row lock serializes a review's changes.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    result_dataset: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    result_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ReviewItemRow(Base):
+    """One item of a review: its decision (None while undecided) and who holds it."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("review_id", "item_index", name="uq_review_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    item_index: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    correction: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReviewEventRow(Base):
+    """Append-only: each decision or skip with the state it replaced (an undo restores it)."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    item_index: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String(256), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # accept | correct | reject | skip
+    correction: Mapped[str | None] = mapped_column(Text, nullable=True)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -59,8 +59,23 @@ def load_task(
         items = registered_items(task.dataset.registered, registered)
     else:
         items = load_items(task.dataset, path.parent)
+    items = split_items(task.dataset, items)
     check(task, items, known_metrics)
     return task, items
+
+
+def split_items(source: DatasetSource, items: list[Item]) -> list[Item]:
+    """The items of ``source.split`` (all when it names none)."""
+    if source.split is None:
+        return items
+    kept = [item for item in items if item.get("split") == source.split]
+    if not kept:
+        found = sorted({str(item.get("split")) for item in items})
+        raise TaskError(
+            f"dataset.split '{source.split}': no item has it (the items' splits: "
+            f"{', '.join(found)})"
+        )
+    return kept
 
 
 def registered_items(name: str, read: RegisteredItems | None) -> list[Item]:

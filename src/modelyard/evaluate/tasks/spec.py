@@ -33,6 +33,11 @@ class DatasetSource(BaseModel):
         default=None, description="For `csv`/`tsv` without a header row: the column names."
     )
     limit: int | None = Field(default=None, ge=1, description="Use the first N items.")
+    split: str | None = Field(
+        default=None,
+        description="Only the items of this split (a curated dataset's `train`, `dev` or "
+        "`test`; read from each item's `split` field).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSource:

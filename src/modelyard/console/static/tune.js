@@ -1,0 +1,115 @@
+// Tuning pages. The study page draws its charts from the JSON its API route returns
+// (embedded in the page) and, while the study runs, asks that route for news and reloads
+// when a trial ended or the status changed. Start, stop and resume POST to the API.
+"use strict";
+
+async function call(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { accept: "application/json", "content-type": "application/json" },
+    body: body === undefined ? undefined : body,
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data && data.error;
+    throw new Error(error ? `${error.message}${error.param ? ` (${error.param})` : ""}` : response.statusText);
+  }
+  return data;
+}
+
+function escapeText(value) {
+  // plotly renders a subset of HTML in labels: data goes in as text.
+  return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function drawHistory(study) {
+  const points = study.history;
+  const colour = (p) => (p.feasible === false ? "#d92d20" : p.value === null ? "#98a2b3" : "#2f5bea");
+  const trials = {
+    x: points.map((p) => p.number), y: points.map((p) => p.value), type: "scatter", mode: "markers",
+    name: `${escapeText(study.objective)} per trial`, marker: { size: 9, color: points.map(colour) },
+    text: points.map((p) => (p.feasible === false ? "infeasible" : "")),
+    hovertemplate: "trial %{x}: %{y} %{text}<extra></extra>",
+  };
+  const best = {
+    x: points.map((p) => p.number), y: points.map((p) => p.best), type: "scatter", mode: "lines",
+    line: { shape: "hv", color: "#12b76a" }, name: "best so far (feasible)",
+  };
+  Plotly.newPlot("chart-history", [trials, best], {
+    title: { text: `History: ${escapeText(study.objective)} (${study.direction}); red: infeasible`, font: { size: 14 } },
+    height: 300, margin: { l: 50, r: 10, t: 40, b: 60 },
+    xaxis: { title: { text: "trial" }, dtick: 1 }, legend: { orientation: "h", y: -0.25 },
+  }, { displayModeBar: false, responsive: true });
+}
+
+function drawImportances(study) {
+  const found = study.importances;
+  if (!found || !found.values) return;
+  const names = Object.keys(found.values).reverse();
+  Plotly.newPlot("chart-importances", [{
+    x: names.map((n) => found.values[n]), y: names.map(escapeText), type: "bar", orientation: "h",
+    marker: { color: "#2f5bea" },
+  }], {
+    title: { text: `Parameter importances (${escapeText(found.evaluator)}, ${found.trials} trials)`, font: { size: 14 } },
+    height: 300, margin: { l: 110, r: 10, t: 40, b: 40 }, xaxis: { range: [0, 1] },
+  }, { displayModeBar: false, responsive: true });
+}
+
+function studyPage(root) {
+  const study = JSON.parse(document.getElementById("study-data").textContent);
+  if (typeof Plotly !== "undefined") {
+    drawHistory(study);
+    drawImportances(study);
+  }
+  document.getElementById("charts").dataset.ready = "true";
+  const status = document.getElementById("action-status");
+  for (const button of document.querySelectorAll("[data-action]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await call(`${root.dataset.api}/${button.dataset.action}`);
+        window.location.reload();
+      } catch (error) {
+        status.textContent = error.message;
+        button.disabled = false;
+      }
+    });
+  }
+  if (root.dataset.status !== "running") return;
+  const pollMs = Math.max(Number(root.dataset.pollMs) || 3000, 500);
+  window.setInterval(async () => {
+    const response = await fetch(root.dataset.api, { headers: { accept: "application/json" } });
+    if (!response.ok) return;
+    const now = await response.json();
+    if (now.status !== root.dataset.status || String(now.trials.length) !== root.dataset.trials
+        || JSON.stringify(now.confirmation) !== JSON.stringify(study.confirmation)) {
+      window.location.reload();
+    }
+  }, pollMs);
+}
+
+function listPage(form) {
+  const status = document.getElementById("tune-status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = String(new FormData(form).get("body") || "");
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      status.textContent = `Not JSON: ${error.message}`;
+      return;
+    }
+    status.textContent = "Starting…";
+    try {
+      const study = await call("/api/tune/studies", text);
+      window.location.assign(`/ui/tune/${study.id}`);
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+}
+
+const studyRoot = document.getElementById("study");
+const startForm = document.getElementById("start-study");
+if (studyRoot) studyPage(studyRoot);
+if (startForm) listPage(startForm);
