@@ -47,13 +47,8 @@ document.getElementById("curate").addEventListener("submit", async (event) => {
   const building = event.submitter && event.submitter.value === "build";
   status.textContent = building ? "Building…" : "Previewing…";
   try {
-    const response = await fetch(building ? "/api/curate" : "/api/curate/preview", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body(new FormData(event.target))),
-    });
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+    const url = building ? "/api/curate" : "/api/curate/preview";
+    const data = await postJson(url, body(new FormData(event.target)));
     if (building) {
       window.location.assign(`/ui/curate/${encodeURIComponent(data.dataset.name)}/${data.dataset.version}`);
       return;

@@ -3,17 +3,6 @@
 
 const formStatus = document.getElementById("form-status");
 
-async function post(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
-  return data;
-}
-
 function text(form, name) {
   return String(form.get(name) || "").trim() || null;
 }
@@ -51,7 +40,7 @@ function submit(id, url, body, page) {
     event.preventDefault();
     formStatus.textContent = "Starting…";
     try {
-      const started = await post(url, body(new FormData(event.target)));
+      const started = await postJson(url, body(new FormData(event.target)));
       window.location.assign(`${page}/${started.id}`);
     } catch (error) {
       formStatus.textContent = `Could not start: ${error.message}`;
@@ -66,7 +55,7 @@ const resume = document.getElementById("resume");
 if (resume) {
   resume.addEventListener("click", async () => {
     try {
-      await post(`/api/label/${resume.dataset.run}/resume`);
+      await postJson(`/api/label/${resume.dataset.run}/resume`);
       window.location.reload();
     } catch (error) {
       formStatus.textContent = `Could not resume: ${error.message}`;

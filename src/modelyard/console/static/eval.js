@@ -27,19 +27,10 @@ function startForm(form) {
     event.preventDefault();
     status.textContent = "Starting…";
     try {
-      const response = await fetch("/api/eval/runs", {
-        method: "POST",
-        headers: { accept: "application/json", "content-type": "application/json" },
-        body: JSON.stringify(startBody(new FormData(form))),
-      });
-      const data = await response.json().catch(() => null);
-      if (!response.ok) {
-        const error = data && data.error;
-        throw new Error(error ? `${error.message}${error.param ? ` (${error.param})` : ""}` : response.statusText);
-      }
+      const data = await postJson("/api/eval/runs", startBody(new FormData(form)));
       window.location.assign(`/ui/eval/runs/${data.id}`);
     } catch (error) {
-      status.textContent = `Could not start the run: ${error.message}`;
+      status.textContent = `Could not start the run: ${apiMessage(error)}`;
     }
   });
 }

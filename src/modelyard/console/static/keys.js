@@ -8,17 +8,6 @@ function showSecret(secret) {
   document.getElementById("new-secret").hidden = false;
 }
 
-async function call(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
-  return data;
-}
-
 document.getElementById("create-key").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
@@ -27,7 +16,7 @@ document.getElementById("create-key").addEventListener("submit", async (event) =
   if (form.get("daily_tokens")) limits.daily_tokens = Number(form.get("daily_tokens"));
   const routes = String(form.get("routes") || "*").split(",").map((r) => r.trim()).filter(Boolean);
   try {
-    const created = await call("POST", "/api/keys", {
+    const created = await callJson("POST", "/api/keys", {
       name: form.get("name"), role: form.get("role"), allowed_routes: routes, limits,
     });
     showSecret(created.secret);
@@ -44,7 +33,7 @@ document.getElementById("keys").addEventListener("click", async (event) => {
   const action = button.dataset.action;
   if (action === "revoke" && !window.confirm(`Revoke key ${id}? Clients using it stop at once.`)) return;
   try {
-    const result = await call("POST", `/api/keys/${id}/${action}`, action === "rotate" ? {} : undefined);
+    const result = await callJson("POST", `/api/keys/${id}/${action}`, action === "rotate" ? {} : undefined);
     if (result.secret) showSecret(result.secret);
     status.textContent = `${action}d ${id}. Reload to see the change.`;
   } catch (error) {

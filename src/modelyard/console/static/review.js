@@ -4,17 +4,6 @@
 // label) saves and Esc cancels.
 "use strict";
 
-async function call(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
-  return data;
-}
-
 function field(form, name) {
   return String(form.get(name) || "").trim() || null;
 }
@@ -40,7 +29,7 @@ if (createForm) {
     const status = document.getElementById("form-status");
     status.textContent = "Creating…";
     try {
-      const review = await call("/api/reviews", createBody(new FormData(createForm)));
+      const review = await postJson("/api/reviews", createBody(new FormData(createForm)));
       window.location.assign(`/ui/reviews/${review.id}`);
     } catch (error) {
       status.textContent = `Could not create: ${error.message}`;
@@ -57,7 +46,7 @@ if (finishForm) {
     status.textContent = "Writing the version…";
     try {
       const body = { undecided: form.get("undecided"), name: field(form, "name") };
-      await call(`/api/reviews/${finishForm.dataset.review}/finish`, body);
+      await postJson(`/api/reviews/${finishForm.dataset.review}/finish`, body);
       window.location.reload();
     } catch (error) {
       status.textContent = `Could not finish: ${error.message}`;
@@ -96,7 +85,7 @@ class Reviewer {
   }
 
   next() {
-    return this.run(() => call(`${this.base}/next`));
+    return this.run(() => postJson(`${this.base}/next`));
   }
 
   decide(decision, correction) {
@@ -104,20 +93,20 @@ class Reviewer {
     const body = decision === "correct" ? { decision, correction } : { decision };
     const url = `${this.base}/items/${this.item.index}/decision`;
     return this.run(async () => {
-      await call(url, body);
+      await postJson(url, body);
       this.status.textContent = `Item ${this.item.index}: ${decision}`;
-      return call(`${this.base}/next`);
+      return postJson(`${this.base}/next`);
     });
   }
 
   undo() {
-    return this.run(() => call(`${this.base}/undo`));
+    return this.run(() => postJson(`${this.base}/undo`));
   }
 
   renew() {
     if (this.item === null || Date.now() - this.renewed < RENEW_MS) return;
     this.renewed = Date.now();
-    call(`${this.base}/items/${this.item.index}/lease`).catch((error) => {
+    postJson(`${this.base}/items/${this.item.index}/lease`).catch((error) => {
       this.status.textContent = `Lost this item: ${error.message}`;
     });
   }

@@ -24,21 +24,6 @@ function body(fields, planning) {
   return spec;
 }
 
-async function post(url, spec) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { accept: "application/json", "content-type": "application/json" },
-    body: JSON.stringify(spec),
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(data && data.error ? data.error.message : response.statusText);
-    error.param = data && data.error ? data.error.param : null;
-    throw error;
-  }
-  return data;
-}
-
 // -- the plan, as plan_section.html renders a RolloutPlan ----------------------------------
 
 function element(tag, text, className) {
@@ -126,11 +111,11 @@ form.addEventListener("submit", async (event) => {
   status.textContent = planning ? "Planning…" : "Starting…";
   try {
     if (!planning) {
-      const started = await post("/api/rollouts", spec);
+      const started = await postJson("/api/rollouts", spec);
       window.location.assign(`/ui/rollouts/${started.id}`);
       return;
     }
-    showPlan(await post("/api/rollouts/plan", spec));
+    showPlan(await postJson("/api/rollouts/plan", spec));
     status.textContent = "Planned: what these steps can detect is below.";
   } catch (error) {
     status.textContent = error.message;

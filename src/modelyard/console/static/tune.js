@@ -3,20 +3,6 @@
 // when a trial ended or the status changed. Start, stop and resume POST to the API.
 "use strict";
 
-async function call(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { accept: "application/json", "content-type": "application/json" },
-    body: body === undefined ? undefined : body,
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = data && data.error;
-    throw new Error(error ? `${error.message}${error.param ? ` (${error.param})` : ""}` : response.statusText);
-  }
-  return data;
-}
-
 function escapeText(value) {
   // plotly renders a subset of HTML in labels: data goes in as text.
   return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -67,10 +53,10 @@ function studyPage(root) {
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
-        await call(`${root.dataset.api}/${button.dataset.action}`);
+        await postJson(`${root.dataset.api}/${button.dataset.action}`);
         window.location.reload();
       } catch (error) {
-        status.textContent = error.message;
+        status.textContent = apiMessage(error);
         button.disabled = false;
       }
     });
@@ -92,19 +78,19 @@ function listPage(form) {
   const status = document.getElementById("tune-status");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = String(new FormData(form).get("body") || "");
+    let body;
     try {
-      JSON.parse(text);
+      body = JSON.parse(String(new FormData(form).get("body") || ""));
     } catch (error) {
       status.textContent = `Not JSON: ${error.message}`;
       return;
     }
     status.textContent = "Starting…";
     try {
-      const study = await call("/api/tune/studies", text);
+      const study = await postJson("/api/tune/studies", body);
       window.location.assign(`/ui/tune/${study.id}`);
     } catch (error) {
-      status.textContent = error.message;
+      status.textContent = apiMessage(error);
     }
   });
 }
