@@ -31,6 +31,7 @@ from modelyard.improve.export import routes as finetune_routes
 from modelyard.improve.review import routes as review_routes
 from modelyard.improve.tune import routes as tune_routes
 from modelyard.improve.tune.jobs import TuneJobs
+from modelyard.improve.tune.students import builtin_trainers
 from modelyard.jobs import BackgroundJobs
 from modelyard.observe import routes as observe_routes
 from modelyard.observe.accounting import Accounting
@@ -243,7 +244,9 @@ def _start_jobs(app: FastAPI, services: Services) -> _Jobs:
     )
     app.state.release_controller = controller
     tasks.append(asyncio.create_task(controller.run(settings.release_tick_s)))
-    app.state.tune_jobs = TuneJobs()  # studies start on request (POST /api/tune/studies)
+    # studies start on request (POST /api/tune/studies)
+    trainers = builtin_trainers(store, settings.home, services.refresher.refresh_now)
+    app.state.tune_jobs = TuneJobs(trainers)
     app.state.improve_jobs = BackgroundJobs()  # on request too (POST /api/label, /api/distil)
     app.state.eval_jobs = BackgroundJobs()  # and POST /api/eval/runs
     return _Jobs(tasks, alerts, app.state.tune_jobs, app.state.improve_jobs, app.state.eval_jobs)

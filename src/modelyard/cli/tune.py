@@ -20,6 +20,7 @@ from modelyard.improve.tune.errors import StudyBusy
 from modelyard.improve.tune.measure import version_parameters
 from modelyard.improve.tune.protocol import StudyOut, StudyRequest, TrialOut
 from modelyard.improve.tune.runner import StudyRunner
+from modelyard.improve.tune.students import builtin_trainers
 from modelyard.improve.tune.studies import Studies
 from modelyard.registry import Registry
 from modelyard.services import local_actor
@@ -70,7 +71,8 @@ def run(study_file: Path, base_url: str | None, api_key: str | None, as_json: bo
     request, base = read_study(study_file)
     with open_home_store() as store:  # every check before any request
         items = items_of(request.task, base, DatasetService(store).latest_items)
-        study_id = create_study(store, request, items, (), local_actor())
+        trainers = builtin_trainers(store, Settings().home)
+        study_id = create_study(store, request, items, set(trainers), local_actor())
     if not as_json:
         click.echo(f"study {study_id}: {request.trials} trials of {request.task.name}")
     _finish(_run_study(study_id, base_url, api_key, as_json), as_json)
@@ -99,6 +101,7 @@ def _run_study(study_id: int, base_url: str | None, api_key: str | None, as_json
                 Studies(store),
                 local_actor(),
                 version_parameters(Registry(store)),
+                builtin_trainers(store, settings.home),
                 progress=None if as_json else _trial_line,
             )
             return await runner.run(study_id)

@@ -168,7 +168,15 @@ class Students:
     def __init__(self) -> None:
         self.asked: list[tuple[dict[str, Any], int, int]] = []
 
-    async def model_for(self, params: Mapping[str, Any], *, study: int, trial: int) -> str:
+    async def model_for(
+        self,
+        client: httpx.AsyncClient,
+        options: Mapping[str, Any],
+        params: Mapping[str, Any],
+        *,
+        study: int,
+        trial: int,
+    ) -> str:
         self.asked.append((dict(params), study, trial))
         return f"student-{params['quality']}:production"
 

@@ -101,7 +101,14 @@ class StudentSpace(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    trainer: str = Field(min_length=1, max_length=64, description="A trainer this server has.")
+    trainer: str = Field(
+        min_length=1, max_length=64, description="A trainer this server has (`classifier`)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The trainer's fixed settings (for `classifier`: a distillation's "
+        "`dataset`, `model`, `label_field`, ...).",
+    )
     params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")], StudentParam] = (
         Field(min_length=1, max_length=32)
     )

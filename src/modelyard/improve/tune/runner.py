@@ -120,7 +120,9 @@ class StudyRunner:
             values = {
                 k.removeprefix(STUDENT): v for k, v in params.items() if k.startswith(STUDENT)
             }
-            model = await trainer.model_for(values, study=state.id, trial=number)
+            model = await trainer.model_for(
+                self.client, student.options, values, study=state.id, trial=number
+            )
         return settings_for(request, params, model)
 
     async def _measured(
