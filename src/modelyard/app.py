@@ -53,6 +53,7 @@ from modelyard.release.rollouts import Rollouts
 from modelyard.routing import RoutingTable
 from modelyard.routing import routes as routing_routes
 from modelyard.routing.breaker import Breakers
+from modelyard.routing.cache import RedisAnswers, ResponseCache, embedder
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
 from modelyard.routing.shadow import ShadowRunner
@@ -100,10 +101,12 @@ def open_services(settings: Settings) -> Services:
     table = RoutingTable()
     policies = TrafficPolicies(store, registry)
     engines = EnginePool(settings)
+    cache = response_cache(settings, table, engines)
 
     def preload(current: RoutingTable) -> None:
         for spec in current.aliased_specs():
             engines.preload(spec)
+        cache.retain(current.aliased_specs())  # a version no longer served: its answers go
 
     metrics = Metrics()
     request_log = RequestLogWriter(
@@ -136,6 +139,7 @@ def open_services(settings: Settings) -> Services:
         shadows=ShadowRunner(settings.shadow_concurrency),
         rollouts=Rollouts(store, registry, policies, AlertService(store)),
         experiments=Experiments(store, registry, policies),
+        cache=cache,
         engines=engines,
         guard=guard,
         request_log=request_log,
@@ -144,6 +148,12 @@ def open_services(settings: Settings) -> Services:
         meter=meter,
         accounting=Accounting(request_log, metrics, meter, power),
     )
+
+
+def response_cache(settings: Settings, table: RoutingTable, engines: EnginePool) -> ResponseCache:
+    """The app's response cache: embeddings by its own engines, Redis from the settings."""
+    redis = RedisAnswers(settings.redis_url, settings.redis_prefix, settings.redis_timeout_s)
+    return ResponseCache(embedder(table, engines), redis)
 
 
 def prompt_embedder(services: Services) -> Embedder | None:
@@ -267,6 +277,7 @@ async def _stop(services: Services, jobs: _Jobs) -> None:
     await services.guard.gate.drain()
     await services.request_log.close()
     await services.guard.aclose()
+    await services.cache.aclose()
     await services.engines.aclose()
     services.store.close()
 

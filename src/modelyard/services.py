@@ -20,6 +20,7 @@ from modelyard.release.experiments import Experiments
 from modelyard.release.rollouts import Rollouts
 from modelyard.routing import RoutingTable
 from modelyard.routing.breaker import Breakers
+from modelyard.routing.cache import ResponseCache
 from modelyard.routing.policies import TrafficPolicies
 from modelyard.routing.refresh import RoutingRefresher
 from modelyard.routing.shadow import ShadowRunner
@@ -45,6 +46,7 @@ class Services:
     shadows: ShadowRunner
     rollouts: Rollouts
     experiments: Experiments
+    cache: ResponseCache
 
 
 def services_of(request: Request) -> Services:

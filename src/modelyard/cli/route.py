@@ -13,7 +13,7 @@ import yaml
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.registry import Registry
 from modelyard.routing.policies import TrafficPolicies
-from modelyard.routing.protocol import TrafficPolicy
+from modelyard.routing.protocol import CachePolicy, TrafficPolicy
 from modelyard.services import local_actor
 from modelyard.store import Store
 
@@ -38,7 +38,7 @@ def list_command(as_json: bool) -> None:
         return
     print_table(
         "traffic policies",
-        ["route", "stable", "candidates", "shadows", "fallbacks", "owner", "updated"],
+        ["route", "stable", "candidates", "shadows", "fallbacks", "combine", "owner", "updated"],
         [
             (
                 p.model,
@@ -46,6 +46,7 @@ def list_command(as_json: bool) -> None:
                 ", ".join(f"{c.name}=v{c.version} {c.weight:g}%" for c in p.policy.candidates),
                 ", ".join(f"v{s.version} {s.share:g}%" for s in p.policy.shadows),
                 " → ".join(f.model for f in p.policy.fallbacks),
+                p.policy.combine.summary if p.policy.combine is not None else "",
                 p.policy.owner,
                 when(p.updated_at),
             )
@@ -98,6 +99,47 @@ def set_command(model: str, policy_file: Path, reason: str, as_json: bool) -> No
         print_json(out)
     else:
         click.echo(f"route '{model}': policy set")
+
+
+@route.command("cache")
+@click.argument("model")
+@click.option("--mode", type=click.Choice(["exact", "semantic"]), help="Default: exact.")
+@click.option("--backend", type=click.Choice(["memory", "redis"]), help="Default: memory.")
+@click.option("--ttl", "ttl_s", type=float, help="An answer's lifetime, s (3600).")
+@click.option("--max-entries", type=int, help="Most answers kept per version (10000).")
+@click.option("--threshold", type=float, help="Least similarity of a semantic hit.")
+@click.option("--shared/--per-key", default=None, help="Share answers between API keys.")
+@click.option(
+    "--nondeterministic/--deterministic-only",
+    default=None,
+    help="Also cache requests sampled without temperature 0 or a seed.",
+)
+@click.option("--off", is_flag=True, help="Turn the route's cache off.")
+@click.option("--reason", default="", help="Why (kept in the history and the audit log).")
+@json_option
+def cache_command(
+    model: str, off: bool, reason: str, as_json: bool, **given: str | float | bool | None
+) -> None:
+    """Turn MODEL's response cache on, change it, or turn it off (--off); the rest of its
+    policy stays (see docs/cache.md)."""
+    with open_home_store() as store:
+        policies = _policies(store)
+        current = policies.get(model)
+        policy = current.policy if current is not None else TrafficPolicy()
+        cache = None
+        if not off:
+            kept = policy.cache.model_dump() if policy.cache is not None else {}
+            changed = {name: value for name, value in given.items() if value is not None}
+            cache = CachePolicy.model_validate({**kept, **changed})
+        # a policy a rollout manages is refused (409), as any other change
+        updated = policy.model_copy(update={"cache": cache, "owner": None})
+        out = policies.put(model, updated, actor=local_actor(), reason=reason)
+    if as_json:
+        print_json(out)
+    elif cache is None:
+        click.echo(f"route '{model}': cache off")
+    else:
+        click.echo(f"route '{model}': {cache.mode} cache in {cache.backend}, ttl {cache.ttl_s:g} s")
 
 
 @route.command("history")

@@ -60,6 +60,7 @@ class Outcome:
     metered: bool = False  # whether the energy meter follows the request (by its id)
     charge: Charge | None = None  # None: nobody pays for it (a shadow copy)
     counted: Counted = "served"  # how the metrics count it
+    cache: str | None = None  # the response cache's result: hit, miss, bypass; None: off
 
 
 class Accounting:
@@ -85,11 +86,16 @@ class Accounting:
         cost = 0.0
         if outcome.parameters is not None:
             cost = cost_of(outcome.parameters, prompt, completion, cpu_seconds)
+        saved = 0.0
+        if outcome.cache == "hit":  # no engine ran: its tokens are charged, not its cost
+            saved, cost = cost, 0.0
         if outcome.charge is not None and (prompt or completion or cost):
             outcome.charge(prompt + completion, cost)
         record = _record(outcome, cost, energy_wh, carbon_g)
         self._log.submit(record)
         self._count(outcome, record)
+        if outcome.cache is not None:
+            self._metrics.cache_looked(outcome.route, outcome.cache, saved)
         return record
 
     def _count(self, outcome: Outcome, record: RequestRecord) -> None:
@@ -147,6 +153,7 @@ def _record(outcome: Outcome, cost: float, energy_wh: float, carbon_g: float) ->
         response_format=_format_type(outcome.response_format),
         schema_name=_schema_name(outcome.response_format),
         tool_parts=list(outcome.tool_calls),
+        cache_hit=outcome.cache == "hit",
     )
 
 

@@ -116,6 +116,34 @@ SHADOW_REQUESTS = MetricSpec(
     "Mirrored requests, by outcome (sent, dropped when the shadow pool was full).",
     ("route", "outcome"),
 )
+COMBINED = MetricSpec(
+    "modelyard_combined_requests",
+    "counter",
+    "Requests a combination route answered, by kind and decision (cascade: confident, "
+    "low_confidence, invalid, small_failed, small_unable; vote: majority, tie; best_of_n: best).",
+    ("route", "kind", "decision"),
+)
+CASCADE_COST = MetricSpec(
+    "modelyard_cascade_cost",
+    "counter",
+    "Token cost of a cascade's answered requests (basis cascade: what it spent, both models; "
+    "basis large_only: what the large model alone would have cost); the difference is saved.",
+    ("route", "basis"),
+)
+CACHE_LOOKUPS = MetricSpec(
+    "modelyard_cache_lookups",
+    "counter",
+    "Response-cache lookups, by result (hit, miss; bypass: a request the route's cache may "
+    "not answer, such as one sampled without a seed).",
+    ("route", "result"),
+)
+CACHE_SAVED_COST = MetricSpec(
+    "modelyard_cache_saved_cost",
+    "counter",
+    "What the answers of cache hits cost when they were generated (their tokens at the "
+    "version's price), not spent again.",
+    ("route",),
+)
 IN_FLIGHT = MetricSpec("modelyard_requests_in_flight", "gauge", "Requests being served now.")
 DURATION = MetricSpec(
     "gen_ai_server_request_duration_seconds",
@@ -215,6 +243,10 @@ METRICS = (
     REQUESTS,
     FALLBACKS,
     SHADOW_REQUESTS,
+    CACHE_LOOKUPS,
+    CACHE_SAVED_COST,
+    COMBINED,
+    CASCADE_COST,
     IN_FLIGHT,
     DURATION,
     TTFT,
@@ -305,6 +337,10 @@ class Metrics:
         self.requests = REQUESTS.counter(r)
         self.fallbacks = FALLBACKS.counter(r)
         self.shadow_requests = SHADOW_REQUESTS.counter(r)
+        self.cache_lookups = CACHE_LOOKUPS.counter(r)
+        self.cache_saved_cost = CACHE_SAVED_COST.counter(r)
+        self.combined = COMBINED.counter(r)
+        self.cascade_cost = CASCADE_COST.counter(r)
         self.in_flight = IN_FLIGHT.gauge(r)
         self.duration = DURATION.histogram(r)
         self.ttft = TTFT.histogram(r)
@@ -334,6 +370,12 @@ class Metrics:
             self.tool_calls.labels(route).inc(tool_calls)
         if format_error is not None:
             self.format_failures.labels(route, format_error).inc()
+
+    def cache_looked(self, route: str, result: str, saved_cost: float) -> None:
+        """A response-cache lookup's result, and what a hit saved."""
+        self._child(self.cache_lookups, route, result).inc()
+        if result == "hit":
+            self._child(self.cache_saved_cost, route).inc(saved_cost)
 
     def unserved(self, route: str, status: int) -> None:
         """A request that ended before a handler served it (invalid body, wrong role)."""

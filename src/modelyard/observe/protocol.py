@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelyard.wire import Number
+
 FeedbackSource = Literal["human", "judge", "code"]
 
 
@@ -46,6 +48,7 @@ class LoggedRequest(BaseModel):
     tool_names: list[str] = Field(default_factory=list)  # the functions called, in order
     # Why an answer to a JSON format is not what was asked: invalid_json, schema_mismatch.
     format_error: str | None = None
+    cache_hit: bool = False  # answered by the route's response cache, not an engine
 
 
 LOGGED_COLUMNS = tuple(LoggedRequest.model_fields)
@@ -138,8 +141,8 @@ class DriftRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     route: str | None = Field(default=None, description="One route; empty: every active route.")
-    current_hours: float = Field(default=24.0, gt=0, le=24 * 90)
-    reference_days: float = Field(default=7.0, gt=0, le=365)
+    current_hours: Number = Field(default=24.0, gt=0, le=24 * 90)
+    reference_days: Number = Field(default=7.0, gt=0, le=365)
 
 
 class DriftReportOut(BaseModel):

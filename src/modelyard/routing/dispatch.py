@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from modelyard.engines import EngineError
 from modelyard.routing.breaker import Breakers
+from modelyard.routing.combine import Decision, Report, combine
 from modelyard.routing.generation import (
     Generation,
     Launch,
@@ -45,6 +46,7 @@ class Dispatched:
     fallback_from: str | None  # the first target that failed or was skipped, if any
     # Targets skipped because their engine kind cannot honour the request: "name: why".
     skipped: tuple[str, ...] = ()
+    decision: Decision | None = None  # how a combination route chose its answer
 
 
 def chain(plan: Plan) -> Iterator[tuple[Target, float | None]]:
@@ -54,8 +56,15 @@ def chain(plan: Plan) -> Iterator[tuple[Target, float | None]]:
         yield fallback.target, fallback.timeout_s
 
 
-async def dispatch(plan: Plan, launch: Launch, breakers: Breakers) -> Dispatched:
-    """The first target of ``plan`` that starts; without a fallback chain, the primary."""
+async def dispatch(
+    plan: Plan, launch: Launch, breakers: Breakers, report: Report = lambda _call: None
+) -> Dispatched:
+    """The first target of ``plan`` that starts; without a fallback chain, the primary.
+    A combination route's answer comes from its members (``routing.combine``); ``report``
+    hears each of their calls whose answer is not returned."""
+    if plan.combination is not None:
+        answer, decision = await combine(plan.combination, launch, report)
+        return Dispatched(answer, None, decision=decision)
     if plan.breaker is None:
         return Dispatched(await start_generation(launch, plan.primary), None)
     attempt = _Attempt(plan.breaker, breakers)

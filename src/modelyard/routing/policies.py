@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modelyard.engines import EngineError, Need
+from modelyard.engines.kinds import engine_class
 from modelyard.errors import ModelyardError
 from modelyard.registry import Registry
 from modelyard.registry.errors import RegistryError
+from modelyard.registry.protocol import VersionOut
 from modelyard.routing.protocol import (
+    Cascade,
     TrafficPolicy,
     TrafficPolicyChange,
     TrafficPolicyOut,
@@ -32,8 +36,14 @@ from modelyard.store.tables import (
 class PolicyRefused(ModelyardError):
     """A traffic policy change that cannot be made; ``str()`` says why and what to do."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_policy") -> None:
-        super().__init__(message, status=status, code=code)
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        code: str = "invalid_policy",
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, param=param)
 
 
 @dataclass(frozen=True)
@@ -178,23 +188,57 @@ class TrafficPolicies:
                 raise PolicyRefused(f"model '{model}' has no version {number}")
         for fallback in policy.fallbacks:
             self._check_public_name(fallback.model)
+        if policy.combine is not None:
+            self._check_combination(policy)
 
-    def _check_public_name(self, name: str) -> None:
+    def _check_combination(self, policy: TrafficPolicy) -> None:
+        """Each member resolves; a logprobs cascade's small model can give logprobs."""
+        combine = policy.combine
+        assert combine is not None
+        fields = type(combine).model_fields
+        names = [n for n in ("small", "large", "targets", "target", "judge") if n in fields]
+        for name in names:
+            value = getattr(combine, name)
+            for member in value if isinstance(value, list) else [value]:
+                self._check_public_name(member, f"combine.{name}", f"policy.combine.{name}")
+        if isinstance(combine, Cascade) and combine.confidence.min_probability is not None:
+            small = self._check_public_name(combine.small, "combine.small", "policy.combine.small")
+            try:
+                unable = engine_class(small.engine_kind).unable(
+                    (Need("logprobs", "logprobs"),), small.parameters
+                )
+            except EngineError as error:
+                raise PolicyRefused(f"combine.small '{combine.small}': {error}") from None
+            if unable is not None:
+                raise PolicyRefused(
+                    f"combine.small '{combine.small}' ({small.name}) cannot give token "
+                    f"logprobs: {unable[1]}; use a validator (valid_json, pattern or labels) "
+                    "as its confidence instead",
+                    param="policy.combine.confidence.min_probability",
+                )
+
+    def _check_public_name(
+        self, name: str, role: str = "fallback", param: str | None = None
+    ) -> VersionOut:
+        """The version a public name resolves to now; ``role`` names it in a refusal,
+        ``param`` is the field a refusal names."""
         model, _, rest = name.partition("@")
         try:
             if rest:
                 if not rest.isdigit():
-                    raise PolicyRefused(f"fallback '{name}': the version after '@' is a number")
-                self._registry.version(model, int(rest))
-                return
+                    raise PolicyRefused(
+                        f"{role} '{name}': the version after '@' is a number", param=param
+                    )
+                return self._registry.version(model, int(rest))
             base, _, alias = name.partition(":")
             detail = self._registry.model(base)
         except RegistryError as error:
-            raise PolicyRefused(f"fallback '{name}': {error}") from None
-        if (alias or "production") not in {a.name for a in detail.aliases}:
-            raise PolicyRefused(
-                f"fallback '{name}': model '{base}' has no alias '{alias or 'production'}'"
-            )
+            raise PolicyRefused(f"{role} '{name}': {error}", param=param) from None
+        wanted = alias or "production"
+        for found in detail.aliases:
+            if found.name == wanted:
+                return self._registry.version(base, found.version)
+        raise PolicyRefused(f"{role} '{name}': model '{base}' has no alias '{wanted}'", param=param)
 
     @staticmethod
     def _record(

@@ -57,6 +57,12 @@ def route_out(services: Services, model: str) -> RouteOut:
         variants += [
             {"name": "shadow", "version": s.version, "share": s.share} for s in policy.shadows
         ]
+        if policy.combine is not None:  # its members answer, each request (routing.combine)
+            combine = policy.combine
+            variants = [
+                {"name": f"{combine.kind}.{role}", "model": name}
+                for role, name in zip(combine.roles, combine.members, strict=True)
+            ]
     targets = {version_name(model, n) for n in table.version_numbers(model)}
     for fallback in policy.fallbacks if policy is not None else []:
         try:
@@ -68,6 +74,7 @@ def route_out(services: Services, model: str) -> RouteOut:
         policy=policy,
         variants=variants,
         breakers=services.breakers.describe(breaker, targets),
+        cache=None if policy is None or policy.cache is None else services.cache.stats(model),
     )
 
 

@@ -16,7 +16,7 @@ from modelyard.engines import EngineSpec
 from modelyard.errors import ModelyardError
 from modelyard.registry.protocol import VersionOut
 from modelyard.registry.service import RoutingEntry, RoutingState
-from modelyard.routing.protocol import BreakerSettings, TrafficPolicy
+from modelyard.routing.protocol import BestOfN, BreakerSettings, Cascade, TrafficPolicy, Vote
 
 DEFAULT_ALIAS = "production"
 
@@ -86,6 +86,15 @@ class Fallback:
 
 
 @dataclass(frozen=True)
+class Combination:
+    """A combination route's policy and its members' targets, in the policy's order
+    (cascade: small, large; vote: the voters; best-of-n: the target, the judge)."""
+
+    policy: Cascade | Vote | BestOfN
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     """Where one request goes: the variant it was assigned, what to try when that fails,
     and the versions that get a copy of it."""
@@ -96,6 +105,7 @@ class Plan:
     shadows: tuple[Target, ...] = ()
     breaker: BreakerSettings | None = None
     user: str | None = None  # the end user the variant was assigned for, if known
+    combination: Combination | None = None  # answered by several models (``routing.combine``)
 
 
 def bucket(salt: str, user: str) -> float:
@@ -166,6 +176,9 @@ class RoutingTable:
             return Plan(self.resolve(public_name), user=user)
         if user is None and headers is not None:
             user = headers.get(policy.sticky_header) or None
+        if policy.combine is not None:
+            combination = self._combination(policy.combine)
+            return Plan(combination.targets[0], user=user, combination=combination)
         entry = snapshot.aliases.get((public_name, policy.stable_alias))
         if entry is None:
             raise ModelNotRoutable(public_name)
@@ -196,6 +209,11 @@ class RoutingTable:
             breaker=policy.breaker if policy.fallbacks else None,
             user=user,
         )
+
+    def _combination(self, policy: Cascade | Vote | BestOfN) -> Combination:
+        """The members' targets; a member that no longer resolves makes the route's
+        requests a 404 naming it."""
+        return Combination(policy, tuple(self.resolve(name) for name in policy.members))
 
     def resolve(self, public_name: str) -> Target:
         snapshot = self._snapshot
@@ -234,4 +252,10 @@ class RoutingTable:
                 if version is not None:
                     task = self._snapshot.tasks.get(model, "chat")
                     seen[(model, number)] = Target(model, model, task, None, version).spec
+            for name in policy.combine.members if policy.combine is not None else ():
+                try:
+                    member = self.resolve(name)
+                except ModelNotRoutable:
+                    continue
+                seen[(member.model, member.version.number)] = member.spec
         return list(seen.values())

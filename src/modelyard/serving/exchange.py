@@ -12,18 +12,22 @@ from typing import Any
 
 from starlette.requests import Request
 
-from modelyard.engines import GenerationRequest
+from modelyard.engines import GenerationRequest, Usage
 from modelyard.errors import ModelyardError
 from modelyard.guard.auth import principal_of
 from modelyard.guard.gate import Admission, Refusal, RequestShape
 from modelyard.guard.keyring import Principal
 from modelyard.observe.accounting import Outcome
+from modelyard.observe.cost import cost_of
 from modelyard.observe.tracking import RequestState, tracked_of
 from modelyard.routing import Target, route_of
+from modelyard.routing.cache import CachedAnswer, Lookup, replayed
+from modelyard.routing.combine import Call, Decision
 from modelyard.routing.generation import Generation, Launch
 from modelyard.routing.shadow import Mirrored
 from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
+from modelyard.serving.messages import logged_content
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED_REQUEST = 499  # nginx's "client closed request": nobody reads it, the log does.
@@ -43,9 +47,13 @@ class Exchange:
     plan_: Plan | None = None
     target: Target | None = None
     fallback_from: str | None = None
+    decision: Decision | None = None  # how a combination route chose its answer
+    calls: list[Call] = field(default_factory=list)  # its calls whose answers were not returned
     forwarded: GenerationRequest | None = None
     engine_started: float | None = None
     streaming: bool = False  # its answer is a stream (whose response ends the request)
+    lookup: Lookup | None = None  # the route's response cache was looked in
+    cache: str | None = None  # what the cache did: hit, miss, bypass; None: the route has none
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
 
     @classmethod
@@ -92,21 +100,67 @@ class Exchange:
         return self.plan_
 
     def served(
-        self, target: Target, fallback_from: str | None, skipped: Sequence[str] = ()
+        self,
+        target: Target,
+        fallback_from: str | None,
+        skipped: Sequence[str] = (),
+        decision: Decision | None = None,
     ) -> None:
         """The target that answered (a fallback when ``fallback_from`` names a failed one);
-        ``skipped`` says which targets could not honour the request, and why."""
+        ``skipped`` says which targets could not honour the request, and why; ``decision``
+        how a combination route chose the answer."""
         for reason in skipped:
             log.info("request %s: skipped %s", self.id, reason)
         self.target = target
         self.fallback_from = fallback_from
+        self.decision = decision
+        if decision is not None:
+            self.services.metrics.combined.labels(self.route, decision.kind, decision.reason).inc()
         self.tracked.routed_headers = self._routing_headers()
         if fallback_from is not None:
             self.services.metrics.fallbacks.labels(self.route, fallback_from).inc()
 
     @property
     def variant(self) -> str | None:
+        if self.decision is not None:
+            return self.decision.label  # which model answered, and why
         return self.plan_.primary.variant if self.plan_ is not None else None
+
+    async def cached(self, launch: Launch) -> Generation | None:
+        """The answer of the route's response cache, as a generation; None: ask the engine.
+        Looked up after the guard and the plan, with the request as forwarded (redacted)."""
+        plan, forwarded = self.plan_, self.forwarded
+        policy = self.services.routing.policy(self.route)
+        if policy is None or policy.cache is None or plan is None or forwarded is None:
+            return None
+        cache = self.services.cache
+        self.lookup = await cache.lookup(
+            policy.cache, plan.primary, forwarded, self.principal.key_id
+        )
+        self.cache = "bypass" if self.lookup is None else self.lookup.result
+        self.tracked.routed_headers = self._routing_headers()
+        if self.lookup is None or self.lookup.answer is None:
+            return None
+        return replayed(self.lookup.answer, plan.primary, launch)
+
+    def _remember(self, status: int, generation: Generation | None) -> None:
+        """Keep a miss's complete answer of plain text, from the version looked up."""
+        lookup = self.lookup
+        if lookup is None or lookup.answer is not None or generation is None or status != 200:
+            return
+        finish = generation.finish_reason
+        if generation.target.name != lookup.version or generation.tool_calls or finish is None:
+            return
+        usage = generation.usage
+        self.services.cache.remember(
+            lookup,
+            CachedAnswer(
+                "".join(generation.produced),
+                finish,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+            ),
+        )
 
     def engine_starts(self) -> None:
         self.engine_started = time.perf_counter()
@@ -132,6 +186,8 @@ class Exchange:
             headers["x-modelyard-variant"] = self.variant
         if self.fallback_from is not None:
             headers["x-modelyard-fallback-from"] = self.fallback_from
+        if self.cache in ("hit", "miss"):
+            headers["x-modelyard-cache"] = self.cache
         return headers
 
     def failed(self, error: ModelyardError) -> None:
@@ -161,11 +217,16 @@ class Exchange:
                 "response": "".join(generation.produced),
                 "finish_reason": generation.finish_reason,
             }
+            if self.decision is not None:  # how a combination chose it (its confidence)
+                content["combination"] = self.decision.logged()
         self.services.accounting.record(
             self._outcome(status, error_code, generation, content, prompt_tokens, streamed)
         )
-        if generation is not None:  # the primary answered (or began to): mirror it
+        self._remember(status, generation)
+        if generation is not None and self.cache != "hit":  # the primary answered: mirror it
             self._mirror(content)
+        if self.decision is not None:
+            self._count_cascade(self.decision, status, generation)
 
     def _outcome(
         self,
@@ -212,6 +273,7 @@ class Exchange:
             tool_calls=generation.tool_calls if generation is not None else (),
             metered=True,
             charge=None if admission is None else self._charge,
+            cache=self.cache,
         )
 
     def _format_asked(self) -> Mapping[str, Any] | None:
@@ -244,6 +306,61 @@ class Exchange:
             services.settings.request_timeout_s,
             on_done=logged,
             on_sent=lambda sent: counter.labels(self.route, "sent" if sent else "dropped").inc(),
+        )
+
+    def call_made(self, call: Call) -> None:
+        """Log (and charge) a combination's model call whose answer is not returned, as
+        soon as it is made: a failure that follows it does not lose it."""
+        self.calls.append(call)
+        asked = None if self.forwarded is None else logged_content(self.forwarded)
+        outcome = self._call_outcome(len(self.calls) - 1, call, asked)
+        self.services.accounting.record(outcome)
+
+    def _count_cascade(
+        self, decision: Decision, status: int, generation: Generation | None
+    ) -> None:
+        """Count what a cascade spent against what the large model alone would have."""
+        usage = None if generation is None else generation.usage
+        if decision.large is None or status != 200 or usage is None or self.target is None:
+            return
+        answer_cost = cost_of(self.target.version.parameters, *_tokens(usage))
+        spent = answer_cost + sum(
+            cost_of(c.target.version.parameters, *_tokens(c.usage))
+            for c in self.calls
+            if c.usage is not None
+        )
+        large_only = answer_cost
+        if decision.reason == "confident":  # the large model's price for the same tokens
+            large_only = cost_of(decision.large.version.parameters, *_tokens(usage))
+        counter = self.services.metrics.cascade_cost
+        counter.labels(self.route, "cascade").inc(spent)
+        counter.labels(self.route, "large_only").inc(large_only)
+
+    def _call_outcome(self, index: int, call: Call, asked: dict[str, Any] | None) -> Outcome:
+        """A combination member's row (``<id>.<role><n>``): charged to the client, not
+        counted in the request metrics (the request is, once)."""
+        content = asked
+        if content is not None and call.response is not None:
+            content = {**content, "response": call.response}
+        usage = call.usage
+        return Outcome(
+            id=f"{self.id}.{call.role}{index}",
+            at=call.at,
+            key_id=self.principal.key_id,
+            endpoint=self.endpoint,
+            route=self.route,
+            status=call.status,
+            error_code=call.error_code,
+            latency_s=call.latency_s,
+            version=call.target.name,
+            parameters=call.target.version.parameters,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            content=content,
+            user=self.user,
+            variant=f"{call.kind}.{call.role}",
+            charge=None if self.admission is None else self._charge,
+            counted="not_counted",
         )
 
     def _mirror_outcome(self, mirror: Mirrored, asked: dict[str, Any] | None) -> Outcome:
@@ -291,3 +408,7 @@ class Exchange:
             else:
                 status, code = CLIENT_CLOSED_REQUEST, "client_disconnected"
             self.finish(status, code, generation=generation, content=content, streamed=True)
+
+
+def _tokens(usage: Usage) -> tuple[int, int]:
+    return usage.prompt_tokens, usage.completion_tokens

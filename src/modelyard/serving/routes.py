@@ -249,9 +249,17 @@ async def _started(
         restorer=admission.stream_restorer(),
         worked=exchange.work,
     )
+    replay = await exchange.cached(launch)
+    if replay is not None:  # a hit: the guard has admitted it, no engine runs
+        return replay, forwarded
     exchange.engine_starts()
-    dispatched = await dispatch(plan, launch, services.breakers)
-    exchange.served(dispatched.generation.target, dispatched.fallback_from, dispatched.skipped)
+    dispatched = await dispatch(plan, launch, services.breakers, exchange.call_made)
+    exchange.served(
+        dispatched.generation.target,
+        dispatched.fallback_from,
+        dispatched.skipped,
+        dispatched.decision,
+    )
     return dispatched.generation, forwarded
 
 
