@@ -16,11 +16,10 @@ from modelyard.improve.tune.measure import version_parameters
 from modelyard.improve.tune.runner import StudyRunner
 from modelyard.improve.tune.students import Trainers
 from modelyard.improve.tune.studies import Studies
+from modelyard.jobs import gateway_client
 from modelyard.registry import Registry
 
 log = logging.getLogger(__name__)
-# The request headers that say who started a study; its trials send them on.
-CREDENTIALS = ("authorization", "api-key", "cookie")
 
 
 class TuneJobs:
@@ -36,14 +35,15 @@ class TuneJobs:
         app: Any,
         study_id: int,
         studies: Studies,
-        credentials: Mapping[str, str],
+        headers: Mapping[str, str],
         actor: str,
         timeout_s: float,
     ) -> None:
-        """Run study ``study_id`` in the background through the ASGI ``app``."""
+        """Run study ``study_id`` in the background through the ASGI ``app``, with the
+        credentials found in ``headers`` (the caller's request)."""
         if self.running(study_id):
             raise StudyBusy(f"study {study_id} is running already")
-        work = self._run(app, study_id, studies, credentials, actor, timeout_s)
+        work = self._run(app, study_id, studies, headers, actor, timeout_s)
         task = asyncio.create_task(work, name=f"tune study {study_id}")
         self._tasks[study_id] = task
         task.add_done_callback(functools.partial(self._ended, study_id))
@@ -53,18 +53,11 @@ class TuneJobs:
         app: Any,
         study_id: int,
         studies: Studies,
-        credentials: Mapping[str, str],
+        headers: Mapping[str, str],
         actor: str,
         timeout_s: float,
     ) -> None:
-        import httpx  # a server that never tunes does not load it (issue 8)
-
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://modelyard",
-            headers=dict(credentials),
-            timeout=httpx.Timeout(timeout_s, connect=10),
-        ) as client:
+        async with gateway_client(app, headers, timeout_s) as client:
             parameters = version_parameters(Registry(studies.store))
             runner = StudyRunner(client, studies, actor, parameters, self.trainers)
             await runner.run(study_id)

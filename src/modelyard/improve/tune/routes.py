@@ -14,7 +14,7 @@ from modelyard.guard.auth import actor_of, principal_of, requires
 from modelyard.guard.roles import Access
 from modelyard.improve.tune.create import create_study, items_of
 from modelyard.improve.tune.errors import StudyBusy
-from modelyard.improve.tune.jobs import CREDENTIALS, TuneJobs
+from modelyard.improve.tune.jobs import TuneJobs
 from modelyard.improve.tune.protocol import StudyList, StudyOut, StudyRequest
 from modelyard.improve.tune.studies import Studies
 from modelyard.services import services_of
@@ -43,12 +43,11 @@ def _create(body: StudyRequest, request: Request) -> int:
 
 def _launch(request: Request, study_id: int) -> None:
     """Run the study in the background as the caller (their key goes with each trial)."""
-    credentials = {name: request.headers[name] for name in CREDENTIALS if name in request.headers}
     jobs_of(request).start(
         request.app,
         study_id,
         _studies(request),
-        credentials,
+        request.headers,
         actor_of(principal_of(request)),
         services_of(request).settings.request_timeout_s,
     )
