@@ -17,7 +17,7 @@ from modelyard.errors import ModelyardError
 from modelyard.guard.auth import principal_of
 from modelyard.guard.gate import Admission, Refusal, RequestShape
 from modelyard.guard.keyring import Principal
-from modelyard.observe.accounting import Outcome
+from modelyard.observe.accounting import Charge, Outcome
 from modelyard.observe.cost import cost_of
 from modelyard.observe.tracking import RequestState, tracked_of
 from modelyard.routing import Target, route_of
@@ -339,53 +339,48 @@ class Exchange:
     def _call_outcome(self, index: int, call: Call, asked: dict[str, Any] | None) -> Outcome:
         """A combination member's row (``<id>.<role><n>``): charged to the client, not
         counted in the request metrics (the request is, once)."""
-        content = asked
-        if content is not None and call.response is not None:
-            content = {**content, "response": call.response}
-        usage = call.usage
-        return Outcome(
-            id=f"{self.id}.{call.role}{index}",
-            at=call.at,
-            key_id=self.principal.key_id,
-            endpoint=self.endpoint,
-            route=self.route,
-            status=call.status,
-            error_code=call.error_code,
-            latency_s=call.latency_s,
-            version=call.target.name,
-            parameters=call.target.version.parameters,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            content=content,
-            user=self.user,
-            variant=f"{call.kind}.{call.role}",
-            charge=None if self.admission is None else self._charge,
-            counted="not_counted",
-        )
+        charge = None if self.admission is None else self._charge
+        variant = f"{call.kind}.{call.role}"
+        return self._side_outcome(f"{call.role}{index}", call, asked, variant, None, charge)
 
     def _mirror_outcome(self, mirror: Mirrored, asked: dict[str, Any] | None) -> Outcome:
         """A shadow copy's row: never charged to the client nor counted in its metrics."""
+        suffix = f"shadow{mirror.index}"
+        return self._side_outcome(suffix, mirror, asked, "shadow", mirror.ttft_s, None)
+
+    def _side_outcome(
+        self,
+        suffix: str,
+        side: Call | Mirrored,
+        asked: dict[str, Any] | None,
+        variant: str,
+        ttft_s: float | None,
+        charge: Charge | None,
+    ) -> Outcome:
+        """The row of a model call beside the one answered (``<id>.<suffix>``), with what
+        it answered; not counted in the request metrics."""
         content = asked
-        if content is not None and mirror.response is not None:
-            content = {**content, "response": mirror.response}
-        usage = mirror.usage
+        if content is not None and side.response is not None:
+            content = {**content, "response": side.response}
+        usage = side.usage
         return Outcome(
-            id=f"{self.id}.shadow{mirror.index}",
-            at=mirror.at,
+            id=f"{self.id}.{suffix}",
+            at=side.at,
             key_id=self.principal.key_id,
             endpoint=self.endpoint,
             route=self.route,
-            status=mirror.status,
-            error_code=mirror.error_code,
-            latency_s=mirror.latency_s,
-            version=mirror.target.name,
-            parameters=mirror.target.version.parameters,
-            ttft_s=mirror.ttft_s,
+            status=side.status,
+            error_code=side.error_code,
+            latency_s=side.latency_s,
+            version=side.target.name,
+            parameters=side.target.version.parameters,
+            ttft_s=ttft_s,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             content=content,
             user=self.user,
-            variant="shadow",
+            variant=variant,
+            charge=charge,
             counted="not_counted",
         )
 
