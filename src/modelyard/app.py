@@ -26,6 +26,7 @@ from modelyard.guard.keys import KeyService, ensure_admin_key
 from modelyard.guard.retention import PURGE_EVERY_S, purge_periodically
 from modelyard.guard.runtime import open_guard
 from modelyard.improve import routes as improve_routes
+from modelyard.improve.compress import routes as compress_routes
 from modelyard.improve.distil import routes as distil_routes
 from modelyard.improve.export import routes as finetune_routes
 from modelyard.improve.review import routes as review_routes
@@ -308,6 +309,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     dataset_routes.attach(app)
     improve_routes.attach(app)
     distil_routes.attach(app)
+    compress_routes.attach(app)
     finetune_routes.attach(app)
     review_routes.attach(app)
     tune_routes.attach(app)

@@ -24,6 +24,7 @@ from modelyard.store.tables import DriftReportRow
 from tests.conftest import AppClient, bearer, new_key, register_scripted
 from tests.console.test_release_pages import EXPERIMENT, controller_elsewhere
 from tests.evaluate.test_runs import task_file
+from tests.improve.compress.pages import compress_pages
 from tests.improve.distil.toy import distil_pages
 from tests.improve.export.data import finetune_pages
 from tests.improve.review.items import review_pages
@@ -68,10 +69,12 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
     assert study.status_code == 202, study.text
     await finished(api, study.json()["id"])
     distilling = await distil_pages(api)
+    compressing = await compress_pages(api, tmp_path)
     finetuning = await finetune_pages(api)
     reviewing = await review_pages(api)
     return {
         **distilling,
+        **compressing,
         **finetuning,
         **reviewing,
         "/ui/models": "/ui/models",

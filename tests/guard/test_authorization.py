@@ -36,6 +36,7 @@ PATH_VALUES = {
     "review_id": "1",
     "item_index": "0",
     "distillation_id": "1",
+    "compression_id": "1",
     "study_id": "1",
     "export_id": "1",
 }

@@ -19,6 +19,7 @@ from modelyard.evaluate.runs import RunNotFound
 from modelyard.evaluate.tasks import TaskError
 from modelyard.guard.crypto import ContentKeyError
 from modelyard.guard.errors import GuardError
+from modelyard.improve.compress.errors import CompressionNotFound, InvalidCompression
 from modelyard.improve.curate import NothingToCurate
 from modelyard.improve.distil.errors import (
     DistillationNotFound,
@@ -68,6 +69,8 @@ USER_ERRORS = (
     TuneError,
     FineTuneError,
     ReviewError,
+    InvalidCompression,
+    CompressionNotFound,
     ContentKeyError,
     EngineError,
     DefaultModelMissing,
@@ -104,6 +107,7 @@ def _register() -> None:
         alias,
         audit,
         chat,
+        compress,
         content,
         curate,
         datasets,
@@ -142,6 +146,7 @@ def _register() -> None:
     main.add_command(curate.curate)
     main.add_command(label.label_command)
     main.add_command(distil.distil_command)
+    main.add_command(compress.compress)
     main.add_command(finetune.finetune)
     main.add_command(tune.tune)
     main.add_command(review.review)

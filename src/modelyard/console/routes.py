@@ -27,6 +27,8 @@ from modelyard.guard.keyring import AuthenticationFailed
 from modelyard.guard.roles import Access, Role
 from modelyard.guard.sessions import COOKIE
 from modelyard.improve import routes as improve_api
+from modelyard.improve.compress import routes as compress_api
+from modelyard.improve.compress.table import display
 from modelyard.improve.distil import routes as distil_api
 from modelyard.improve.export import routes as finetune_api
 from modelyard.improve.review import routes as review_api
@@ -71,6 +73,7 @@ NAV = (
     ("Label", "/ui/label"),
     ("Distil", "/ui/distil"),
     ("Fine-tune", "/ui/finetune"),
+    ("Compress", "/ui/compress"),
     ("Review", "/ui/reviews"),
     ("Tune", "/ui/tune"),
     ("Evals", "/ui/eval"),
@@ -92,6 +95,7 @@ DATASET_ITEMS = 50
 CURATIONS = 100
 LABEL_RUNS = 100
 DISTILLATIONS = 100
+COMPRESSIONS = 100
 FINETUNES = 100
 STUDIES = 100
 REVIEWS = 100
@@ -369,6 +373,22 @@ async def distil_page(request: Request) -> HTMLResponse:
     value = await distil_api.list_distillations(request, None, DISTILLATIONS)
     json_url = f"/api/distil{_query(limit=DISTILLATIONS)}"
     return _twin(request, "distil.html", "Distil into a student", value, json_url)
+
+
+@router.get("/ui/compress", response_class=HTMLResponse, dependencies=[READ])
+async def compress_page(request: Request) -> HTMLResponse:
+    value = await compress_api.list_compressions(request, None, COMPRESSIONS)
+    json_url = f"/api/compress{_query(limit=COMPRESSIONS)}"
+    return _twin(request, "compress.html", "Compress into quantised variants", value, json_url)
+
+
+@router.get("/ui/compress/{compression_id}", response_class=HTMLResponse, dependencies=[READ])
+async def compression_page(compression_id: RowId, request: Request) -> HTMLResponse:
+    value = await compress_api.get_compression(compression_id, request)
+    headers, rows = display(value.engine_kind, value.variants, value.request.streams)
+    title = f"Compression {compression_id}: {value.model}@{value.version}"
+    json_url = f"/api/compress/{compression_id}"
+    return _twin(request, "compression.html", title, value, json_url, headers=headers, rows=rows)
 
 
 @router.get("/ui/distil/{distillation_id}", response_class=HTMLResponse, dependencies=[READ])

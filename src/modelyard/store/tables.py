@@ -564,6 +564,26 @@ class DistillationRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class CompressionRow(Base):
+    """Quantised variants of a version, registered and measured beside it (improve/compress)."""
+
+    __tablename__ = "compressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # the parent
+    engine_kind: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # running | failed | done
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    # The table's rows: the parent first, then one per variant, with measurements.
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class ReviewRow(Base):
     """People going through a dataset version item by item (improve/review)."""
 

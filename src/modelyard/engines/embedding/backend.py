@@ -10,6 +10,7 @@ from modelyard.engines.embedding.model_dir import SentenceModelDir
 
 BackendName = Literal["onnxruntime", "torch"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
+Precision = Literal["float32", "int8"]
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,18 @@ def backend_name(value: object) -> BackendName:
 
 
 def open_backend(
-    name: BackendName, model: SentenceModelDir, cache_dir: Path, threads: int
+    name: BackendName,
+    model: SentenceModelDir,
+    cache_dir: Path,
+    threads: int,
+    precision: Precision = "float32",
 ) -> EmbeddingBackend:
-    """Load the model (slow: call it from a thread); the backend's imports happen here."""
+    """Load the model (slow: call it from a thread); the backend's imports happen here.
+    ``int8`` runs the graph with its weights quantised (onnxruntime only)."""
     if name == "torch":
         from modelyard.engines.embedding.torch_backend import TorchBackend
 
         return TorchBackend(model, threads)
     from modelyard.engines.embedding.onnx_backend import OnnxBackend
 
-    return OnnxBackend(model, cache_dir, threads)
+    return OnnxBackend(model, cache_dir, threads, precision)

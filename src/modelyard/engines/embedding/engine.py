@@ -24,6 +24,7 @@ from modelyard.engines.embedding.parameters import SentenceTransformersParameter
 class EmbeddingInfo(EngineInfo):
     dimensions: int | None = None  # of each vector, once the model is loaded
     backend: str | None = None
+    precision: str | None = None
     max_batch: int | None = None
     forward_passes: int | None = None
 
@@ -37,6 +38,7 @@ class SentenceTransformersEngine(Engine):
         super().__init__(spec, settings)
         params = self.read_parameters(SentenceTransformersParameters)
         self._backend_name = params.backend
+        self._precision = params.precision
         self._threads = params.threads
         self._max_batch = params.max_batch
         self._max_wait_s = params.max_wait_ms / 1000
@@ -63,7 +65,8 @@ class SentenceTransformersEngine(Engine):
         model = read_model_dir(Path(self.spec.artifact_uri).expanduser())
         self._size_bytes = model.weights.stat().st_size
         cache = self.settings.home / "cache" / "onnx"
-        return model, open_backend(self._backend_name, model, cache, self._threads)
+        backend = open_backend(self._backend_name, model, cache, self._threads, self._precision)
+        return model, backend
 
     async def aclose(self) -> None:
         if self._batcher is not None:
@@ -85,6 +88,7 @@ class SentenceTransformersEngine(Engine):
             size_bytes=self._size_bytes if model is not None else None,
             dimensions=model.dimensions if model is not None else None,
             backend=self._backend_name,
+            precision=self._precision,
             max_batch=self._max_batch,
             forward_passes=self.forward_passes,
         )

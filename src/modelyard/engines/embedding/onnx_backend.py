@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from tokenizers import Tokenizer
 
 from modelyard.engines.base import EngineError
-from modelyard.engines.embedding.backend import Encoded
+from modelyard.engines.embedding.backend import Encoded, Precision
 from modelyard.engines.embedding.graph import OUTPUT
 from modelyard.engines.embedding.graph_cache import graph_file
 from modelyard.engines.embedding.model_dir import SentenceModelDir, UnsupportedModel
@@ -42,15 +42,22 @@ def load_tokenizer(model: SentenceModelDir) -> Tokenizer:
 class OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, model: SentenceModelDir, cache_dir: Path, threads: int) -> None:
+    def __init__(
+        self,
+        model: SentenceModelDir,
+        cache_dir: Path,
+        threads: int,
+        precision: Precision = "float32",
+    ) -> None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle worker threads would otherwise spin on the cores the LLM engines decode on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
+            self.graph = graph_file(model, cache_dir, precision)
             self._session = onnxruntime.InferenceSession(
-                str(graph_file(model, cache_dir)), options, providers=["CPUExecutionProvider"]
+                str(self.graph), options, providers=["CPUExecutionProvider"]
             )
         except _LOAD_ERRORS as error:
             raise UnsupportedModel(f"cannot load {model.directory}: {error}") from error

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from modelyard.engines.embedding.backend import BackendName, backend_name
 from modelyard.engines.parameters import EngineParameters
@@ -22,6 +24,19 @@ class SentenceTransformersParameters(EngineParameters):
     max_wait_ms: float = Field(
         default=5, ge=0, description="How long the first queued text waits for others to join."
     )
+
+    precision: Literal["float32", "int8"] = Field(
+        default="float32",
+        description="`int8`: the ONNX graph's weights quantised to 8 bits by ONNX Runtime's "
+        "dynamic quantiser (onnxruntime backend only); `modelyard compress` makes such "
+        "versions and measures them against the float model.",
+    )
+
+    @model_validator(mode="after")
+    def _int8_on_onnx(self) -> SentenceTransformersParameters:
+        if self.precision == "int8" and self.backend != "onnxruntime":
+            raise ValueError("precision int8 needs the onnxruntime backend")
+        return self
 
     @field_validator("backend", mode="before")
     @classmethod
