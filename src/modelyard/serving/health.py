@@ -1,4 +1,5 @@
-"""Liveness (``/healthz``: the process answers) and readiness (``/readyz``: engines loaded)."""
+"""Liveness (``/healthz``: the process answers) and readiness (``/readyz``: engines loaded,
+and the replica not draining)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from modelyard.guard.auth import requires
 from modelyard.guard.roles import Access
 from modelyard.routing import version_name
 from modelyard.services import services_of
+from modelyard.serving.drain import Drain
 
 router = APIRouter(tags=["health"])
 
@@ -24,9 +26,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "Not ready: an aliased version's engine is not loaded."}},
+    responses={
+        503: {
+            "description": "Not ready: an aliased version's engine is not loaded, or the "
+            "replica is draining (it was told to stop and still finishes what it serves)."
+        }
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
+    drain: Drain = request.app.state.drain
+    if drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     services = services_of(request)
     engines = services.engines.states()
     wanted = {(s.model, s.version) for s in services.routing.aliased_specs()}
