@@ -80,6 +80,10 @@ EXTRA_TARGETS = (
     # latency against the upstream's for the same requests, and against plain requests.
     "direct+tools",
     "modelyard+tools",
+    # The same byte size without tools: separates the cost of a larger body from the
+    # handling of tools.
+    "direct+padded",
+    "modelyard+padded",
 )
 console = Console()
 if not console.is_terminal:
@@ -446,10 +450,10 @@ STARTERS: dict[str, Callable[[Context, int], contextlib.AbstractContextManager[T
 }
 
 
-def with_tools(
+def with_body(
     base: Callable[[Context, int], contextlib.AbstractContextManager[Target]], name: str
 ) -> Callable[[Context, int], contextlib.AbstractContextManager[Target]]:
-    """A ``+tools`` target: the base target's server, sent requests with tools."""
+    """A ``+tools`` or ``+padded`` target: the base target's server, sent other requests."""
 
     @contextlib.contextmanager
     def start(ctx: Context, rep: int) -> Iterator[Target]:
@@ -462,8 +466,9 @@ def with_tools(
 def starter(
     ctx: Context, name: str
 ) -> Callable[[Context, int], contextlib.AbstractContextManager[Target]]:
-    if name.endswith(stats.TOOLS_SUFFIX):
-        return with_tools(starter(ctx, name.removesuffix(stats.TOOLS_SUFFIX)), name)
+    server, body = stats.split_target(name)
+    if body != "plain":
+        return with_body(starter(ctx, server), name)
     if name in ctx.revisions:
         revision = ctx.revisions[name]
         return lambda ctx, rep: start_modelyard(ctx, rep, revision)
@@ -590,8 +595,7 @@ def measure_step(
     argv += ["--user-prefix", f"{target.name}-{rep}-{mode}-{concurrency}"]
     if stream:
         argv.append("--stream")
-    if target.name.endswith(stats.TOOLS_SUFFIX):
-        argv.append("--tools")
+    argv += ["--body", stats.split_target(target.name)[1]]
     upstream = ctx.upstream
     assert upstream is not None
     with (ctx.logs / "loadgen.log").open("a") as log:
@@ -767,7 +771,7 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if "litellm" in plan.targets:
         ensure_litellm(ctx, args.litellm_spec)
     for name in plan.targets:
-        name = name.removesuffix(stats.TOOLS_SUFFIX)
+        name = stats.split_target(name)[0]
         if not revisions.is_modelyard(name) or name in ctx.modelyard_templates:
             continue
         try:
@@ -807,9 +811,11 @@ def benchmark(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     found = stats.verdicts(summaries, ctx.skipped)
     # --modelyard-rev: the working tree against each revision, same run.
     comparisons = {name: stats.compare(steps, summaries, name) for name in ctx.revisions}
-    if "modelyard+tools" in measured and "modelyard" in measured:
-        # Issue 15: what passing tools and extra fields through adds, same run.
-        comparisons["modelyard"] = stats.compare(steps, summaries, "modelyard", "modelyard+tools")
+    for baseline in ("modelyard", "modelyard+padded"):
+        if "modelyard+tools" in measured and baseline in measured:
+            # Issue 15: what passing tools and extra fields through adds, same run: against
+            # plain requests, and against plain requests of the same size.
+            comparisons[baseline] = stats.compare(steps, summaries, baseline, "modelyard+tools")
     report: dict[str, Any] = {
         "steps": steps,
         "blocks": blocks,

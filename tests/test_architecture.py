@@ -28,6 +28,8 @@ ALLOWED = {
         *("errors", "wire", "lazy"),
         "jobs",  # background jobs and their client of the app itself, shared with evaluate
     },
+    # Backup reads the store and the guard's key files; it serves no traffic.
+    "backup": {"store", "guard", "config", "errors", "wire", ""},
 }
 # A package's HTTP face (its ``routes.py``) may also authorize and reach the services.
 HTTP_FACE = {"guard", "services"}

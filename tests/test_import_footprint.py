@@ -1,6 +1,8 @@
 """What a serving process imports (issue 8): numpy, redis, httpx and Alembic serve analyses,
 evaluations, the Redis backends and migrations, not requests, so a server with the default
-settings starts and answers chat completions without them.
+settings starts and answers chat completions without them; OpenTelemetry's SDK (and its
+exporter) serves traces, which are off by default (issue 19; FastAPI itself imports
+OpenTelemetry's API, and leaves it unused while no global tracer provider is set).
 
 Run in a fresh interpreter (this one has imported them all), which drives the app through
 its ASGI interface by hand: an HTTP client would import httpx itself."""
@@ -24,7 +26,7 @@ from modelyard.store import open_store
 from tests.conftest import admin_key, register_scripted
 from tests.live import live_server
 
-HEAVY = ("numpy", "redis", "httpx", "alembic")
+HEAVY = ("numpy", "redis", "httpx", "alembic", "opentelemetry.sdk")
 KEY_ENV = "FOOTPRINT_UPSTREAM_KEY"
 
 SERVE = """
@@ -34,7 +36,7 @@ from modelyard.app import build_app
 from modelyard.config import Settings
 from modelyard.guard.keys import read_admin_key
 
-HEAVY = ("numpy", "redis", "httpx", "alembic")
+HEAVY = ("numpy", "redis", "httpx", "alembic", "opentelemetry.sdk")
 
 
 def loaded():

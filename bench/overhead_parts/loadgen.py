@@ -64,17 +64,43 @@ TOOL_FIELDS: dict[str, Any] = {
 }
 
 
-def request_body(model: str, *, stream: bool, user: str, tools: bool = False) -> bytes:
-    body: dict[str, Any] = {
+# ``padded``: a plain request as large as a ``tools`` one, its system message lengthened
+# with neutral prose: the control that tells per-byte costs (receiving, parsing, scanning,
+# forwarding a larger body) from the handling of tools themselves.
+FILLER = (
+    " Keep the tone friendly and the facts straight; mention the amount only when asked,"
+    " and never promise a date the customer did not give."
+)
+BODY_KINDS = ("plain", "tools", "padded")
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _body(model: str, stream: bool, user: str, system: str) -> dict[str, Any]:
+    return {
         "model": model,
-        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": QUESTION}],
         "max_tokens": MAX_TOKENS,
         "stream": stream,
         "user": user,
     }
-    if tools:
+
+
+def request_body(model: str, *, stream: bool, user: str, kind: str = "plain") -> bytes:
+    """A chat request of one of ``BODY_KINDS``; ``padded`` has exactly the byte size of
+    ``tools`` for the same model, mode and user."""
+    if kind not in BODY_KINDS:
+        raise ValueError(f"unknown body kind {kind!r}; one of {', '.join(BODY_KINDS)}")
+    body = _body(model, stream, user, SYSTEM)
+    if kind == "tools":
         body.update(TOOL_FIELDS)
-    return json.dumps(body, separators=(",", ":")).encode()
+    elif kind == "padded":
+        missing = len(_encode({**body, **TOOL_FIELDS})) - len(_encode(body))
+        filler = (FILLER * (missing // len(FILLER) + 1))[:missing]
+        body = _body(model, stream, user, SYSTEM + filler)
+    return _encode(body)
 
 
 def check_answer(data: bytes, *, stream: bool) -> str | None:
@@ -102,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         seq = counters["seq"]
         counters["seq"] += 1
         body = request_body(
-            args.model, stream=args.stream, user=f"{args.user_prefix}-{seq}", tools=args.tools
+            args.model, stream=args.stream, user=f"{args.user_prefix}-{seq}", kind=args.body
         )
         counters["in_flight"] += 1
         start = time.perf_counter()
@@ -176,7 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--tools", action="store_true", help="send tools and extra fields too")
+    parser.add_argument(
+        "--body",
+        choices=BODY_KINDS,
+        default="plain",
+        help="tools: tools and extra fields too; padded: plain, as large as tools",
+    )
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests/s in all (0: closed loop)"
     )

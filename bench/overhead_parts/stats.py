@@ -133,7 +133,18 @@ def harness_bound_at_max(steps: Sequence[dict[str, Any]], target: str, stream: b
     return bool(best and best.get("harness_bound"))
 
 
-TOOLS_SUFFIX = "+tools"
+# A target named ``<server>+<body>`` is the server sent requests of another body kind
+# (bench.overhead_parts.loadgen.BODY_KINDS): ``+tools`` carries tools and extra fields,
+# ``+padded`` is a plain request as large as a tools one (the control for its size).
+BODY_SUFFIXES = ("+tools", "+padded")
+
+
+def split_target(name: str) -> tuple[str, str]:
+    """``modelyard+tools`` -> (``modelyard``, ``tools``); a plain target's body is ``plain``."""
+    for suffix in BODY_SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), suffix[1:]
+    return name, "plain"
 
 
 def added_latency_by_rep(
@@ -152,9 +163,10 @@ def added_latency_by_rep(
             ]
             return found[0] if found else None
 
-        # A ``+tools`` target sends tools and extra fields: it is set against the upstream
-        # answering the same requests.
-        mine, direct = at(target), at("direct+tools" if target.endswith(TOOLS_SUFFIX) else "direct")
+        # A ``+tools`` or ``+padded`` target is set against the upstream answering the
+        # same requests.
+        body = split_target(target)[1]
+        mine, direct = at(target), at("direct" if body == "plain" else f"direct+{body}")
         if mine is None or direct is None:
             continue
         out[rep] = {
@@ -439,6 +451,23 @@ def rps_by_rep(
     }
 
 
+def per_cpu_second_by_rep(
+    steps: Sequence[dict[str, Any]], target: str, stream: bool, concurrency: int
+) -> dict[int, float | None]:
+    """Requests answered per second of the server's own CPU, per repetition: the server's
+    cost per request, less disturbed than its rps by what else shares the machine (None
+    for a step with 1 % errors or more, or no CPU reading)."""
+    return {
+        s["rep"]: (
+            float(s["rps"]) / s["server_cpu_cores"]
+            if s["error_rate"] < MAX_ERROR_RATE and s.get("server_cpu_cores")
+            else None
+        )
+        for s in _steps(steps, target, stream)
+        if s["concurrency"] == concurrency
+    }
+
+
 def _ratio_row(
     subject: str,
     baseline: str,
@@ -473,8 +502,9 @@ def compare(
     subject: str = "modelyard",
 ) -> list[Comparison]:
     """The working tree (``subject``) against a revision (``baseline``), same run, per mode:
-    rps at each concurrency (best run of each), max sustained rps, added p50 and p99 at
-    1 client (best run of each), each with the run-to-run spread."""
+    rps at each concurrency (best run of each), requests per second of the server's CPU at
+    the highest concurrency, max sustained rps, added p50 and p99 at 1 client (best run of
+    each), each with the run-to-run spread."""
     reps = len(reps_of(steps))
     ours_summary, theirs_summary = summaries.get(subject, {}), summaries.get(baseline, {})
     out: list[Comparison] = []
@@ -494,6 +524,23 @@ def compare(
                     (
                         others_during(steps, subject, stream, concurrency),
                         others_during(steps, baseline, stream, concurrency),
+                    ),
+                )
+            )
+        busiest = max(levels, default=None)
+        if busiest is not None:
+            out.append(
+                _ratio_row(
+                    subject,
+                    baseline,
+                    stream,
+                    reps,
+                    f"requests per server CPU-s @{busiest}",
+                    per_cpu_second_by_rep(steps, subject, stream, busiest),
+                    per_cpu_second_by_rep(steps, baseline, stream, busiest),
+                    (
+                        others_during(steps, subject, stream, busiest),
+                        others_during(steps, baseline, stream, busiest),
                     ),
                 )
             )

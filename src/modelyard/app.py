@@ -11,10 +11,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from modelyard import __version__
+from modelyard.backup import routes as backup_routes
 from modelyard.bootstrap import ensure_default_embedding_model, ensure_default_model
 from modelyard.config import Settings
 from modelyard.console import routes as console_routes
@@ -44,7 +46,9 @@ from modelyard.observe.energy import CpuMeter, load_power_model
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.protocol import DriftRun
 from modelyard.observe.requestlog import RequestLogWriter
+from modelyard.observe.tracing import open_tracing
 from modelyard.observe.tracking import RequestTracking
+from modelyard.observe.userdata import routes as userdata_routes
 from modelyard.registry import Registry
 from modelyard.registry import routes as registry_routes
 from modelyard.release import routes as release_routes
@@ -66,6 +70,9 @@ from modelyard.serving.drain import Drain
 from modelyard.serving.fastpath import OpenAIFastPath
 from modelyard.store import open_store
 from modelyard.store.lease import leader
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +193,15 @@ class _Jobs:
     evals: BackgroundJobs  # eval runs started over the API
 
 
-def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def lifespan_of(
+    settings: Settings, span_exporter: SpanExporter | None = None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Opens the services and starts the background jobs; stops and closes them at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(open_services, settings)
+        services.tracing = await asyncio.to_thread(open_tracing, settings, span_exporter)
         app.state.services = services
         await services.refresher.refresh_now()
         await services.guard.reload()
@@ -281,15 +291,21 @@ async def _stop(services: Services, jobs: _Jobs) -> None:
     await services.guard.aclose()
     await services.cache.aclose()
     await services.engines.aclose()
+    if services.tracing is not None:  # the last requests' spans, exported on its thread
+        await asyncio.to_thread(services.tracing.shutdown)
     services.store.close()
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
+def build_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The app; ``span_exporter`` replaces tracing's OTLP exporter (tests hand an in-memory
+    one; tracing is on when ``MODELYARD_TRACING`` says so)."""
     settings = settings or Settings()
     app = FastAPI(
         title="modelyard",
         version=__version__,
-        lifespan=lifespan_of(settings),
+        lifespan=lifespan_of(settings, span_exporter),
         description="OpenAI-compatible API, model registry and console.",
         openapi_url=None,
         docs_url=None,
@@ -305,7 +321,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     embeddings.attach(app)
     registry_routes.attach(app)
     guard_routes.attach(app)
+    backup_routes.attach(app)
     observe_routes.attach(app)
+    userdata_routes.attach(app)
     alerts_routes.attach(app)
     eval_routes.attach(app)
     dataset_routes.attach(app)

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(
         default=12 * 3600, ge=60, description="How long a console login lasts."
     )
+    backup_passphrase: SecretStr | None = Field(
+        default=None,
+        description="Passphrase that `modelyard backup` seals archives with and `modelyard "
+        "restore` opens them with, when neither `--passphrase-file` nor `--key-file` is given.",
+    )
     energy_cpu_tdp_w: float | None = Field(
         default=None,
         gt=0,
@@ -254,6 +259,27 @@ class Settings(BaseSettings):
         description="Request-log rows that may wait for the writer; beyond that rows are "
         "dropped (and counted) rather than slowing requests.",
     )
+    tracing: Literal["off", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry traces of inference requests: `off`, or `otlp` to export "
+        "them over OTLP/HTTP (protobuf) to `MODELYARD_TRACING_ENDPOINT`. Off, the request path "
+        "imports no OpenTelemetry SDK and sends no `traceparent` upstream "
+        "([observe](observe.md#traces)).",
+    )
+    tracing_endpoint: str | None = Field(
+        default=None,
+        description="The OTLP/HTTP collector traces go to, `http://collector:4318` "
+        "(`/v1/traces` is added unless the URL ends with it). Empty: "
+        "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is, else `OTEL_EXPORTER_OTLP_ENDPOINT` and "
+        "`/v1/traces`, else `http://localhost:4318/v1/traces`.",
+    )
+    tracing_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of requests traced, chosen by trace id. A request whose caller "
+        "sent a `traceparent` follows the caller's decision instead.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -319,6 +345,21 @@ def _file_values() -> dict[str, Any]:
         return {}
     with path.open("rb") as file:
         return tomllib.load(file)
+
+
+# OpenTelemetry's own variables that decide where traces go (its exporter reads the others:
+# headers, timeout, compression, certificates).
+OTEL_EXPORT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+)
+
+
+def otel_variables() -> dict[str, str]:
+    """The ``OTEL_EXPORT_VARIABLES`` that are set (not empty), by name."""
+    return {name: value for name in OTEL_EXPORT_VARIABLES if (value := os.environ.get(name))}
 
 
 def secret_from_env(variable: str) -> str | None:

@@ -15,6 +15,7 @@ from modelyard.observe.accounting import Accounting
 from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.requestlog import RequestLogWriter
+from modelyard.observe.tracing import Tracing
 from modelyard.registry import Registry
 from modelyard.release.experiments import Experiments
 from modelyard.release.rollouts import Rollouts
@@ -47,6 +48,7 @@ class Services:
     rollouts: Rollouts
     experiments: Experiments
     cache: ResponseCache
+    tracing: Tracing | None = None  # None: tracing is off (MODELYARD_TRACING)
 
 
 def services_of(request: Request) -> Services:

@@ -66,6 +66,7 @@ def step(
     stream: bool = False,
     error_rate: float = 0.0,
     harness_bound: bool = False,
+    server_cpu_cores: float = 0.9,
 ) -> dict[str, Any]:
     result = stats.StepStats(
         window_s=8.0,
@@ -84,7 +85,7 @@ def step(
         concurrency,
         result,
         cpu_busy_pct=[90.0, 40.0],
-        server_cpu_cores=0.9,
+        server_cpu_cores=server_cpu_cores,
         harness_bound=harness_bound,
     )
 
@@ -337,10 +338,13 @@ def test_the_working_tree_is_compared_with_a_revision_within_the_spread() -> Non
     assert [c.measure for c in found if not c.stream] == [
         "rps @1 client",
         "rps @50 clients",
+        "requests per server CPU-s @50",
         "max sustained rps",
         "added p50 @1 client",
         "added p99 @1 client",
     ]
+    per_cpu = rows[(False, "requests per server CPU-s @50")]
+    assert (per_cpu.ours, per_cpu.theirs) == (pytest.approx(950 / 0.9), pytest.approx(1000 / 0.9))
     at_50 = rows[(False, "rps @50 clients")]
     assert (at_50.ours, at_50.theirs) == (950, 1000)
     assert at_50.value == pytest.approx(0.95)
@@ -415,8 +419,69 @@ def test_a_tools_target_is_set_against_the_upstream_answering_tool_requests() ->
 
 def test_the_tools_body_carries_tools_and_extra_fields() -> None:
     plain = json.loads(request_body("bench", stream=False, user="u-1"))
-    tools = json.loads(request_body("bench", stream=True, user="u-1", tools=True))
+    tools = json.loads(request_body("bench", stream=True, user="u-1", kind="tools"))
     assert "tools" not in plain and "top_k" not in plain
     assert [t["function"]["name"] for t in tools["tools"]] == ["get_invoice", "send_mail"]
     assert tools["tool_choice"] == "auto" and tools["top_k"] == 20
     assert tools["messages"] == plain["messages"] and tools["stream"] is True
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("user", ["u-1", "modelyard+padded-2-stream-50-123456"])
+def test_the_padded_body_is_a_plain_request_as_large_as_the_tools_one(
+    stream: bool, user: str
+) -> None:
+    tools = request_body("bench", stream=stream, user=user, kind="tools")
+    padded = request_body("bench", stream=stream, user=user, kind="padded")
+    plain = json.loads(request_body("bench", stream=stream, user=user))
+    assert len(padded) == len(tools) > len(json.dumps(plain, separators=(",", ":")))
+    body = json.loads(padded)
+    assert set(body) == set(plain)
+    system = body["messages"][0]["content"]
+    assert system.startswith(plain["messages"][0]["content"]) and len(system) > 200
+    assert body["messages"][1] == plain["messages"][1]
+
+
+def test_an_unknown_body_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown body kind 'huge'"):
+        request_body("bench", stream=False, user="u-1", kind="huge")
+
+
+def test_a_target_name_splits_into_server_and_body() -> None:
+    assert stats.split_target("modelyard+tools") == ("modelyard", "tools")
+    assert stats.split_target("direct+padded") == ("direct", "padded")
+    assert stats.split_target("modelyard@abc1234") == ("modelyard@abc1234", "plain")
+
+
+def test_a_padded_target_is_set_against_the_upstream_answering_padded_requests() -> None:
+    steps = [
+        step("direct", 1, 2000, 0.4, 0.6),
+        step("direct+padded", 1, 1950, 0.45, 0.7),
+        step("modelyard+padded", 1, 390, 1.5, 3.8),
+    ]
+    by_rep = stats.added_latency_by_rep(steps, "modelyard+padded", stream=False)
+    assert by_rep == {1: {"p50": pytest.approx(1.05), "p99": pytest.approx(3.1)}}
+
+
+def test_requests_per_cpu_second_tell_a_costlier_request_from_a_busier_machine() -> None:
+    # Both runs of the subject lost rps to other work, but its CPU per request is what the
+    # baseline's is: the per-CPU-second figure says so, the rps figure cannot.
+    steps = [
+        step("modelyard+tools", 50, rps, 1.0, 2.0, rep=rep, server_cpu_cores=cores)
+        for rep, rps, cores in ((1, 800, 0.8), (2, 850, 0.85))
+    ] + [
+        step("modelyard+padded", 50, rps, 1.0, 2.0, rep=rep, server_cpu_cores=cores)
+        for rep, rps, cores in ((1, 1000, 1.0), (2, 990, 0.99))
+    ]
+    summary = stats.summary(steps, ["modelyard+tools", "modelyard+padded"], {})
+    found = stats.compare(steps, summary, "modelyard+padded", "modelyard+tools")
+    rows = {c.measure: c for c in found if not c.stream}
+    assert rows["rps @50 clients"].value == pytest.approx(0.85)
+    assert rows["rps @50 clients"].worse is True
+    per_cpu = rows["requests per server CPU-s @50"]
+    assert per_cpu.value == pytest.approx(1.0) and per_cpu.worse is False
+    # A step with errors has no figure.
+    steps[0] = step("modelyard+tools", 50, 800, 1.0, 2.0, rep=1, error_rate=0.05)
+    again = stats.compare(steps, summary, "modelyard+padded", "modelyard+tools")
+    assert stats.per_cpu_second_by_rep(steps, "modelyard+tools", False, 50)[1] is None
+    assert {c.measure: c for c in again if not c.stream}["requests per server CPU-s @50"].reps == 2

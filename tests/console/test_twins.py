@@ -35,6 +35,8 @@ USER = [{"role": "user", "content": "hi"}]
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="alternate"; type="application/json"$')
 # Pages that render no JSON: the login form and the chat playground.
 NO_TWIN = {"/", "/ui/login", "/ui/playground", "/ui/vendor/plotly.min.js"}
+# Pages only an admin sees (the others are read with a viewer key).
+ADMIN_ONLY = {"/ui/users"}
 
 __all__ = ["controller_elsewhere"]  # the fixture, used here too (autouse)
 
@@ -46,7 +48,9 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         register_scripted(registry, model)
         register_scripted(registry, model, alias="canary")
     await api.reload_routes()
-    made = await api.post("/v1/chat/completions", json={"model": "chat", "messages": USER})
+    made = await api.post(
+        "/v1/chat/completions", json={"model": "chat", "messages": USER, "user": "tester"}
+    )
     request_id = made.headers["x-modelyard-request-id"]
     await api.logged()
     rule = {"name": "slow", "metric": "p95_latency_ms", "comparison": ">", "threshold": 500}
@@ -82,6 +86,7 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         "/ui/keys": "/ui/keys",
         "/ui/usage": "/ui/usage",
         "/ui/audit": "/ui/audit?action=key.create",
+        "/ui/backup": "/ui/backup",
         "/ui/monitor": "/ui/monitor?hours=1&route=chat",
         "/ui/requests": "/ui/requests?route=chat",
         "/ui/requests/{request_id}": f"/ui/requests/{request_id}",
@@ -103,6 +108,7 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         "/ui/rollouts/{rollout_id}": f"/ui/rollouts/{rollout.json()['id']}",
         "/ui/experiments": "/ui/experiments",
         "/ui/experiments/{name}": "/ui/experiments/ab1",
+        "/ui/users": "/ui/users?user=tester",
     }
 
 
@@ -138,14 +144,15 @@ async def test_every_page_names_its_json_twin_and_shows_its_values(
     }
     assert console - NO_TWIN == set(urls), "a new page: add it here, with its JSON twin"
     viewer = bearer(await new_key(api, "viewer"))
-    for url in urls.values():
-        page = await api.get(url, headers=viewer)
+    for path, url in urls.items():
+        reader = {} if path in ADMIN_ONLY else viewer  # {}: the client's admin key
+        page = await api.get(url, headers=reader)
         assert page.status_code == 200, (url, page.text[:300])
         found = LINK.match(page.headers.get("link", ""))
         assert found is not None, url
         twin = found["url"]
         assert twin.startswith("/api/") and f'href="{html.escape(twin)}"' in page.text, url
-        answer = await api.get(twin, headers=viewer)
+        answer = await api.get(twin, headers=reader)
         assert answer.status_code == 200, (twin, answer.text[:300])
         assert answer.headers["content-type"].startswith("application/json"), twin
 

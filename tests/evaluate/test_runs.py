@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from modelyard.cli import main
+from modelyard.evaluate import runner
 from modelyard.evaluate.compare import compare, gate
 from modelyard.evaluate.gates import GateRule
 from modelyard.evaluate.judges import Judgements, pairwise, summary
@@ -58,6 +63,59 @@ class FailAfter(httpx.AsyncBaseTransport):
             if self.sent > self.allowed:
                 raise RuntimeError("interrupted")
         return await self.inner.handle_async_request(request)
+
+
+class CancelWhileSaving(httpx.AsyncBaseTransport):
+    """Answers until the first batch is full, then keeps the only worker thread busy
+    before answering (so the batch's save waits for a thread), and cancels the run on the
+    next question; the worker is let go a moment later."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, batch: int) -> None:
+        self.inner, self.batch, self.sent = inner, batch, 0
+        self.run: asyncio.Task[Any] | None = None
+        self.worker_busy = threading.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/chat/completions":
+            self.sent += 1
+            loop = asyncio.get_running_loop()
+            if self.sent == self.batch:
+                loop.run_in_executor(None, self.worker_busy.wait, 10.0)
+            elif self.sent == self.batch + 1 and self.run is not None:
+                self.run.cancel()
+                loop.call_later(0.2, self.worker_busy.set)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_cancelled_run_keeps_the_batch_whose_save_waited_for_a_thread(
+    api: AppClient, home_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_scripted(home_registry, "echo")
+    await api.reload_routes()
+    task, items = load_task(task_file(tmp_path), set(METRICS))
+    runs = EvalRuns(api.services.store)
+    monkeypatch.setattr(runner, "SAVE_EVERY", 3)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    transport = CancelWhileSaving(httpx.ASGITransport(app=api.app), batch=3)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://modelyard", headers=api.headers
+        ) as client:
+            transport.run = asyncio.ensure_future(
+                run_task(client, runs, task, items, "echo", actor="tests", concurrency=1)
+            )
+            with pytest.raises(asyncio.CancelledError):
+                await transport.run
+    finally:
+        transport.worker_busy.set()
+        loop.set_default_executor(ThreadPoolExecutor())
+    cancelled = runs.list_runs()[0]
+    # The three answered items were saved although the run was cancelled while their
+    # save still waited for the worker thread; the run can be resumed from there.
+    assert transport.worker_busy.is_set() and transport.sent == 4
+    assert cancelled.status == "running" and cancelled.done == 3
+    assert runs.done_indices(cancelled.id) == set(runs.spec(cancelled.id)["indices"][:3])
 
 
 async def test_runs_score_compare_gate_and_resume(

@@ -39,6 +39,7 @@ PATH_VALUES = {
     "compression_id": "1",
     "study_id": "1",
     "export_id": "1",
+    "user": "nouser",
 }
 
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from modelyard import __version__
+from modelyard.backup.errors import BackupError
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
 from modelyard.evaluate.compare import NotComparable
@@ -37,6 +38,8 @@ from modelyard.improve.versions import NotCurated
 from modelyard.observe.alerts import AlertError
 from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
 from modelyard.observe.queries import RequestNotFound
+from modelyard.observe.tracing import TracingMisconfigured
+from modelyard.observe.userdata import InvalidUser, UserNotFound
 from modelyard.registry import RegistryError
 from modelyard.release.errors import ReleaseError
 from modelyard.routing.policies import PolicyRefused
@@ -47,6 +50,8 @@ USER_ERRORS = (
     ReleaseError,
     PolicyRefused,
     RequestNotFound,
+    UserNotFound,
+    InvalidUser,
     NotEnoughData,
     DriftReportNotFound,
     GuardError,
@@ -71,9 +76,11 @@ USER_ERRORS = (
     ReviewError,
     InvalidCompression,
     CompressionNotFound,
+    BackupError,
     ContentKeyError,
     EngineError,
     DefaultModelMissing,
+    TracingMisconfigured,
     httpx.HTTPError,
     OperationalError,
     ValidationError,
@@ -106,6 +113,7 @@ def _register() -> None:
         alert,
         alias,
         audit,
+        backup,
         chat,
         compress,
         content,
@@ -125,8 +133,10 @@ def _register() -> None:
         rollout,
         route,
         serve,
+        traces,
         tune,
         usage,
+        user,
     )
 
     main.add_command(serve.serve)
@@ -138,9 +148,13 @@ def _register() -> None:
     main.add_command(usage.usage)
     main.add_command(audit.audit)
     main.add_command(content.content)
+    main.add_command(backup.backup)
+    main.add_command(backup.restore_command)
     main.add_command(alert.alert)
     main.add_command(requests.requests)
+    main.add_command(user.user)
     main.add_command(drift.drift)
+    main.add_command(traces.traces)
     main.add_command(eval.eval_group)
     main.add_command(datasets.datasets)
     main.add_command(curate.curate)

@@ -15,6 +15,7 @@ import uvicorn
 from modelyard import __version__
 from modelyard.config import Settings
 from modelyard.guard.keys import ADMIN_KEY_FILE
+from modelyard.observe.tracing import TracingConfig, shown, tracing_config
 from modelyard.serving.drain import Drain
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,12 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             "set MODELYARD_RATE_LIMIT_BACKEND=redis (and MODELYARD_REDIS_URL), or serve with "
             "one worker"
         )
+    tracing = tracing_config(settings)  # a setting that cannot work stops here, with why
     # Migrate, register the defaults and write the admin key here, once, before logging is
     # set up: the banner then says where the key is, and workers starting together find it
     # made instead of racing to make them.
     written = first_start(settings)
-    click.echo(banner(settings, bind_host, bind_port, workers, written))
+    click.echo(banner(settings, bind_host, bind_port, workers, written, tracing))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -108,8 +110,16 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def banner(settings: Settings, host: str, port: int, workers: int, written: Path | None) -> str:
-    """The first lines a server prints: where the console, the docs and the admin key are."""
+def banner(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    written: Path | None,
+    tracing: TracingConfig | None = None,
+) -> str:
+    """The first lines a server prints: where the console, the docs and the admin key are,
+    and where traces go."""
     base = f"http://{'127.0.0.1' if host in ANY_ADDRESS else host}:{port}"
     lines = [
         f"modelyard {__version__} serving on {host}:{port}"
@@ -119,8 +129,18 @@ def banner(settings: Settings, host: str, port: int, workers: int, written: Path
         f"  OpenAI API: {base}/v1",
         f"  admin key:  {admin_key_line(settings.home, written)}",
         f"  data:       {settings.home}",
+        f"  traces:     {traces_line(tracing)}",
     ]
     return "\n".join(lines)
+
+
+def traces_line(tracing: TracingConfig | None) -> str:
+    if tracing is None:
+        return "off (MODELYARD_TRACING=otlp exports them)"
+    return (
+        f"OTLP/HTTP to {shown(tracing.endpoint)} (from {tracing.endpoint_from}), "
+        f"{tracing.sample_ratio * 100:g} % of requests sampled"
+    )
 
 
 def admin_key_line(home: Path, written: Path | None) -> str:

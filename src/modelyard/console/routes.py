@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from modelyard import __version__
+from modelyard.backup import routes as backup_api
 from modelyard.evaluate import dataset_routes as dataset_api
 from modelyard.evaluate import routes as eval_api
 from modelyard.guard import routes as guard_api
@@ -35,6 +36,8 @@ from modelyard.improve.review import routes as review_api
 from modelyard.improve.tune import routes as tune_api
 from modelyard.observe import routes as observe_api
 from modelyard.observe.alerts import routes as alerts_api
+from modelyard.observe.userdata import InvalidUser, UserNotFound
+from modelyard.observe.userdata import routes as users_api
 from modelyard.registry import routes as registry_api
 from modelyard.release import routes as release_api
 from modelyard.release.kinds import KINDS, ROLLOUT, Kind
@@ -80,10 +83,13 @@ NAV = (
     ("Keys", "/ui/keys"),
     ("Usage", "/ui/usage"),
     ("Audit", "/ui/audit"),
+    ("Users", "/ui/users"),
+    ("Backup", "/ui/backup"),
 )
 PLAY = requires(Access.infer, page=True)
 READ = requires(Access.read, page=True)
 READ_OWN = requires(Access.read_own, page=True)
+ADMIN = requires(Access.admin, page=True)
 RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 # How often the rollout and experiment pages ask the API for news, in milliseconds.
 RELEASE_POLL_MS = 3000
@@ -254,6 +260,35 @@ async def audit_page(request: Request, action: str | None = None) -> HTMLRespons
     return _twin(request, "audit.html", "Audit log", value, json_url, action=action or "")
 
 
+@router.get("/ui/users", response_class=HTMLResponse, dependencies=[ADMIN])
+async def users_page(request: Request, user: str | None = None) -> HTMLResponse:
+    """A user's data on request: look a user up, download the export, erase."""
+    blank = {"title": "Users", "user": user or "", "value": None, "json_url": None}
+    if not user:
+        return _render(request, "users.html", blank)
+    try:
+        value = await users_api.user_summary(user, request)
+    except (UserNotFound, InvalidUser) as error:
+        return _render(request, "users.html", {**blank, "message": str(error)})
+    path = f"/api/users/{_segment(user)}"
+    return _twin(
+        request,
+        "users.html",
+        f"User {user}",
+        value,
+        f"{path}/summary",
+        user=user,
+        export_url=f"{path}/export",
+        erase_url=f"{path}/erase",
+    )
+
+
+@router.get("/ui/backup", response_class=HTMLResponse, dependencies=[READ])
+async def backup_page(request: Request) -> HTMLResponse:
+    value = await backup_api.get_backup(request)
+    return _twin(request, "backup.html", "Backup", value, "/api/backup")
+
+
 @router.get("/ui/monitor", response_class=HTMLResponse, dependencies=[READ])
 async def monitor_page(
     request: Request, route: str | None = None, hours: float = 24.0
@@ -271,6 +306,7 @@ async def monitor_page(
         routes=routes,
         route=route or "",
         hours=hours,
+        tracing=_json(await observe_api.tracing(request)),  # its twin: /api/tracing
     )
 
 

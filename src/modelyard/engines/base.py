@@ -62,6 +62,10 @@ class GenerationRequest:
     # a kind must honour, and routing sends the request only to kinds that do.
     openai: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
     needs: tuple[Need, ...] = ()
+    # The W3C trace context of this engine call (``traceparent``, ``tracestate``) when
+    # tracing is on: a ``remote`` engine sends it as HTTP headers, so the server's own
+    # spans join the request's trace. None when tracing is off.
+    trace_context: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -201,6 +205,9 @@ class Engine(abc.ABC):
     Parameters: ClassVar[type[EngineParameters]] = EngineParameters
     # The kind's settings (MODELYARD_<KIND>_*): defaults of every version of the kind.
     Settings: ClassVar[type[config.EngineSettings]] = config.EngineSettings
+    # Its model runs in another process, reached over HTTP (the request's trace context
+    # goes with each call): tracing shows the call as a client span with its HTTP request.
+    remote: ClassVar[bool] = False
 
     def __init__(self, spec: EngineSpec, settings: config.Settings) -> None:
         self.spec = spec

@@ -115,6 +115,7 @@ FINISH_REASONS = frozenset(get_args(FinishReason))
 class UpstreamEngine(Engine):
     kind = "upstream"
     capabilities = FORWARDS
+    remote = True
     Parameters = UpstreamParameters
     Settings = UpstreamSettings
 
@@ -177,7 +178,8 @@ class UpstreamEngine(Engine):
         path, body = self._request_body(request)
         data = aiohttp.BytesPayload(to_json(body), content_type="application/json")
         try:
-            async with self._client.post(self._base + path, data=data) as response:
+            headers = request.trace_context  # when tracing is on (None: no header added)
+            async with self._client.post(self._base + path, data=data, headers=headers) as response:
                 if response.status >= 400:
                     raise _status_error(response.status, await response.text())
                 chat = request.messages is not None

@@ -66,33 +66,57 @@ async def run_task(
     todo = [i for i in indices if i not in done]
     filters = compile_filters(task.filters)
     gate = asyncio.Semaphore(concurrency)
-    pending: list[ItemResult] = []
+    saver = _Saver(runs, run_id)
     finished = len(done)
 
     async def one(index: int) -> None:
         nonlocal finished
         async with gate:
             result = await _ask(client, task, items, index, model, filters)
-        pending.append(result)
         finished += 1
         if progress is not None:
             progress(finished, len(indices))
-        if len(pending) >= SAVE_EVERY:
-            batch = pending[:]
-            pending.clear()
-            await asyncio.to_thread(runs.add, run_id, batch)
+        await saver.add(result)
 
     try:
         await asyncio.gather(*(one(index) for index in todo))
     finally:
-        if pending:
-            await asyncio.to_thread(runs.add, run_id, pending[:])
+        await saver.flush()
     answers = await asyncio.to_thread(runs.items, run_id)
     metrics = await asyncio.to_thread(score, task, answers)
     for judge in task.judges:
         metrics[f"judge:{judge.name}"] = await judge_run(client, runs, run_id, answers, judge)
     facts = await serving_facts(client, {a.version for a in answers if a.version})
     return await asyncio.to_thread(runs.finish, run_id, metrics, facts)
+
+
+class _Saver:
+    """Saves a run's answers ``SAVE_EVERY`` at a time. Saves run to the end even when the
+    run is cancelled: a cancelled ``to_thread`` still waiting for a worker thread would
+    never run, and its batch would be lost."""
+
+    def __init__(self, runs: EvalRuns, run_id: int) -> None:
+        self._runs, self._run_id = runs, run_id
+        self._pending: list[ItemResult] = []
+        self._saves: list[asyncio.Future[None]] = []
+
+    def _save(self) -> asyncio.Future[None]:
+        batch = self._pending[:]
+        self._pending.clear()
+        self._saves.append(
+            asyncio.ensure_future(asyncio.to_thread(self._runs.add, self._run_id, batch))
+        )
+        return self._saves[-1]
+
+    async def add(self, result: ItemResult) -> None:
+        self._pending.append(result)
+        if len(self._pending) >= SAVE_EVERY:
+            await asyncio.shield(self._save())
+
+    async def flush(self) -> None:
+        if self._pending:
+            self._save()
+        await asyncio.shield(asyncio.gather(*self._saves))
 
 
 def create_run(

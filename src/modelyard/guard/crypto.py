@@ -136,6 +136,12 @@ def rotate(home: Path) -> tuple[str, str]:
     return current.primary, str(ring["primary"])
 
 
+def ring_text(cipher: ContentCipher) -> str:
+    """``cipher`` as ``content.keys`` holds it (a backup keeps the ring in this form)."""
+    keys = {key_id: base64.b64encode(key).decode() for key_id, key in cipher.keys.items()}
+    return json.dumps({"primary": cipher.primary, "keys": keys}, indent=2)
+
+
 def _new_ring(current: ContentCipher | None) -> dict[str, object]:
     keys = {k: base64.b64encode(v).decode() for k, v in (current.keys if current else {}).items()}
     key_id = f"k{len(keys) + 1}-{secrets.token_hex(3)}"

@@ -66,7 +66,7 @@ def list_requests(store: Store, where: RequestFilter, limit: int = 100) -> list[
     t = RequestLogRow
     query = where.apply(select(t)).order_by(t.at.desc(), t.id).limit(min(limit, MAX_ROWS))
     with store.session() as session:
-        return [_out(row) for row in session.scalars(query)]
+        return [request_out(row) for row in session.scalars(query)]
 
 
 def export_rows(store: Store, where: RequestFilter) -> Iterator[RequestOut]:
@@ -78,7 +78,7 @@ def export_rows(store: Store, where: RequestFilter) -> Iterator[RequestOut]:
         if after is not None:
             query = query.where((t.at > after[0]) | ((t.at == after[0]) & (t.id > after[1])))
         with store.session() as session:
-            rows = [_out(row) for row in session.scalars(query)]
+            rows = [request_out(row) for row in session.scalars(query)]
         yield from rows
         if len(rows) < EXPORT_BATCH:
             return
@@ -118,14 +118,9 @@ def get_request(
         row = session.get(RequestLogRow, request_id)
         if row is None:
             raise RequestNotFound(request_id)
-        out = _out(row)
+        out = request_out(row)
         blob = row.content
-    content, error = None, None
-    if blob is not None:
-        try:
-            content = json.loads(open_content(blob))
-        except ValueError as failure:
-            error = str(failure)
+    content, error = opened(blob, open_content)
     return RequestDetail(
         **out.model_dump(),
         content=content,
@@ -134,7 +129,20 @@ def get_request(
     )
 
 
-def _out(row: RequestLogRow) -> RequestOut:
+def opened(
+    blob: bytes | None, open_content: Callable[[bytes], bytes]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """A row's stored content decrypted, or None and why it cannot be (its key is gone)."""
+    if blob is None:
+        return None, None
+    try:
+        content: dict[str, Any] = json.loads(open_content(blob))
+    except ValueError as failure:
+        return None, str(failure)
+    return content, None
+
+
+def request_out(row: RequestLogRow) -> RequestOut:
     return RequestOut(
         **{name: getattr(row, name) for name in LOGGED_COLUMNS},
         has_content=row.content is not None,

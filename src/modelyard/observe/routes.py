@@ -36,6 +36,7 @@ from modelyard.observe.queries import (
     list_requests,
 )
 from modelyard.observe.stats import stats
+from modelyard.observe.tracing import TracingStatus, status_of
 from modelyard.services import services_of
 from modelyard.wire import IsoDateTime
 
@@ -191,6 +192,13 @@ async def energy(request: Request) -> dict[str, object]:
         "assumptions": services.power.assumptions(),
         "unattributed_cpu_seconds": services.meter.idle_cpu_seconds,
     }
+
+
+@router.get("/api/tracing", response_model=TracingStatus, dependencies=[READ])
+async def tracing(request: Request) -> TracingStatus:
+    """Whether this server exports OpenTelemetry traces, where to and how many (the
+    endpoint without credentials)."""
+    return status_of(services_of(request).tracing)
 
 
 @router.get("/metrics", dependencies=[READ], response_class=Response)

@@ -305,7 +305,14 @@ def _question(request: GenerationRequest) -> str:
 def _judging(launch: Launch, question: str, answer: str) -> Launch:
     messages = (Message("system", JUDGE_SYSTEM), Message("user", judge_prompt(question, answer)))
     request = GenerationRequest(messages=messages, max_tokens=8, temperature=0.0, stream=False)
-    return Launch(launch.engines, request, "judge", deadline=launch.deadline, worked=launch.worked)
+    return Launch(
+        launch.engines,
+        request,
+        "judge",
+        deadline=launch.deadline,
+        worked=launch.worked,
+        tracer=launch.tracer,
+    )
 
 
 # -- members ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from modelyard.engines import Chunk, EngineError, GenerationRequest, Usage
+from modelyard.engines import Chunk, Engine, EngineError, GenerationRequest, Usage
 from modelyard.engines.pool import EnginePool
 from modelyard.errors import ModelyardError
 from modelyard.routing.deadline import Deadline
@@ -29,6 +29,15 @@ class Restorer(Protocol):
     def feed(self, text: str) -> str: ...
 
     def flush(self) -> str: ...
+
+
+class CallTracer(Protocol):
+    """Follows a request's engine calls when tracing is on (``serving.traced``): its
+    ``generate`` stands in for the engine's, with the call's span and trace context."""
+
+    def generate(
+        self, engine: Engine, target: Target, request: GenerationRequest
+    ) -> AsyncGenerator[Chunk, None]: ...
 
 
 class GenerationTimeout(EngineError):
@@ -176,6 +185,7 @@ class Launch:
     deadline: float | None = None
     restorer: Restorer | None = None
     worked: Callable[[float], None] | None = None
+    tracer: CallTracer | None = None  # None when tracing is off
 
 
 def refusal(launch: Launch, target: Target) -> Unhonoured | None:
@@ -208,7 +218,11 @@ async def start_generation(launch: Launch, target: Target) -> Generation:
     try:
         async with asyncio.timeout_at(launch.deadline):
             engine = await launch.engines.get(target.spec)
-            stream = engine.generate(launch.request)
+            tracer = launch.tracer
+            if tracer is None:
+                stream = engine.generate(launch.request)
+            else:
+                stream = tracer.generate(engine, target, launch.request)
             try:
                 first = await anext(stream)
             except StopAsyncIteration:

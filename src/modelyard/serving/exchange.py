@@ -23,7 +23,7 @@ from modelyard.observe.tracking import RequestState, tracked_of
 from modelyard.routing import Target, route_of
 from modelyard.routing.cache import CachedAnswer, Lookup, replayed
 from modelyard.routing.combine import Call, Decision
-from modelyard.routing.generation import Generation, Launch
+from modelyard.routing.generation import CallTracer, Generation, Launch
 from modelyard.routing.shadow import Mirrored
 from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
@@ -55,6 +55,7 @@ class Exchange:
     lookup: Lookup | None = None  # the route's response cache was looked in
     cache: str | None = None  # what the cache did: hit, miss, bypass; None: the route has none
     found: tuple[dict[str, int], list[str]] = field(default_factory=lambda: ({}, []))
+    tracer: CallTracer | None = None  # follows its engine calls when tracing is on
 
     @classmethod
     def begin(
@@ -63,8 +64,20 @@ class Exchange:
         tracked = tracked_of(request)
         tracked.route = route_of(model)
         services = services_of(request)
-        exchange = cls(services, tracked, principal_of(request), endpoint, model, user)
-        exchange.request_headers = request.headers
+        made = cls
+        if services.tracing is not None:  # off, tracing costs this check (and Launch.tracer's)
+            from modelyard.serving.traced import TracedExchange  # only with tracing on
+
+            made = TracedExchange
+        exchange = made(
+            services,
+            tracked,
+            principal_of(request),
+            endpoint,
+            model,
+            user,
+            request_headers=request.headers,
+        )
         services.meter.start(tracked.id)
         tracked.metered = True
         return exchange

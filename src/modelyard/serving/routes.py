@@ -248,6 +248,7 @@ async def _started(
         deadline=asyncio.get_running_loop().time() + services.settings.request_timeout_s,
         restorer=admission.stream_restorer(),
         worked=exchange.work,
+        tracer=exchange.tracer,
     )
     replay = await exchange.cached(launch)
     if replay is not None:  # a hit: the guard has admitted it, no engine runs

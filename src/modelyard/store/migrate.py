@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, column, inspect, select, table
+from sqlalchemy import Connection, Engine, column, inspect, select, table
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -26,7 +26,7 @@ VERSION_TABLE = "alembic_version"  # Alembic's default name; env.py keeps it
 _DECLARED = ("revision", "down_revision", "branch_labels", "depends_on")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None) -> Config:
     from alembic.config import Config
 
     config = Config()
@@ -45,6 +45,30 @@ def upgrade_to_head(engine: Engine) -> None:
         from alembic import command
 
         command.upgrade(alembic_config(engine), "head")
+
+
+def upgrade_connection(connection: Connection, revision: str) -> None:
+    """Apply the migrations up to ``revision`` on ``connection``, inside its caller's
+    transaction (a restore loads rows between two upgrades and commits once)."""
+    with alembic_quiet():
+        from alembic import command
+
+        config = alembic_config(connection.engine)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of the scripts' (exactly, not a prefix of one)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = alembic_config(None)
+    try:
+        script = ScriptDirectory.from_config(config).get_revision(revision)
+    except CommandError:
+        return False
+    return script is not None and script.revision == revision
 
 
 @contextlib.contextmanager

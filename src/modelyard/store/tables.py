@@ -171,8 +171,8 @@ class RequestLogRow(Base):
     pii: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     injection: Mapped[list[str]] = mapped_column(JSON, default=list)
     content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    # Added by 0003_observe.
-    user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # Added by 0003_observe; indexed by 0013_user_index (a user's data on request).
+    user: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
     variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
     overhead_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
