@@ -511,36 +511,24 @@ def compare(
     for stream in MODES:
         mode = "stream" if stream else "non_stream"
         levels = sorted({s["concurrency"] for s in steps if s["target"] in (subject, baseline)})
-        for concurrency in levels:
+        # rps at each level, then the server's cost per request at the busiest one.
+        figures = [(f"rps @{c} client{'s' if c > 1 else ''}", rps_by_rep, c) for c in levels]
+        figures += [
+            (f"requests per server CPU-s @{c}", per_cpu_second_by_rep, c) for c in levels[-1:]
+        ]
+        for measure, by_rep, concurrency in figures:
             out.append(
                 _ratio_row(
                     subject,
                     baseline,
                     stream,
                     reps,
-                    f"rps @{concurrency} client{'s' if concurrency > 1 else ''}",
-                    rps_by_rep(steps, subject, stream, concurrency),
-                    rps_by_rep(steps, baseline, stream, concurrency),
+                    measure,
+                    by_rep(steps, subject, stream, concurrency),
+                    by_rep(steps, baseline, stream, concurrency),
                     (
                         others_during(steps, subject, stream, concurrency),
                         others_during(steps, baseline, stream, concurrency),
-                    ),
-                )
-            )
-        busiest = max(levels, default=None)
-        if busiest is not None:
-            out.append(
-                _ratio_row(
-                    subject,
-                    baseline,
-                    stream,
-                    reps,
-                    f"requests per server CPU-s @{busiest}",
-                    per_cpu_second_by_rep(steps, subject, stream, busiest),
-                    per_cpu_second_by_rep(steps, baseline, stream, busiest),
-                    (
-                        others_during(steps, subject, stream, busiest),
-                        others_during(steps, baseline, stream, busiest),
                     ),
                 )
             )
