@@ -1,6 +1,6 @@
-"""PII detection: precision and recall per entity type, and detect() throughput.
+"""PII detection: precision and recall per entity type, and detect() throughput and cost.
 
-Two sets:
+Three sets:
 - presidio: ../shared/datasets/presidio_generated_small.json (microsoft/presidio-research,
   MIT; fake identities from Fake Name Generator, CC BY-SA 3.0 US), English, its entity types
   mapped to ours; the types modelyard does not detect (PERSON, ADDRESS, ...) are skipped
@@ -10,6 +10,11 @@ Two sets:
   passports and landlines built with valid check characters, plus near misses (wrong check
   character, impossible birth date, wrong length, broken Luhn digit) and ordinary numbers
   (dates, amounts, order numbers) that must not be reported.
+- international: generated here, seeded (bench/pii_international.py): payment cards of
+  every scheme at each length it issues, phone numbers of every country libphonenumber
+  knows in international and (US, GB) national formats, and numbers that must not be
+  reported (order numbers, Unix times, ISBNs, non-Luhn 16 digits, ...); also how often the
+  reported card scheme and phone country are right.
 
 Besides, not gated: the detections and prompt-injection flags on real texts without PII
 labels (CMRC 2018 dev contexts and questions, Chinese Wikipedia, CC BY-SA 4.0; NQ-open dev
@@ -17,9 +22,11 @@ questions; banking77 test), each printed so one can judge whether it is a false 
 
 A finding matches a gold span when they overlap and have the same type; every finding
 without one is a false positive of its type. Targets: precision and recall >= 0.95 for the
-checksum-validated types, >= 0.90 for the others. Exits 1 when a target is missed.
+checksum-validated types, >= 0.90 for the others. Exits 1 when a target is missed. The
+presidio set's PHONE recall is shown but not gated: 8 of its 10 phone numbers are Faker's
+inventions that no numbering plan of the default regions has (see docs/pii.md).
 
-    .venv/bin/python bench/pii.py [--per-type 200] [--seed 20261124]
+    .venv/bin/python bench/pii.py [--per-type 200] [--per-scheme 60] [--seed 20261124]
 """
 
 from __future__ import annotations
@@ -38,7 +45,9 @@ from faker import Faker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from bench.pii_international import international_set  # noqa: E402
 from modelyard.guard.injection import InjectionScanner  # noqa: E402
 from modelyard.guard.pii import PiiDetector  # noqa: E402
 from modelyard.guard.pii.checksums import (  # noqa: E402
@@ -67,6 +76,7 @@ TARGET_VALIDATED, TARGET_OTHER = 0.95, 0.90
 class Sample:
     text: str
     gold: list[tuple[str, int, int]] = field(default_factory=list)
+    subtypes: list[str | None] = field(default_factory=list)  # one per gold span, if known
 
 
 # --- (a) presidio ------------------------------------------------------------------------
@@ -303,7 +313,10 @@ def false_alarms(texts: list[str], detector: PiiDetector) -> dict[str, Any]:
 
 
 def score(
-    samples: list[Sample], detector: PiiDetector, aliases: dict[str, str] | None = None
+    samples: list[Sample],
+    detector: PiiDetector,
+    aliases: dict[str, str] | None = None,
+    ungated_recall: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, Any]]:
     counts: dict[str, dict[str, int]] = {}
 
@@ -334,16 +347,74 @@ def score(
         for i, (entity, _, _) in enumerate(found):
             if i not in matched:
                 row(entity)["fp"] += 1
-    return {entity: _rates(entity, c) for entity, c in sorted(counts.items())}
+    return {
+        entity: _rates(entity, c, entity not in ungated_recall)
+        for entity, c in sorted(counts.items())
+    }
 
 
-def _rates(entity: str, c: dict[str, int]) -> dict[str, Any]:
+def _rates(entity: str, c: dict[str, int], gate_recall: bool = True) -> dict[str, Any]:
     target = TARGET_VALIDATED if entity in VALIDATED else TARGET_OTHER
     predicted = c["tp"] + c["fp"]
     precision = c["tp"] / predicted if predicted else None
     recall = c["tp"] / c["support"] if c["support"] else None
-    met = all(value is None or value >= target for value in (precision, recall))
-    return {**c, "precision": precision, "recall": recall, "target": target, "met": met}
+    gated = (precision, recall) if gate_recall else (precision,)
+    met = all(value is None or value >= target for value in gated)
+    return {
+        **c,
+        "precision": precision,
+        "recall": recall,
+        "target": target,
+        "recall_gated": gate_recall,
+        "met": met,
+    }
+
+
+def subtype_accuracy(samples: list[Sample], detector: PiiDetector) -> dict[str, dict[str, int]]:
+    """Per entity: the found gold spans, and those whose finding names the right subtype
+    (a card's scheme, a phone number's country)."""
+    tally: dict[str, dict[str, int]] = {}
+    for sample in samples:
+        findings = detector.detect(sample.text)
+        for (entity, start, end), subtype in zip(sample.gold, sample.subtypes, strict=True):
+            hit = next(
+                (f for f in findings if f.entity == entity and f.start < end and f.end > start),
+                None,
+            )
+            if hit is None or subtype is None:
+                continue
+            row = tally.setdefault(entity, {"found": 0, "right": 0})
+            row["found"] += 1
+            row["right"] += hit.subtype == subtype
+    return tally
+
+
+# A chat prompt of each kind, scanned inline on the event loop (gate.INLINE_SCAN_CHARS).
+COST_PROMPTS = {
+    "no digits (120 chars)": "Summarise the following paragraph in two sentences and keep "
+    "the tone friendly; mention the main risk and what to do about it.",
+    "one phone number (80 chars)": "Please call me back at +44 20 7946 0958 tomorrow "
+    "morning about my order.",
+    "1 kB full of numbers": (
+        "Order 1234567890 on 2024-05-06 12:30:00, card 4111 1111 1111 1111, call "
+        "(212) 555-0123 or +86 138 1234 5678, total $1,234.56, ref 9876543210. "
+    )
+    * 7,
+}
+
+
+def cost_per_prompt(detector: PiiDetector, repeat: int = 2000) -> dict[str, float]:
+    """Microseconds of detect() per prompt, best of three rounds."""
+    out: dict[str, float] = {}
+    for name, prompt in COST_PROMPTS.items():
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(repeat):
+                detector.detect(prompt)
+            best = min(best, (time.perf_counter() - started) / repeat * 1e6)
+        out[name] = best
+    return out
 
 
 def throughput(samples: list[Sample], detector: PiiDetector, seconds: float = 1.0) -> float:
@@ -368,21 +439,36 @@ def print_table(title: str, rows: dict[str, dict[str, Any]]) -> None:
         print(
             f"{entity:<13}{r['support']:>8}{r['tp']:>6}{r['fp']:>6}{r['fn']:>6}"
             f"{rate(r['precision']):>11}{rate(r['recall']):>8}{r['target']:>8.2f}  "
-            f"{'yes' if r['met'] else 'NO'}"
+            f"{'yes' if r['met'] else 'NO'}{'' if r['recall_gated'] else ' (recall not gated)'}"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-type", type=int, default=200)
+    parser.add_argument("--per-scheme", type=int, default=60)
     parser.add_argument("--seed", type=int, default=20261124)
     args = parser.parse_args()
     detector = PiiDetector()
 
     english, skipped, repairs = presidio_set()
-    presidio_rows = score(english, detector, aliases={"BANK_CARD": "CREDIT_CARD"})
+    presidio_rows = score(
+        english,
+        detector,
+        aliases={"BANK_CARD": "CREDIT_CARD"},
+        ungated_recall=frozenset({"PHONE"}),
+    )
     chinese, near_misses, ordinary = chinese_set(args.per_type, args.seed)
     chinese_rows = score(chinese, detector)
+    labelled, negatives = international_set(args.per_scheme, args.per_type, args.seed)
+    international = [
+        Sample(text, [(e, s, t) for e, s, t, _ in gold], [g[3] for g in gold])
+        for text, gold in labelled
+    ]
+    # A Chinese number is a phone of its more specific type (CN_MOBILE wins its span).
+    chinese_phones = {"CN_MOBILE": "PHONE", "CN_LANDLINE": "PHONE"}
+    international_rows = score(international, detector, aliases=chinese_phones)
+    subtypes = subtype_accuracy(international, detector)
 
     print_table(f"(a) presidio_generated_small.json: {len(english)} texts", presidio_rows)
     print(
@@ -395,9 +481,17 @@ def main() -> None:
         f"{near_misses} near misses, {ordinary} ordinary numbers",
         chinese_rows,
     )
+    print_table(
+        f"(c) international (seed {args.seed}): {len(international)} texts, "
+        f"{negatives} numbers that are neither cards nor phones",
+        international_rows,
+    )
+    for entity, row in subtypes.items():
+        what = "scheme" if entity.endswith("CARD") else "country"
+        print(f"{entity} {what} right: {row['right']} of {row['found']} found")
     unlabelled = false_alarms(unlabelled_texts(), detector)
     print(
-        f"\n(c) unlabelled real texts: {unlabelled['texts']} texts, {unlabelled['chars']} "
+        f"\n(d) unlabelled real texts: {unlabelled['texts']} texts, {unlabelled['chars']} "
         f"characters: {len(unlabelled['pii'])} PII detections, "
         f"{len(unlabelled['injection'])} injection flags (not gated; each listed)"
     )
@@ -407,12 +501,17 @@ def main() -> None:
     speeds = {
         "presidio": throughput(english, detector),
         "chinese": throughput(chinese, detector),
+        "international": throughput(international, detector),
     }
     print(
         f"\ndetect() throughput: presidio {speeds['presidio']:.0f} kB/s, "
-        f"chinese {speeds['chinese']:.0f} kB/s (UTF-8, one thread)"
+        f"chinese {speeds['chinese']:.0f} kB/s, international "
+        f"{speeds['international']:.0f} kB/s (UTF-8, one thread)"
     )
-    met = all(r["met"] for rows in (presidio_rows, chinese_rows) for r in rows.values())
+    cost = cost_per_prompt(detector)
+    print("detect() per prompt: " + ", ".join(f"{k} {v:.0f} µs" for k, v in cost.items()))
+    tables = (presidio_rows, chinese_rows, international_rows)
+    met = all(r["met"] for rows in tables for r in rows.values())
     print(f"targets: {'all met' if met else 'NOT all met'}")
     result = {
         "presidio": {"rows": presidio_rows, "skipped": skipped, "offset_repairs": repairs},
@@ -423,8 +522,15 @@ def main() -> None:
             "near_misses": near_misses,
             "ordinary_numbers": ordinary,
         },
+        "international": {
+            "rows": international_rows,
+            "subtypes": subtypes,
+            "per_scheme": args.per_scheme,
+            "negatives": negatives,
+        },
         "unlabelled": unlabelled,
         "throughput_kb_per_s": speeds,
+        "detect_us_per_prompt": cost,
         "met": met,
     }
     out = ROOT / "bench" / "results" / "pii.json"

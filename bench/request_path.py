@@ -55,7 +55,10 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
         seq = counter["seq"]
         counter["seq"] += 1
         body = loadgen.request_body(
-            overhead.MODEL, stream=args.stream, user=f"u-{seq}", tools=args.tools
+            overhead.MODEL,
+            stream=args.stream,
+            user=f"u-{seq}",
+            kind="tools" if args.tools else "plain",
         )
         scope = {
             "type": "http",

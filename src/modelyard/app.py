@@ -23,7 +23,9 @@ from modelyard.console import routes as console_routes
 from modelyard.engines.pool import EnginePool
 from modelyard.evaluate import dataset_routes
 from modelyard.evaluate import routes as eval_routes
+from modelyard.evaluate.judges import rubric_prompt, rubric_score
 from modelyard.guard import routes as guard_routes
+from modelyard.guard.crypto import ContentCipher
 from modelyard.guard.keys import KeyService, ensure_admin_key
 from modelyard.guard.retention import PURGE_EVERY_S, purge_periodically
 from modelyard.guard.runtime import open_guard
@@ -43,8 +45,12 @@ from modelyard.observe.alerts import routes as alerts_routes
 from modelyard.observe.alerts.notify import WebhookNotifier
 from modelyard.observe.drift_jobs import DriftScheduler, Embedder
 from modelyard.observe.energy import CpuMeter, load_power_model
+from modelyard.observe.journal import JOURNAL_DIR, JOURNAL_SEGMENT_ROWS, RequestJournal
 from modelyard.observe.metrics import Metrics
 from modelyard.observe.protocol import DriftRun
+from modelyard.observe.quality import routes as quality_routes
+from modelyard.observe.quality.judgements import LiveJudgements
+from modelyard.observe.quality.worker import LiveJudge, Rubric
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.observe.tracing import open_tracing
 from modelyard.observe.tracking import RequestTracking
@@ -68,7 +74,8 @@ from modelyard.serving import routes as serving_routes
 from modelyard.serving.body_limit import BodyLimit
 from modelyard.serving.drain import Drain
 from modelyard.serving.fastpath import OpenAIFastPath
-from modelyard.store import open_store
+from modelyard.serving.judging import judge_call
+from modelyard.store import Store, open_store
 from modelyard.store.lease import leader
 
 if TYPE_CHECKING:
@@ -118,15 +125,7 @@ def open_services(settings: Settings) -> Services:
         cache.retain(current.aliased_specs())  # a version no longer served: its answers go
 
     metrics = Metrics()
-    request_log = RequestLogWriter(
-        store,
-        seal=guard.cipher,  # its seal_many seals a whole batch at once
-        store_content=settings.store_content,
-        flush_interval_s=settings.log_flush_interval_s,
-        batch_rows=settings.log_batch_rows,
-        queue_rows=settings.log_queue_rows,
-        answered=metrics.answered,
-    )
+    request_log = open_request_log(settings, store, guard.cipher, metrics)
     power = load_power_model(
         settings.energy_cpu_tdp_w,
         settings.energy_pue,
@@ -149,6 +148,7 @@ def open_services(settings: Settings) -> Services:
         rollouts=Rollouts(store, registry, policies, AlertService(store)),
         experiments=Experiments(store, registry, policies),
         cache=cache,
+        live_judge=live_judge(settings, store, metrics),
         engines=engines,
         guard=guard,
         request_log=request_log,
@@ -156,6 +156,40 @@ def open_services(settings: Settings) -> Services:
         power=power,
         meter=meter,
         accounting=Accounting(request_log, metrics, meter, power),
+    )
+
+
+def open_request_log(
+    settings: Settings, store: Store, cipher: ContentCipher, metrics: Metrics
+) -> RequestLogWriter:
+    """The request-log writer, with its journal under the home unless turned off."""
+    journal = None
+    if settings.log_journal:
+        journal = RequestJournal(
+            settings.ensure_home() / JOURNAL_DIR,
+            seal=cipher.seal if settings.store_content else None,
+            segment_rows=JOURNAL_SEGMENT_ROWS,
+        )
+    return RequestLogWriter(
+        store,
+        seal=cipher,  # its seal_many seals a whole batch at once
+        store_content=settings.store_content,
+        flush_interval_s=settings.log_flush_interval_s,
+        batch_rows=settings.log_batch_rows,
+        queue_rows=settings.log_queue_rows,
+        answered=metrics.answered,
+        journal=journal,
+    )
+
+
+def live_judge(settings: Settings, store: Store, metrics: Metrics) -> LiveJudge:
+    """The app's live judge: scores a share of routes' answers in the background."""
+    return LiveJudge(
+        LiveJudgements(store),
+        metrics,
+        Rubric(rubric_prompt, rubric_score),  # the eval judges' prompt and score
+        queue_size=settings.live_judge_queue,
+        concurrency=settings.live_judge_concurrency,
     )
 
 
@@ -203,6 +237,13 @@ def lifespan_of(
         services = await asyncio.to_thread(open_services, settings)
         services.tracing = await asyncio.to_thread(open_tracing, settings, span_exporter)
         app.state.services = services
+        # Rows a killed process left in the journal are stored before anything reads the
+        # log (budgets are seeded from it) and before this process serves.
+        await asyncio.to_thread(
+            services.request_log.recover,
+            settings.ensure_home() / JOURNAL_DIR,
+            services.guard.cipher.open,
+        )
         await services.refresher.refresh_now()
         await services.guard.reload()
         await services.guard.seed_budgets()
@@ -234,6 +275,7 @@ def _start_jobs(app: FastAPI, services: Services) -> _Jobs:
         asyncio.create_task(services.guard.watch(settings.routing_refresh_s)),
         asyncio.create_task(services.request_log.run()),
         asyncio.create_task(services.meter.run(settings.energy_tick_s)),
+        asyncio.create_task(services.live_judge.run(judge_call(services))),
         asyncio.create_task(
             purge_periodically(
                 store,
@@ -323,6 +365,7 @@ def build_app(
     guard_routes.attach(app)
     backup_routes.attach(app)
     observe_routes.attach(app)
+    quality_routes.attach(app)
     userdata_routes.attach(app)
     alerts_routes.attach(app)
     eval_routes.attach(app)

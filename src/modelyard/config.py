@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         default="detect",
         description="PII policy of routes without a policy of their own (see `modelyard policy`).",
     )
+    pii_phone_regions: str = Field(
+        default="US,GB",
+        pattern=r"^\s*([A-Za-z]{2}\s*(,\s*[A-Za-z]{2}\s*)*)?$",
+        description="Countries (ISO 3166-1 alpha-2, comma-separated) whose national phone "
+        "formats the PII scan recognizes; international `+` numbers are recognized for every "
+        "country ([pii](pii.md#phone-numbers)).",
+    )
     injection_policy: Literal["off", "flag", "block"] = Field(
         default="flag",
         description="Prompt-injection policy of routes without a policy of their own.",
@@ -244,11 +251,30 @@ class Settings(BaseSettings):
         description="Most shadow (mirrored) requests in flight; beyond it mirrors are dropped "
         "and counted, so shadows never queue behind or in front of real traffic.",
     )
+    live_judge_queue: int = Field(
+        default=256,
+        ge=1,
+        description="Sampled answers waiting for a live judge (a route's `live_judge` policy); "
+        "beyond it samples are dropped and counted, never waited for.",
+    )
+    live_judge_concurrency: int = Field(
+        default=2,
+        ge=0,
+        description="Most live-judge calls in flight per replica (0: sampled answers are "
+        "never judged).",
+    )
     log_flush_interval_s: float = Field(
         default=1.0,
         gt=0,
-        description="Longest a request-log row waits in memory before it is written; a crash "
-        "loses at most this much of the log.",
+        description="Longest a request-log row waits in memory before it is written; without "
+        "the journal (`MODELYARD_LOG_JOURNAL`), a crash loses at most this much of the log.",
+    )
+    log_journal: bool = Field(
+        default=True,
+        description="Append each request-log row to a journal on local disk "
+        "(`MODELYARD_HOME/journal`) before the request is answered, so that a process killed "
+        "without warning (SIGKILL, an OOM kill) loses no row: the next process started on "
+        "the same home stores them before it serves ([scaling](scaling.md)).",
     )
     log_batch_rows: int = Field(
         default=500, ge=1, description="Most request-log rows written in one transaction."

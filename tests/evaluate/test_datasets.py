@@ -203,7 +203,15 @@ async def test_console_templates_render_the_json(dapi: AppClient, tmp_path: Path
     detail = (await dapi.get("/api/datasets/math/1?limit=50")).json()
     versions = (await dapi.get("/api/datasets/math")).json()["data"]
     env = dapi.app.state.templates.env
-    common = {"nav": (), "version": "test", "path": "/ui/datasets", "principal": None}
+    common = {
+        "nav": (),
+        "version": "test",
+        "path": "/ui/datasets",
+        "here": "/ui/datasets",
+        "principal": None,
+        "language": dapi.app.state.console_languages["en"],
+        "languages": (),
+    }
     page = env.get_template("datasets.html").render(
         **common, title="Datasets", value={"data": listed}, json_url="/api/datasets"
     )

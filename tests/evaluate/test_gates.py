@@ -215,3 +215,31 @@ def test_rules_load_from_json() -> None:
 def test_rules_reject_mistakes(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         GateRule.model_validate(fields)
+
+
+def test_a_rule_on_a_slice_or_a_fairness_measure_reads_its_own_value() -> None:
+    plain = GateRule(metric="accuracy", min_value=0.7)
+    one = GateRule(metric="accuracy", slice="group=b", min_value=0.7)
+    worst = GateRule(metric="accuracy", slice="length", max_drop=0.05)
+    fair = GateRule(metric="disparate_impact_ratio", sensitive="group", positive="1", min_value=0.8)
+    assert plain.key == "accuracy" and one.key == "accuracy[group=b]"
+    assert worst.key == "accuracy[worst length]"
+    assert fair.key == "disparate_impact_ratio[group, positive=1]"
+    values = {
+        "accuracy": 0.9,
+        "accuracy[group=b]": 0.6,
+        "accuracy[worst length]": 0.5,
+        "disparate_impact_ratio[group, positive=1]": 0.85,
+    }
+    result = evaluate_gate(
+        [plain, one, worst, fair], values, baseline={"accuracy[worst length]": 0.6}
+    )
+    assert [c.passed for c in result.checks] == [True, False, False, True]
+    assert result.checks[1].reason == "min_value: accuracy[group=b] = 0.6 is below the floor 0.7"
+    assert "accuracy[worst length] worsened by 0.1" in result.checks[2].reason
+    with pytest.raises(ValueError, match=r"no metric 'accuracy\[group=c\]'"):
+        evaluate_gate([GateRule(metric="accuracy", slice="group=c", min_value=0.1)], values)
+    with pytest.raises(ValidationError, match="positive without sensitive"):
+        GateRule(metric="disparate_impact_ratio", positive="1", min_value=0.8)
+    with pytest.raises(ValidationError, match="both slice and sensitive"):
+        GateRule(metric="accuracy", slice="group", sensitive="group", min_value=0.8)

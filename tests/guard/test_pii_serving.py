@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from modelyard.config import Settings
 from modelyard.registry import Registry
 from modelyard.store.tables import AuditEventRow, RequestLogRow
-from tests.conftest import AppClient, register_scripted
+from tests.conftest import AppClient, app_client, register_scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +161,24 @@ async def test_policy_changes_are_audited(echo: AppClient) -> None:
         count = len(session.scalars(select(AuditEventRow)).all())
         assert count >= 4  # the admin key's creation too
         assert session.scalars(select(RequestLogRow)).all() == []
+
+
+async def test_the_phone_regions_setting_reaches_the_scan(home_registry: Registry) -> None:
+    """``MODELYARD_PII_PHONE_REGIONS``: an Australian number in national format is a phone
+    for a server set for Australia, not for one with the default regions."""
+    register_scripted(home_registry, "echo")
+    ask_au = {"model": "echo", "messages": [{"role": "user", "content": "ring (07) 5331 0577"}]}
+    seen: set[str] = set()
+    for regions, found in (("US,GB", {}), ("AU, us", {"PHONE": 1})):
+        async with app_client(Settings(pii_phone_regions=regions)) as api:
+            assert (await api.post("/v1/chat/completions", json=ask_au)).status_code == 200
+            await api.logged()
+            rows = (await api.get("/api/requests?route=echo")).json()["data"]
+        [row] = [r for r in rows if r["id"] not in seen]
+        seen.add(row["id"])
+        assert row["pii"] == found, regions
+
+
+def test_phone_regions_that_are_no_country_codes_are_refused() -> None:
+    with pytest.raises(ValidationError, match="pii_phone_regions"):
+        Settings(pii_phone_regions="USA;GB")

@@ -263,7 +263,9 @@ def _expected(metric: str, rows: list[dict[str, Any]]) -> float | None:
 
 
 REQUEST_METRICS = [
-    m for m in METRICS if m not in ("negative_feedback_rate", "drift", "rollout_aborts")
+    m
+    for m in METRICS
+    if m not in ("negative_feedback_rate", "drift", "rollout_aborts", "online_quality")
 ]
 
 

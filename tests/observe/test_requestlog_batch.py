@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import String, cast, inspect, select
 
 from modelyard.guard import crypto
-from modelyard.observe.language import prompt_text, script_of
+from modelyard.observe.language import language_of, prompt_text
 from modelyard.observe.requestlog import RequestLogWriter, RequestRecord
 from modelyard.store import Store
 from modelyard.store.tables import RequestLogRow
@@ -97,7 +97,7 @@ def orm_row(record: RequestRecord, row_id: str, content: bytes | None) -> Reques
         **{**fields, "id": row_id},
         day=record.at.date().isoformat(),
         content=content,
-        language=script_of(prompt),
+        language=language_of(prompt),
         prompt_chars=len(prompt),
     )
 
@@ -165,7 +165,7 @@ async def test_a_batch_reads_back_as_written(store: Store, tmp_path: Path) -> No
     full = stored(store, "full")
     assert full["pii"] == {"EMAIL": 2, "PHONE": 1} and full["streamed"] is True
     assert (full["language"], full["fallback_from"], full["user"]) == (
-        "latin",
+        "fr",
         "bot@2",
         "ann@example.com",
     )

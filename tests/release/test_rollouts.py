@@ -231,6 +231,21 @@ async def test_a_failing_eval_gate_aborts(
     assert rollout.status == "aborted" and "eval gate 'echo' failed" in rollout.message
 
 
+async def test_an_eval_gate_reads_a_slice_of_the_run(
+    api: AppClient, home_registry: Registry, tmp_path: Path
+) -> None:
+    register_scripted(home_registry, "chat")
+    register_scripted(home_registry, "chat", alias="next", replies=["nope"])
+    await api.reload_routes()
+    rule = {"metric": "exact_match", "slice": "q=q3", "min_value": 0.9}
+    rollout = await start(api, [{"gate": {"task": "echo", "rules": [rule]}}, {"set_weight": 100}])
+    task, items = load_task(task_file(tmp_path), set(METRICS))
+    await run_task(api, EvalRuns(api.services.store), task, items, "chat@2", actor="tests")
+    rollout = api.services.rollouts.advance(rollout.id)
+    assert rollout.status == "aborted"
+    assert "exact_match[q=q3] = 0 is below the floor 0.9" in rollout.message
+
+
 async def test_one_active_rollout_or_experiment_per_route(api: AppClient) -> None:
     versions(api, (0.0, 0.0))
     register_scripted(api.services.registry, "chat", alias="third")

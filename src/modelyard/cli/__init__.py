@@ -13,9 +13,14 @@ from modelyard import __version__
 from modelyard.backup.errors import BackupError
 from modelyard.bootstrap import DefaultModelMissing
 from modelyard.engines import EngineError
+from modelyard.evaluate.breakdown import InvalidSlice
 from modelyard.evaluate.compare import NotComparable
 from modelyard.evaluate.contamination import TrainEvalOverlap
 from modelyard.evaluate.datasets import DatasetNotFound, InvalidDataset
+from modelyard.evaluate.fairness import FairnessRefused
+from modelyard.evaluate.redteam.summary import NotARedTeamRun
+from modelyard.evaluate.robustness.apply import PerturbationFailed
+from modelyard.evaluate.robustness.report import NotACleanRun
 from modelyard.evaluate.runs import RunNotFound
 from modelyard.evaluate.tasks import TaskError
 from modelyard.guard.crypto import ContentKeyError
@@ -37,6 +42,7 @@ from modelyard.improve.tune.errors import TuneError
 from modelyard.improve.versions import NotCurated
 from modelyard.observe.alerts import AlertError
 from modelyard.observe.drift_jobs import DriftReportNotFound, NotEnoughData
+from modelyard.observe.quality.judgements import QualityWindowRefused
 from modelyard.observe.queries import RequestNotFound
 from modelyard.observe.tracing import TracingMisconfigured
 from modelyard.observe.userdata import InvalidUser, UserNotFound
@@ -54,6 +60,7 @@ USER_ERRORS = (
     InvalidUser,
     NotEnoughData,
     DriftReportNotFound,
+    QualityWindowRefused,
     GuardError,
     AlertError,
     TaskError,
@@ -61,6 +68,11 @@ USER_ERRORS = (
     DatasetNotFound,
     InvalidDataset,
     NotComparable,
+    NotACleanRun,
+    NotARedTeamRun,
+    PerturbationFailed,
+    InvalidSlice,
+    FairnessRefused,
     TrainEvalOverlap,
     NothingToCurate,
     UnknownLanguage,
@@ -121,7 +133,7 @@ def _register() -> None:
         datasets,
         distil,
         drift,
-        eval,
+        eval_suites,
         experiment,
         finetune,
         keys,
@@ -155,7 +167,7 @@ def _register() -> None:
     main.add_command(user.user)
     main.add_command(drift.drift)
     main.add_command(traces.traces)
-    main.add_command(eval.eval_group)
+    main.add_command(eval_suites.eval_group)
     main.add_command(datasets.datasets)
     main.add_command(curate.curate)
     main.add_command(label.label_command)
@@ -169,4 +181,11 @@ def _register() -> None:
     main.add_command(experiment.experiment)
 
 
+def _register_quality() -> None:
+    from modelyard.cli import quality
+
+    main.add_command(quality.quality)
+
+
 _register()
+_register_quality()

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -16,16 +17,20 @@ from rich.progress import Progress
 
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.config import Settings
+from modelyard.evaluate.breakdown import breakdown, gate_values, load_breakdown, needs_breakdown
 from modelyard.evaluate.compare import compare, gate, paired
+from modelyard.evaluate.counterfactual import SWAPS
 from modelyard.evaluate.datasets import DatasetService
-from modelyard.evaluate.gates import GateRule
+from modelyard.evaluate.gates import GateResult, GateRule
 from modelyard.evaluate.judges import Judgements, pairwise, summary
 from modelyard.evaluate.metrics import METRICS
 from modelyard.evaluate.protocol import EvalRunOut
 from modelyard.evaluate.report import report, request_costs, task_of
+from modelyard.evaluate.robustness.gate import split_rules, with_robustness
 from modelyard.evaluate.runner import run_task
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.evaluate.tasks import load_task
+from modelyard.evaluate.tasks.spec import CounterfactualSpec
 from modelyard.guard.keys import read_admin_key
 from modelyard.registry import Registry
 from modelyard.services import local_actor
@@ -80,6 +85,14 @@ async def serving_client(
     is_flag=True,
     help="Grade items a curated dataset's train split holds (refused by default; recorded).",
 )
+@click.option(
+    "--swap",
+    "swaps",
+    multiple=True,
+    type=click.Choice(list(SWAPS)),
+    help="Also ask each item's counterfactual twin with these words swapped (as the task's "
+    "counterfactual.swaps; repeat for several).",
+)
 @json_option
 def run(
     task_file: Path,
@@ -91,12 +104,17 @@ def run(
     base_url: str | None,
     api_key: str | None,
     allow_train_overlap: bool,
+    swaps: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run TASK_FILE against MODEL (every item goes through /v1/chat/completions)."""
     settings = Settings()
     with open_home_store() as store:  # fails before any request
         task, items = load_task(task_file, set(METRICS), DatasetService(store).latest_items)
+    if swaps:
+        fields = task.counterfactual.fields if task.counterfactual else None
+        swapping = CounterfactualSpec(swaps=list(swaps), fields=fields)
+        task = task.model_copy(update={"counterfactual": swapping})
 
     async def go(store: Store) -> EvalRunOut:
         runs = EvalRuns(store)
@@ -205,6 +223,97 @@ def report_command(run_id: int, out: Path | None) -> None:
         click.echo(f"wrote {out}")
 
 
+@eval_group.command("slices")
+@click.argument("run_id", type=int)
+@click.option(
+    "--by",
+    "by",
+    multiple=True,
+    help="An attribute to slice by: an item field, language, length, variant (repeat for several).",
+)
+@click.option("--sensitive", help="Fairness measures over this attribute (classification).")
+@click.option("--positive", help="The label taken as the positive outcome (default: each).")
+@json_option
+def slices_command(
+    run_id: int, by: tuple[str, ...], sensitive: str | None, positive: str | None, as_json: bool
+) -> None:
+    """A run's metrics by slice with intervals, its fairness over a sensitive attribute and
+    its counterfactual pairs (the console shows it at /ui/eval/runs/RUN_ID/slices)."""
+    with open_home_store() as store:
+        result = breakdown(load_breakdown(EvalRuns(store), run_id), list(by), sensitive, positive)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"run {run_id}: {result['task']}, {result['items']} items; attributes: "
+        f"{', '.join(result['attributes'])}"
+    )
+    for table in result["slices"]:
+        _show_slices(table)
+    if result["fairness"]:
+        _show_fairness(result["fairness"])
+    if result["counterfactual"]:
+        _show_counterfactual(result["counterfactual"])
+
+
+def _interval(m: dict[str, object]) -> str:
+    if m.get("ci_low") is None:
+        return str(m.get("note") or "—")
+    return f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def _show_slices(table: dict[str, Any]) -> None:
+    print_table(
+        f"By {table['attribute']}",
+        ["slice", "n", "metric", "value", "95% CI"],
+        [
+            [s["value"], s["n"], name, _value(m["value"]), _interval(m)]
+            for s in table["slices"]
+            for name, m in s["metrics"].items()
+        ],
+    )
+    for name, worst in table["worst"].items():
+        if worst is not None:
+            click.echo(f"worst {name}: {worst['slice']} ({_value(worst['value'])}, n={worst['n']})")
+
+
+def _show_fairness(fair: dict[str, Any]) -> None:
+    print_table(
+        f"Fairness over {fair['sensitive']} (groups: "
+        + ", ".join(f"{g} n={n}" for g, n in fair["groups"].items())
+        + ")",
+        ["label", "demographic parity diff.", "disparate impact ratio", "equalised odds diff."],
+        [
+            [
+                label,
+                _value(m["demographic_parity_difference"]),
+                _value(m["disparate_impact_ratio"]),
+                _value(m["equalized_odds_difference"]),
+            ]
+            for label, m in fair["labels"].items()
+        ],
+    )
+    for name, worst in fair["worst"].items():
+        if worst is not None:
+            click.echo(f"worst {name}: {_value(worst['value'])} (label {worst['label']})")
+
+
+def _show_counterfactual(pairs: dict[str, Any]) -> None:
+    click.echo(
+        f"counterfactual pairs ({', '.join(pairs['swaps'])}): {pairs['pairs']} pairs, "
+        f"flip rate {pairs['flip_rate']:.4f}"
+    )
+    for name, d in pairs["differences"].items():
+        click.echo(
+            f"  {name}: twin - original = {d['difference']:+.4f}, 95% CI "
+            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+            f"{' (significant)' if d['significant'] else ''}"
+        )
+    if pairs["mcnemar"]:
+        m = pairs["mcnemar"]
+        click.echo(f"  McNemar (exact, {m['metric']}): p = {m['p_value']:.4g}")
+
+
 @eval_group.command("compare")
 @click.argument("baseline", type=int)
 @click.argument("candidate", type=int)
@@ -263,17 +372,32 @@ def gate_command(run_id: int, rules_file: Path, baseline: int | None, as_json: b
     raw = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
     if not isinstance(raw, list):
         raise click.ClickException(f"{rules_file} must hold a list of rules")
+    if not raw:
+        raise click.ClickException(f"{rules_file} holds no rule")
+    raw, robust = split_rules(raw)  # {robustness: ...} entries: perturbed runs against this one
     rules = [GateRule.model_validate(rule) for rule in raw]
     with open_home_store() as store:
         runs = EvalRuns(store)
-        result = gate(
-            rules,
-            task_of(runs.spec(run_id)),
-            runs.get(run_id),
-            runs.items(run_id),
-            runs.get(baseline) if baseline is not None else None,
-            runs.items(baseline) if baseline is not None else None,
+        sliced = needs_breakdown(rules)
+        result = (
+            GateResult(passed=True, checks=[])
+            if not rules
+            else gate(
+                rules,
+                task_of(runs.spec(run_id)),
+                runs.get(run_id),
+                runs.items(run_id),
+                runs.get(baseline) if baseline is not None else None,
+                runs.items(baseline) if baseline is not None else None,
+                extra=gate_values(rules, load_breakdown(runs, run_id)) if sliced else None,
+                baseline_extra=(
+                    gate_values(rules, load_breakdown(runs, baseline))
+                    if sliced and baseline is not None
+                    else None
+                ),
+            )
         )
+        result = with_robustness(result, robust, runs, run_id)
     if as_json:
         print_json(
             {

@@ -32,6 +32,7 @@ def _filters(f: click.decorators.FC) -> click.decorators.FC:
             click.option("--since", type=click.DateTime(), help="From (UTC)."),
             click.option("--until", type=click.DateTime(), help="Before (UTC)."),
             click.option("--feedback", help="Only requests with feedback of this name (* any)."),
+            click.option("--language", help="Only prompts in this language (en, zh, ...)."),
         ]
     ):
         f = option(f)
@@ -46,6 +47,7 @@ def _where(
     since: datetime | None = None,
     until: datetime | None = None,
     feedback: str | None = None,
+    language: str | None = None,
 ) -> RequestFilter:
     return RequestFilter(
         key_id,
@@ -55,6 +57,7 @@ def _where(
         since.replace(tzinfo=UTC) if since else None,
         until.replace(tzinfo=UTC) if until else None,
         feedback,
+        language,
     )
 
 

@@ -13,7 +13,7 @@ import yaml
 from modelyard.cli.common import json_option, open_home_store, print_json, print_table, when
 from modelyard.registry import Registry
 from modelyard.routing.policies import TrafficPolicies
-from modelyard.routing.protocol import CachePolicy, TrafficPolicy
+from modelyard.routing.protocol import CachePolicy, LiveJudging, TrafficPolicy
 from modelyard.services import local_actor
 from modelyard.store import Store
 
@@ -140,6 +140,44 @@ def cache_command(
         click.echo(f"route '{model}': cache off")
     else:
         click.echo(f"route '{model}': {cache.mode} cache in {cache.backend}, ttl {cache.ttl_s:g} s")
+
+
+@route.command("judge")
+@click.argument("model")
+@click.option("--judge", "judge", help="The judge: a chat model's public name ('m', 'm@n').")
+@click.option("--share", type=float, help="Share of answered requests judged, 0-1.")
+@click.option("--rubric", help="The criterion the judge scores by.")
+@click.option("--scale", type=(int, int), help="The lowest and highest score (1 5).")
+@click.option("--per-minute", "max_per_minute", type=int, help="Most judge calls a minute (60).")
+@click.option("--cost-per-day", "max_cost_per_day", type=float, help="Most judge cost a day.")
+@click.option("--off", is_flag=True, help="Stop judging the route's answers.")
+@click.option("--reason", default="", help="Why (kept in the history and the audit log).")
+@json_option
+def judge_command(
+    model: str, off: bool, reason: str, as_json: bool, **given: str | float | None
+) -> None:
+    """Judge a share of MODEL's answers in the background (its online quality), change how,
+    or stop (--off); the rest of its policy stays (see docs/observe.md#live-quality)."""
+    with open_home_store() as store:
+        policies = _policies(store)
+        current = policies.get(model)
+        policy = current.policy if current is not None else TrafficPolicy()
+        judging = None
+        if not off:
+            kept = policy.live_judge.model_dump() if policy.live_judge is not None else {}
+            changed = {name: value for name, value in given.items() if value is not None}
+            judging = LiveJudging.model_validate({**kept, **changed})
+        updated = policy.model_copy(update={"live_judge": judging, "owner": None})
+        out = policies.put(model, updated, actor=local_actor(), reason=reason)
+    if as_json:
+        print_json(out)
+    elif judging is None:
+        click.echo(f"route '{model}': live judging off")
+    else:
+        click.echo(
+            f"route '{model}': {judging.share:.0%} of answers judged by {judging.judge} "
+            f"on {judging.scale[0]}-{judging.scale[1]}"
+        )
 
 
 @route.command("history")

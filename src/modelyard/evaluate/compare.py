@@ -3,6 +3,7 @@ McNemar's exact test on per-item correctness."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from modelyard.errors import ModelyardError
@@ -86,14 +87,21 @@ def gate(
     candidate_items: list[EvalItemOut],
     baseline: EvalRunOut | None = None,
     baseline_items: list[EvalItemOut] | None = None,
+    *,
+    extra: Mapping[str, float] | None = None,
+    baseline_extra: Mapping[str, float] | None = None,
 ) -> GateResult:
+    """``extra``, ``baseline_extra``: values rules read besides the runs' metrics (a slice,
+    a fairness measure: ``breakdown.gate_values``)."""
     values = {n: float(m["value"]) for n, m in candidate.metrics.items() if m["value"] is not None}
+    values.update(extra or {})
     base_values = None
     differences: dict[str, PairedDifference] | None = None
     if baseline is not None and baseline_items is not None:
         base_values = {
             n: float(m["value"]) for n, m in baseline.metrics.items() if m["value"] is not None
         }
+        base_values.update(baseline_extra or {})
         b_items, c_items = paired(task, baseline, baseline_items, candidate, candidate_items)
         b_scores, c_scores = per_item(task, b_items), per_item(task, c_items)
         differences = {

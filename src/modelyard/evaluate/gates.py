@@ -32,6 +32,30 @@ class GateRule(BaseModel):
     max_relative_drop: Number | None = Field(default=None, ge=0)
     # The paired bootstrap interval of the difference must lie entirely on the better side.
     require_significant_improvement: bool = False
+    # The metric on a slice of the items: "group=b", or "group" for its worst slice.
+    slice: str | None = Field(default=None, min_length=1, max_length=200)
+    # A fairness measure's sensitive attribute, and the label taken as the positive outcome
+    # (default: the worst over the labels).
+    sensitive: str | None = Field(default=None, min_length=1, max_length=200)
+    positive: str | None = Field(default=None, max_length=200)
+
+    @property
+    def key(self) -> str:
+        """What the rule reads: the metric, or ``metric[slice]``, ``metric[sensitive]``."""
+        if self.sensitive is not None:
+            positive = "" if self.positive is None else f", positive={self.positive}"
+            return f"{self.metric}[{self.sensitive}{positive}]"
+        if self.slice is not None:
+            return f"{self.metric}[{self.slice if '=' in self.slice else 'worst ' + self.slice}]"
+        return self.metric
+
+    @model_validator(mode="after")
+    def _one_breakdown(self) -> GateRule:
+        if self.positive is not None and self.sensitive is None:
+            raise ValueError(f"the rule on {self.metric!r} sets positive without sensitive")
+        if self.slice is not None and self.sensitive is not None:
+            raise ValueError(f"the rule on {self.metric!r} sets both slice and sensitive")
+        return self
 
     @model_validator(mode="after")
     def _checks_something(self) -> GateRule:
@@ -79,15 +103,15 @@ def evaluate_gate(
         raise ValueError("a gate needs at least one rule")
     checks: list[GateCheck] = []
     for rule in rules:
-        if rule.metric not in candidate:
+        if rule.key not in candidate:
             raise ValueError(
-                f"the candidate has no metric {rule.metric!r} (it has: "
+                f"the candidate has no metric {rule.key!r} (it has: "
                 f"{', '.join(sorted(candidate)) or 'none'})"
             )
-        value = float(candidate[rule.metric])
-        base = None if baseline is None else baseline.get(rule.metric)
+        value = float(candidate[rule.key])
+        base = None if baseline is None else baseline.get(rule.key)
         base = None if base is None else float(base)
-        difference = None if differences is None else differences.get(rule.metric)
+        difference = None if differences is None else differences.get(rule.key)
         checks.extend(_check_rule(rule, value, base, difference))
     return GateResult(passed=all(check.passed for check in checks), checks=checks)
 
@@ -108,7 +132,7 @@ def _check_rule(
 
 
 def _check_bound(rule: GateRule, bound: float, value: float, base: float | None) -> GateCheck:
-    name = rule.metric
+    name = rule.key
     if rule.greater_is_better:
         passed = value >= bound or _on_boundary(value, bound)
         verdict = "is at or above" if passed else "is below"
@@ -127,7 +151,7 @@ def _check_drop(rule: GateRule, limit: float, value: float, base: float | None) 
     passed = drop <= limit or _on_boundary(drop, limit)
     verdict = "within" if passed else "exceeds"
     reason = (
-        f"max_drop: {rule.metric} worsened by {drop:g} ({base:g} -> {value:g}), "
+        f"max_drop: {rule.key} worsened by {drop:g} ({base:g} -> {value:g}), "
         f"{verdict} the allowed {limit:g}"
     )
     return GateCheck(rule, value, base, passed, reason)
@@ -145,7 +169,7 @@ def _check_relative_drop(
     passed = relative <= limit or _on_boundary(relative, limit)
     verdict = "within" if passed else "exceeds"
     reason = (
-        f"max_relative_drop: {rule.metric} worsened by {relative:.4%} ({base:g} -> {value:g}), "
+        f"max_relative_drop: {rule.key} worsened by {relative:.4%} ({base:g} -> {value:g}), "
         f"{verdict} the allowed {limit:.4%}"
     )
     return GateCheck(rule, value, base, passed, reason)
@@ -176,7 +200,7 @@ def _check_significance(
 
 
 def _no_baseline(rule: GateRule, threshold: str, value: float) -> GateCheck:
-    reason = f"{threshold}: needs a baseline value of {rule.metric}, and none was given"
+    reason = f"{threshold}: needs a baseline value of {rule.key}, and none was given"
     return GateCheck(rule, value, None, False, reason)
 
 

@@ -73,6 +73,23 @@ class Judgement:
     error: str | None
 
 
+def rubric_prompt(
+    question: str, answer: str, rubric: str, scale: tuple[int, int], reference: str = ""
+) -> str:
+    """What a rubric judge is asked of one answer (eval runs and live judging alike)."""
+    low, high = scale
+    return RUBRIC_PROMPT.format(
+        question=question, reference=reference, answer=answer, rubric=rubric, low=low, high=high
+    )
+
+
+def rubric_score(output: str, scale: tuple[int, int]) -> float | None:
+    """The first integer on the scale in a judge's reply; None when it holds none."""
+    low, high = scale
+    found = [int(n) for n in _INTEGER.findall(output) if low <= int(n) <= high]
+    return float(found[0]) if found else None
+
+
 async def _ask(client: httpx.AsyncClient, model: str, prompt: str) -> str:
     response = await client.post(
         "/v1/chat/completions",
@@ -110,22 +127,16 @@ async def rubric_scores(
         reference = (
             item.reference if isinstance(item.reference, str) else " | ".join(item.reference)
         )
-        prompt = RUBRIC_PROMPT.format(
-            question=question,
-            reference=reference,
-            answer=item.prediction,
-            rubric=judge.rubric,
-            low=low,
-            high=high,
-        )
+        prompt = rubric_prompt(question, item.prediction, judge.rubric, judge.scale, reference)
         try:
             async with gate:
                 output = await _ask(client, judge.model, prompt)
         except (httpx.HTTPError, JudgeFailed, KeyError, ValueError) as failure:
             return Judgement(item.item_index, [prompt], [], None, str(failure))
-        found = [int(n) for n in _INTEGER.findall(output) if low <= int(n) <= high]
-        score = float(found[0]) if found else None
-        problem = None if found else f"no score from {low} to {high} in the judge's reply"
+        score = rubric_score(output, judge.scale)
+        problem = (
+            None if score is not None else f"no score from {low} to {high} in the judge's reply"
+        )
         return Judgement(item.item_index, [prompt], [output], score, problem)
 
     return list(await asyncio.gather(*(one(q, i) for q, i in zip(questions, items, strict=True))))

@@ -22,7 +22,7 @@ WORST = 10
 
 def task_of(spec: dict[str, Any]) -> Task:
     """The task a run ran, from its stored spec."""
-    dropped = ("indices", "seed", "facts", "train_overlap", "error")
+    dropped = ("indices", "seed", "facts", "train_overlap", "error", "item_attributes", "twins")
     return Task.model_validate({k: v for k, v in spec.items() if k not in dropped})
 
 

@@ -11,9 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 
 from modelyard.errors import error_responses
+from modelyard.evaluate.breakdown import breakdown, load_breakdown
 from modelyard.evaluate.compare import compare
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunList, EvalRunOut, EvalRunRequest
+from modelyard.evaluate.redteam import routes as redteam_routes
 from modelyard.evaluate.report import report, request_costs, task_of
+from modelyard.evaluate.robustness import routes as robustness_routes
 from modelyard.evaluate.runs import EvalRuns
 from modelyard.evaluate.start import finish_started, start_run
 from modelyard.guard.auth import actor_of, principal_of, requires
@@ -109,6 +112,27 @@ async def get_report(run_id: RunId, request: Request) -> dict[str, Any]:
     return await asyncio.to_thread(run_report, request, run_id)
 
 
+def run_slices(
+    request: Request, run_id: int, by: list[str], sensitive: str | None, positive: str | None
+) -> dict[str, Any]:
+    answers = load_breakdown(_runs(request), run_id)
+    return breakdown(answers, by, sensitive, positive)
+
+
+@router.get("/runs/{run_id}/slices", dependencies=[READ], responses=error_responses(400, 404))
+async def get_slices(
+    run_id: RunId,
+    request: Request,
+    by: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies it)
+    sensitive: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    positive: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Every metric by the slices of each attribute ``by`` (an item field, ``language``,
+    ``length``, ``variant``) with sizes and 95% bootstrap intervals; the fairness measures
+    over ``sensitive`` (classification; ``positive``: one label); the counterfactual pairs."""
+    return await asyncio.to_thread(run_slices, request, run_id, by, sensitive, positive)
+
+
 @router.get("/compare", dependencies=[READ], responses=error_responses(404))
 async def get_comparison(
     request: Request,
@@ -121,3 +145,5 @@ async def get_comparison(
 
 def attach(app: FastAPI) -> None:
     app.include_router(router)
+    robustness_routes.attach(app)
+    redteam_routes.attach(app)

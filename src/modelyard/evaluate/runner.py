@@ -12,11 +12,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from modelyard.evaluate.contamination import check_overlap
+from modelyard.evaluate.counterfactual import twins_of
 from modelyard.evaluate.datasets import DatasetService
 from modelyard.evaluate.judges import Judgements, RubricJudge, rubric_scores, summary
 from modelyard.evaluate.metrics import metric
 from modelyard.evaluate.protocol import EvalItemOut, EvalRunOut
-from modelyard.evaluate.runs import EvalRuns, ItemResult, dataset_digest, sample
+from modelyard.evaluate.robustness.apply import ItemPerturber
+from modelyard.evaluate.runs import EvalRuns, ItemResult, dataset_digest, sample, twin_index
+from modelyard.evaluate.slices import item_attributes
 from modelyard.evaluate.tasks import (
     Item,
     Task,
@@ -26,6 +29,8 @@ from modelyard.evaluate.tasks import (
     messages_for,
     reference_of,
 )
+from modelyard.evaluate.tasks.loading import swapped_fields
+from modelyard.evaluate.tasks.spec import CounterfactualSpec
 from modelyard.jobs import ask_chat
 
 if TYPE_CHECKING:
@@ -60,26 +65,30 @@ async def run_task(
         )
     else:
         run_id = resume
-        spec = await asyncio.to_thread(runs.spec, run_id)
-        indices = list(spec["indices"])
+    spec = await asyncio.to_thread(runs.spec, run_id)
+    indices = list(spec["indices"])
+    twins = run_twins(task, items, spec)
     done = await asyncio.to_thread(runs.done_indices, run_id)
-    todo = [i for i in indices if i not in done]
+    todo = _unanswered(items, indices, twins, done)
     filters = compile_filters(task.filters)
     gate = asyncio.Semaphore(concurrency)
     saver = _Saver(runs, run_id)
     finished = len(done)
+    perturber = await asyncio.to_thread(ItemPerturber.for_task, task, items)
 
-    async def one(index: int) -> None:
+    async def one(index: int, item: Item) -> None:
         nonlocal finished
         async with gate:
-            result = await _ask(client, task, items, index, model, filters)
+            if perturber is not None:  # a robustness run: the prompt inputs perturbed
+                item = await perturber.perturb(client, item, index)
+            result = await _ask(client, task, items, index, item, model, filters)
         finished += 1
         if progress is not None:
-            progress(finished, len(indices))
+            progress(finished, len(indices) + len(twins))
         await saver.add(result)
 
     try:
-        await asyncio.gather(*(one(index) for index in todo))
+        await asyncio.gather(*(one(index, item) for index, item in todo))
     finally:
         await saver.flush()
     answers = await asyncio.to_thread(runs.items, run_id)
@@ -133,7 +142,35 @@ def create_run(
     with ``resume`` runs it (a tuning trial records the run's id before its items go out)."""
     training = DatasetService(runs.store).training_overlap
     overlap = check_overlap(task, items, indices, training, allow_train_overlap)
-    return runs.create(task, dataset_digest(items), model, indices, seed, actor, overlap)
+    twins = twins_for(task, items, indices)
+    attributes = item_attributes(items, indices)
+    return runs.create(
+        task, dataset_digest(items), model, indices, seed, actor, overlap, attributes, list(twins)
+    )
+
+
+def run_twins(task: Task, items: list[Item], spec: dict[str, Any]) -> dict[int, Item]:
+    """The twins a run asks, made as its stored spec says (on a resume too)."""
+    asked = spec.get("counterfactual")
+    swaps = CounterfactualSpec.model_validate(asked) if asked else task.counterfactual
+    made_with = task.model_copy(update={"counterfactual": swaps})
+    return twins_for(made_with, items, spec.get("twins", []))
+
+
+def _unanswered(
+    items: list[Item], indices: list[int], twins: dict[int, Item], done: set[int]
+) -> list[tuple[int, Item]]:
+    """The items and twins (at their negative index) that have no answer yet."""
+    return [(i, items[i]) for i in indices if i not in done] + [
+        (twin_index(i), twin) for i, twin in twins.items() if twin_index(i) not in done
+    ]
+
+
+def twins_for(task: Task, items: list[Item], indices: list[int]) -> dict[int, Item]:
+    """The counterfactual twins of the items of ``indices`` (none unless the task asks)."""
+    if task.counterfactual is None:
+        return {}
+    return twins_of(items, indices, swapped_fields(task), task.counterfactual.swaps)
 
 
 async def serving_facts(client: httpx.AsyncClient, versions: set[str]) -> dict[str, Any]:
@@ -190,11 +227,13 @@ async def _ask(
     task: Task,
     items: list[Item],
     index: int,
+    item: Item,
     model: str,
     filters: list[Callable[[str], str]],
 ) -> ItemResult:
-    item = items[index]
-    messages = messages_for(task, item, few_shot_pool(task, items, index))
+    """Ask ``item``: the item ``index`` of ``items``, or (a negative ``index``) its twin."""
+    original = index if index >= 0 else twin_index(index)
+    messages = messages_for(task, item, few_shot_pool(task, items, original))
     reply = await ask_chat(client, {"model": model, "messages": messages, **task.generation})
     return ItemResult(
         item_index=index,

@@ -32,6 +32,11 @@ def dataset_digest(items: Sequence[Item]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def twin_index(index: int) -> int:
+    """Where item ``index``'s counterfactual twin is stored (negative: never an item's)."""
+    return -(index + 1)
+
+
 def sample(count: int, limit: int | None, seed: int) -> list[int]:
     """Which item indices a run uses: all, or ``limit`` of them drawn with ``seed``."""
     if limit is None or limit >= count:
@@ -71,13 +76,19 @@ class EvalRuns:
         seed: int,
         actor: str,
         overlap: dict[str, Any] | None = None,
+        attributes: dict[int, dict[str, Any]] | None = None,
+        twins: Sequence[int] = (),
     ) -> int:
-        """A new run; ``overlap`` is what the train-versus-eval check found."""
+        """A new run; ``overlap`` is what the train-versus-eval check found, ``attributes``
+        the items' short fields (what a report slices by), ``twins`` the items asked with a
+        counterfactual twin."""
         spec = {
             **task.model_dump(mode="json"),
             "indices": indices,
             "seed": seed,
             "train_overlap": overlap,
+            "item_attributes": {str(i): a for i, a in (attributes or {}).items()},
+            "twins": sorted(twins),
         }
         with self._store.session() as session:
             row = EvalRunRow(
@@ -117,10 +128,24 @@ class EvalRuns:
         with self._store.session() as session:
             rows = session.scalars(
                 select(EvalItemRow)
-                .where(EvalItemRow.run_id == run_id)
+                .where(EvalItemRow.run_id == run_id, EvalItemRow.item_index >= 0)
                 .order_by(EvalItemRow.item_index)
             )
             return [_item_out(row) for row in rows]
+
+    def twins(self, run_id: int) -> dict[int, EvalItemOut]:
+        """The answers of the counterfactual twins, by their original item's index."""
+        with self._store.session() as session:
+            rows = session.scalars(
+                select(EvalItemRow).where(EvalItemRow.run_id == run_id, EvalItemRow.item_index < 0)
+            )
+            twins = (_item_out(row) for row in rows)
+            return {
+                twin_index(t.item_index): t.model_copy(
+                    update={"item_index": twin_index(t.item_index)}
+                )
+                for t in twins
+            }
 
     def finish(
         self,
@@ -172,7 +197,9 @@ class EvalRuns:
 
 def _run_out(session: Any, row: EvalRunRow) -> EvalRunOut:
     done = session.scalar(
-        select(func.count()).select_from(EvalItemRow).where(EvalItemRow.run_id == row.id)
+        select(func.count())
+        .select_from(EvalItemRow)
+        .where(EvalItemRow.run_id == row.id, EvalItemRow.item_index >= 0)
     )
     return EvalRunOut(
         id=row.id,

@@ -235,7 +235,8 @@ class Gate:
         entities = frozenset(policy.pii_entities)
         detector = self._detectors.get(entities)
         if detector is None:
-            detector = self._detectors[entities] = PiiDetector(entities)
+            regions = self._detector.phone_regions
+            detector = self._detectors[entities] = PiiDetector(entities, regions)
         return detector
 
 

@@ -93,7 +93,7 @@ def open_guard(settings: Settings, store: Store) -> GuardServices:
         policies=book,
         limiter=limiter,
         ledger=ledger,
-        detector=PiiDetector(),
+        detector=PiiDetector(phone_regions=settings.pii_phone_regions.split(",")),
         scanner=InjectionScanner(),
         limits=RequestLimits(settings.max_tokens_cap, settings.max_messages),
     )

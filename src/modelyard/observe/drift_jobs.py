@@ -1,8 +1,9 @@
 """Drift reports from the request log: features of a reference and a current window per
 route, compared in the background on a schedule, stored, and shown.
 
-Features: prompt tokens, output tokens, latency (numeric), the prompt's script (language
-mix, categorical), and the prompt text itself (domain classifier) when content is stored.
+Features: prompt tokens, output tokens, latency (numeric), the prompt's language (language
+mix, categorical; by script when a window holds rows logged before languages were
+identified), and the prompt text itself (domain classifier) when content is stored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.engines import EngineError
 from modelyard.errors import ModelyardError
-from modelyard.observe.language import prompt_text
+from modelyard.observe.language import comparable, prompt_text
 from modelyard.observe.protocol import DriftReportOut, DriftRun
 from modelyard.store import Store
 from modelyard.store.lease import Leader
@@ -122,6 +123,9 @@ def windows_of(
             f"route '{route}' has {sizes[0]} reference and {sizes[1]} current requests; "
             f"a drift report needs {MIN_ROWS} in each"
         )
+    reference["language"], current["language"] = comparable(
+        reference["language"], current["language"]
+    )
     return reference, current
 
 

@@ -58,6 +58,7 @@ TTFT_BUCKETS = (
     10.0,
 )
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+QUALITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 
 
@@ -143,6 +144,22 @@ CACHE_SAVED_COST = MetricSpec(
     "What the answers of cache hits cost when they were generated (their tokens at the "
     "version's price), not spent again.",
     ("route",),
+)
+LIVE_JUDGE_SAMPLES = MetricSpec(
+    "modelyard_live_judge_samples",
+    "counter",
+    "Answers sampled for live judging, by outcome (judged, unscored: the reply held no score, "
+    "failed: the judge call failed, dropped: the queue was full, over_budget: the route's "
+    "judge budget was spent).",
+    ("route", "outcome"),
+)
+LIVE_QUALITY = MetricSpec(
+    "modelyard_live_quality",
+    "histogram",
+    "Live judges' scores of sampled answers on 0-1 (the score's place on the judge's scale), "
+    "by route and the version that answered; _sum / _count is the mean.",
+    ("route", "version"),
+    QUALITY_BUCKETS,
 )
 IN_FLIGHT = MetricSpec("modelyard_requests_in_flight", "gauge", "Requests being served now.")
 DURATION = MetricSpec(
@@ -238,6 +255,16 @@ LOG_DROPPED = MetricSpec(
 LOG_FAILED = MetricSpec(
     "modelyard_request_log_failed_rows", "counter", "Request-log rows given up after failed writes."
 )
+LOG_RECOVERED = MetricSpec(
+    "modelyard_request_log_recovered_rows",
+    "counter",
+    "Request-log rows replayed at start-up from the journal of a process that died.",
+)
+LOG_JOURNAL_ERRORS = MetricSpec(
+    "modelyard_request_log_journal_errors",
+    "counter",
+    "Request-log rows the journal could not append (the row still goes to the store).",
+)
 # Every metric, in the order of the exposition: what docs/observe.md lists.
 METRICS = (
     REQUESTS,
@@ -247,6 +274,8 @@ METRICS = (
     CACHE_SAVED_COST,
     COMBINED,
     CASCADE_COST,
+    LIVE_JUDGE_SAMPLES,
+    LIVE_QUALITY,
     IN_FLIGHT,
     DURATION,
     TTFT,
@@ -269,6 +298,8 @@ METRICS = (
     LOG_WRITTEN,
     LOG_DROPPED,
     LOG_FAILED,
+    LOG_RECOVERED,
+    LOG_JOURNAL_ERRORS,
 )
 
 
@@ -326,6 +357,8 @@ class _LogCollector(Collector):
         yield LOG_WRITTEN.value_family(stats.written)
         yield LOG_DROPPED.value_family(stats.dropped)
         yield LOG_FAILED.value_family(stats.failed)
+        yield LOG_RECOVERED.value_family(stats.recovered)
+        yield LOG_JOURNAL_ERRORS.value_family(stats.journal_errors)
 
 
 class Metrics:
@@ -341,6 +374,8 @@ class Metrics:
         self.cache_saved_cost = CACHE_SAVED_COST.counter(r)
         self.combined = COMBINED.counter(r)
         self.cascade_cost = CASCADE_COST.counter(r)
+        self.live_judge_samples = LIVE_JUDGE_SAMPLES.counter(r)
+        self.live_quality = LIVE_QUALITY.histogram(r)
         self.in_flight = IN_FLIGHT.gauge(r)
         self.duration = DURATION.histogram(r)
         self.ttft = TTFT.histogram(r)
@@ -376,6 +411,14 @@ class Metrics:
         self._child(self.cache_lookups, route, result).inc()
         if result == "hit":
             self._child(self.cache_saved_cost, route).inc(saved_cost)
+
+    def live_judged(self, route: str, outcome: str) -> None:
+        """A sample's fate in live judging (see ``LIVE_JUDGE_SAMPLES``)."""
+        self._child(self.live_judge_samples, route, outcome).inc()
+
+    def live_scored(self, route: str, version: str, quality: float) -> None:
+        """A live judge's score of an answer of ``version``, on 0-1."""
+        self._child(self.live_quality, route, version).observe(quality)
 
     def unserved(self, route: str, status: int) -> None:
         """A request that ended before a handler served it (invalid body, wrong role)."""

@@ -56,6 +56,12 @@ LOGGED_COLUMNS = tuple(LoggedRequest.model_fields)
 
 class RequestOut(LoggedRequest):
     has_content: bool
+    language: str | None = Field(
+        default=None,
+        description="The prompt's language, an ISO 639 code (`und`: letters of no language "
+        "told; empty: no letters); rows logged before languages were identified hold the "
+        "writing system (`latin`, `cyrillic`, ...).",
+    )
 
 
 MAX_CATEGORY = 128

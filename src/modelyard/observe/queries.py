@@ -39,6 +39,7 @@ class RequestFilter:
     since: datetime | None = None
     until: datetime | None = None
     feedback: str | None = None  # requests with feedback of this name ("*": any)
+    language: str | None = None  # the prompt's language (observe.language), as stored
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         t = RequestLogRow
@@ -54,6 +55,8 @@ class RequestFilter:
             query = query.where(t.at >= self.since)
         if self.until is not None:
             query = query.where(t.at < self.until)
+        if self.language is not None:
+            query = query.where(t.language == self.language)
         if self.feedback is not None:
             given = select(FeedbackRow.request_id)
             if self.feedback != "*":
@@ -146,4 +149,5 @@ def request_out(row: RequestLogRow) -> RequestOut:
     return RequestOut(
         **{name: getattr(row, name) for name in LOGGED_COLUMNS},
         has_content=row.content is not None,
+        language=row.language,
     )

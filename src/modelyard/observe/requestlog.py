@@ -5,6 +5,10 @@ counting when full). One writer task drains the queue in batches bounded by rows
 time, sealing content (encryption) and inserting each batch in one transaction on a
 worker thread, so neither the database nor the cipher runs on the event loop.
 
+With a journal (``observe.journal``), ``submit`` also appends the row to a local file, so
+that rows still queued when the process is killed are replayed (``recover``) by the next
+process started on the same home, before it serves.
+
 That thread still holds the GIL while it works, stealing it from the event loop, so a
 batch costs as little Python as it can: rows are plain dicts given to one Core
 ``INSERT`` (executemany; no ORM objects, no unit of work), and content is sealed with one
@@ -17,15 +21,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
 from pydantic import Field
-from pydantic_core import to_json
-from sqlalchemy import Table
+from pydantic_core import from_json, to_json
+from sqlalchemy import Insert, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelyard.observe.answers import format_error, merge_tool_calls, tool_names
-from modelyard.observe.language import prompt_text, script_of
+from modelyard.observe.journal import Leftover, RequestJournal, leftovers
+from modelyard.observe.language import language_of, prompt_text
 from modelyard.observe.protocol import LOGGED_COLUMNS, LoggedRequest
 from modelyard.store import Store
 from modelyard.store.tables import RequestLogRow
@@ -34,7 +41,9 @@ log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 3
 # Core INSERT of the request_log table: the same SQL, types and column defaults the ORM
 # used, without building an ORM object per row.
-INSERT_ROWS = cast(Table, RequestLogRow.__table__).insert()
+REQUEST_LOG = cast(Table, RequestLogRow.__table__)
+INSERT_ROWS = REQUEST_LOG.insert()
+REPLAY_BATCH_ROWS = 500
 
 
 # (route, tool calls made, why the answer is not the JSON asked for, if it is not)
@@ -64,6 +73,8 @@ class WriterStats:
     written: int = 0
     dropped: int = 0
     failed: int = 0
+    recovered: int = 0  # rows replayed from a journal left by an earlier process
+    journal_errors: int = 0  # rows the journal could not append
 
 
 class RequestLogWriter:
@@ -77,12 +88,15 @@ class RequestLogWriter:
         batch_rows: int,
         queue_rows: int,
         answered: Answered | None = None,
+        journal: RequestJournal | None = None,
     ) -> None:
         """``seal`` encrypts stored content: an object with ``seal_many`` (a
         ``ContentCipher``: one call per batch) or a function sealing one plaintext; None
         stores content as plain JSON. ``answered`` hears, on the writer's thread, of each
-        answer with tool calls or that missed its JSON format."""
+        answer with tool calls or that missed its JSON format. ``journal`` keeps each
+        queued row on local disk until it is stored."""
         self._store = store
+        self._journal = journal
         self._answered = answered
         self._seal_many: Callable[[Sequence[bytes]], list[bytes]] | None
         if seal is None:
@@ -115,6 +129,62 @@ class RequestLogWriter:
             log.warning("request log queue full: dropped the row of request %s", record.id)
             return
         self.stats.submitted += 1
+        if self._journal is not None:
+            content = record.content if self._store_content else None
+            if not self._journal.append(
+                record.__pydantic_serializer__.to_json(record, exclude={"content"}),
+                None if content is None else to_json(content),
+            ):
+                self.stats.journal_errors += 1
+
+    def recover(self, directory: Path, open_sealed: Callable[[bytes], bytes] | None) -> int:
+        """Store the rows of the journal segments that earlier processes left in
+        ``directory`` (blocking: at start-up, on a worker thread, before serving). A row
+        already in the store is skipped, so a row is never logged twice. Returns the rows
+        stored."""
+        stored = 0
+        for leftover in leftovers(directory):
+            try:
+                stored += self._replay(leftover, open_sealed)
+            except SQLAlchemyError as error:
+                leftover.keep()
+                log.warning("request log journal %s not replayed: %s", leftover.path, error)
+                continue
+            leftover.done()
+        self.stats.recovered += stored
+        if stored:
+            log.warning("request log: %d rows recovered from a dead process's journal", stored)
+        return stored
+
+    def _replay(self, leftover: Leftover, open_sealed: Callable[[bytes], bytes] | None) -> int:
+        batch: list[RequestRecord] = []
+        stored = 0
+        for fields, content in leftover.rows(open_sealed):
+            try:
+                batch.append(
+                    RequestRecord.model_validate(
+                        {**fields, "content": None if content is None else from_json(content)}
+                    )
+                )
+            except ValueError as error:  # pydantic's ValidationError is one
+                log.warning("request log journal %s: a row skipped: %s", leftover.path, error)
+                continue
+            if len(batch) >= REPLAY_BATCH_ROWS:
+                stored += self._insert_new(self._rows(batch))
+                batch = []
+        if batch:
+            stored += self._insert_new(self._rows(batch))
+        return stored
+
+    def _insert_new(self, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows not already stored (by id); returns how many were new."""
+        ids = [row["id"] for row in rows]
+        with self._store.session() as session:
+            stored = set(session.scalars(select(REQUEST_LOG.c.id).where(REQUEST_LOG.c.id.in_(ids))))
+            new = [row for row in rows if row["id"] not in stored]
+            if new:  # and if another process stores one meanwhile, it is skipped still
+                session.execute(_insert_ignoring_stored(self._store.engine.dialect.name), new)
+            return len(new)
 
     def recent_owner(self, request_id: str) -> str | None:
         """The key that made a request this process logged recently, if it did."""
@@ -161,8 +231,11 @@ class RequestLogWriter:
                 batch = []
         if batch:
             await self._write_batch(batch)
+        if self._journal is not None:
+            self._journal.close()
 
     async def _write_batch(self, batch: list[RequestRecord]) -> None:
+        stored = False
         try:
             rows = await asyncio.to_thread(self._rows, batch)  # once, whatever the attempts
             for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -174,10 +247,14 @@ class RequestLogWriter:
                         await asyncio.sleep(0.2 * 2**attempt)
                         continue
                     self.stats.failed += len(batch)
+                    stored = False
                 else:
                     self.stats.written += len(batch)
+                    stored = True
                 break
         finally:
+            if self._journal is not None:
+                self._journal.settled(len(batch), stored=stored)
             for record in batch:
                 self._recent.pop(record.id, None)  # the store answers for it from now on
                 self._queue.task_done()
@@ -218,6 +295,15 @@ class RequestLogWriter:
             row["content"] = blob
 
 
+def _insert_ignoring_stored(dialect: str) -> Insert:
+    """An INSERT of request-log rows that skips a row whose id is stored already."""
+    if dialect == "postgresql":
+        return postgresql.insert(REQUEST_LOG).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "sqlite":
+        return sqlite.insert(REQUEST_LOG).on_conflict_do_nothing(index_elements=["id"])
+    raise ValueError(f"no journal replay for the {dialect} dialect")
+
+
 def _row(record: RequestRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The request_log row of one record (its content left for ``_add_content``) and the
     content to store: the record's, with the answer's tool calls (arguments and all)."""
@@ -227,7 +313,7 @@ def _row(record: RequestRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
     row = {name: getattr(record, name) for name in LOGGED_COLUMNS}
     row["day"] = record.at.date().isoformat()
     row["content"] = None
-    row["language"] = script_of(prompt)
+    row["language"] = language_of(prompt)
     row["prompt_chars"] = len(prompt)
     if record.tool_parts:
         calls = merge_tool_calls(record.tool_parts)

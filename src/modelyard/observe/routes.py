@@ -61,6 +61,15 @@ def request_filter(
     feedback: Annotated[
         str | None, Query(description="Only requests with feedback of this name (`*`: any).")
     ] = None,
+    language: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            description="Only requests whose prompt is in this language (an ISO 639 code such "
+            "as `en` or `zh`; `und`: letters of no language told; rows logged before "
+            "languages were identified hold a script such as `latin`).",
+        ),
+    ] = None,
 ) -> RequestFilter:
     """The request-log filter a request asks for (a dependency shared by the list and the
     exports); a developer key is held to its own requests."""
@@ -69,7 +78,7 @@ def request_filter(
         if key_id is not None and key_id != principal.key_id:
             raise Forbidden("A developer key may read its own requests only.")
         key_id = principal.key_id
-    return RequestFilter(key_id, route, version, status, since, until, feedback)
+    return RequestFilter(key_id, route, version, status, since, until, feedback, language)
 
 
 Where = Annotated[RequestFilter, Depends(request_filter)]

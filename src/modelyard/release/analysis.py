@@ -74,7 +74,13 @@ from modelyard.release.stats import (
 RunState = Literal["running", "successful", "failed", "inconclusive"]
 TAIL = 0.95
 TAIL_METRICS = ("latency_p95", "ttft_p95")
-LIFT_METRICS = ("error_rate", "positive_feedback_rate", "judge_score", "cost_per_request")
+LIFT_METRICS = (
+    "error_rate",
+    "positive_feedback_rate",
+    "judge_score",
+    "cost_per_request",
+    "online_quality",
+)
 
 
 @dataclass(frozen=True)
@@ -532,6 +538,8 @@ def _values(name: str, data: VariantData, feedback: str = "") -> list[float]:
         return data.ttft_ms
     if name == "cost_per_request":
         return data.cost
+    if name == "online_quality":
+        return data.quality
     return data.feedback.get(feedback, [])
 
 

@@ -123,7 +123,13 @@ def _quantity(metric: AnalysisMetric, data: VariantData) -> Quantity:
             (adjusted,), reduction = cuped([logs], [log_prompt_length(prompts)])
         sd = float(np.std(adjusted, ddof=1))
         return _measured(default, len(values), data.assigned, float(np.mean(logs)), sd, reduction)
-    values = data.cost if key == "cost" else data.feedback.get(metric.feedback, [])
+    values = (
+        data.cost
+        if key == "cost"
+        else data.quality
+        if key == "quality"
+        else data.feedback.get(metric.feedback, [])
+    )
     if len(values) < MIN_LOGGED:
         return _measured(default, len(values), data.assigned)
     array = np.asarray(values, dtype=float)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from modelyard.evaluate.breakdown import gate_values, load_breakdown, needs_breakdown
 from modelyard.evaluate.compare import gate
 from modelyard.evaluate.protocol import EvalRunOut
 from modelyard.evaluate.report import task_of
@@ -62,6 +63,8 @@ def check_gate(
             runs.items(cand.id),
             base,
             runs.items(base.id) if base is not None else None,
+            extra=_breakdown_values(runs, spec, cand),
+            baseline_extra=_breakdown_values(runs, spec, base),
         )
     except ValueError as error:  # a metric the run lacks, runs on different data
         return GateVerdict("failed", f"the gate cannot be checked: {error}", [])
@@ -73,3 +76,12 @@ def check_gate(
         return GateVerdict("passed", f"eval gate '{spec.task}' passed ({runs_named})", checks)
     failed = "; ".join(str(c["reason"]) for c in checks if not c["passed"])
     return GateVerdict("failed", f"eval gate '{spec.task}' failed ({runs_named}): {failed}", checks)
+
+
+def _breakdown_values(
+    runs: EvalRuns, spec: Gate, run: EvalRunOut | None
+) -> dict[str, float] | None:
+    """What the rules read of ``run``'s slices, fairness or counterfactual pairs."""
+    if run is None or not needs_breakdown(spec.rules):
+        return None
+    return gate_values(spec.rules, load_breakdown(runs, run.id))

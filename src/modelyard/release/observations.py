@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from modelyard.observe.quality.judgements import quality_by_request
 from modelyard.store import Store
 from modelyard.store.tables import FeedbackRow, RequestLogRow
 
@@ -36,6 +37,7 @@ class VariantData:
     ttft_prompt_tokens: list[float] = field(default_factory=list)  # one per ttft_ms value
     cost: list[float] = field(default_factory=list)
     feedback: dict[str, list[float]] = field(default_factory=dict)
+    quality: list[float] = field(default_factory=list)  # live-judge scores (0-1) of requests
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def observe(
             .limit(limit)
         ).all()
         variant_of = _count(rows, out, unassigned)
+        if variant_of:
+            _add_quality(session, route, variant_of, out, since)
         wanted = sorted(set(feedback_names))
         if wanted and variant_of:
             _add_feedback(session, wanted, variant_of, out, since)
@@ -122,6 +126,22 @@ def _count(
                 data.ttft_ms.append(float(ttft))
                 data.ttft_prompt_tokens.append(float(prompt))
     return variant_of
+
+
+def _add_quality(
+    session: Session,
+    route: str,
+    variant_of: dict[str, str],
+    out: dict[str, VariantData],
+    since: datetime,
+) -> None:
+    """The live judge's score of each of the window's judged requests (the route's
+    ``live_judge`` policy samples them at random, so each variant's scores are a random
+    sample of its answers)."""
+    for request_id, quality in quality_by_request(session, route, since).items():
+        variant = variant_of.get(request_id)
+        if variant is not None:
+            out[variant].quality.append(quality)
 
 
 def _add_feedback(

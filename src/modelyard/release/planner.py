@@ -117,8 +117,8 @@ class Baselines:
 
 
 def quantity_key(metric: AnalysisMetric) -> str:
-    """The per-request value a metric compares: ``errors``, ``latency``, ``ttft``, ``cost``
-    or ``feedback:<name>``."""
+    """The per-request value a metric compares: ``errors``, ``latency``, ``ttft``, ``cost``,
+    ``quality`` (live judging) or ``feedback:<name>``."""
     name = metric.name
     if name == "error_rate":
         return "errors"
@@ -128,6 +128,8 @@ def quantity_key(metric: AnalysisMetric) -> str:
         return "ttft"
     if name == "cost_per_request":
         return "cost"
+    if name == "online_quality":
+        return "quality"
     return f"feedback:{metric.feedback}"
 
 
@@ -139,6 +141,8 @@ DEFAULT_LOG_MEAN = math.log(1000.0)  # shown only: 1 s
 DEFAULT_FEEDBACK_RATE = 0.5  # the rate with the largest variance
 DEFAULT_FEEDBACK_COVERAGE = 0.1
 DEFAULT_JUDGE_SD = 1.0
+DEFAULT_QUALITY_MEAN = 0.5  # a live judge's 0-1 score: mid-scale,
+DEFAULT_QUALITY_SD = 0.3  # and about a third of the scale apart
 DEFAULT_COST = 1.0  # cost is planned relative to its mean: a coefficient of variation of 1
 
 
@@ -150,6 +154,8 @@ def default_quantity(metric: AnalysisMetric) -> Quantity:
         return Quantity(DEFAULT_LOG_MEAN, DEFAULT_LOG_SD, 1.0)
     if key == "cost":
         return Quantity(DEFAULT_COST, DEFAULT_COST, 1.0)
+    if key == "quality":
+        return Quantity(DEFAULT_QUALITY_MEAN, DEFAULT_QUALITY_SD, DEFAULT_FEEDBACK_COVERAGE)
     if metric.name == "positive_feedback_rate":
         rate = DEFAULT_FEEDBACK_RATE
         return Quantity(rate, _rate_sd(rate), DEFAULT_FEEDBACK_COVERAGE)

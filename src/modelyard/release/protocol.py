@@ -23,6 +23,7 @@ MetricName = Literal[
     "positive_feedback_rate",
     "judge_score",
     "cost_per_request",
+    "online_quality",
 ]
 LOWER_IS_BETTER = frozenset(
     {"error_rate", "latency", "ttft", "latency_p95", "ttft_p95", "cost_per_request"}
@@ -42,6 +43,7 @@ DEFAULT_MARGINS = MappingProxyType(
         "ttft_p95": 0.05,
         "positive_feedback_rate": 0.05,
         "judge_score": 0.25,
+        "online_quality": 0.05,
     }
 )
 COST_RELATIVE_MARGIN = 0.10
@@ -62,7 +64,8 @@ class AnalysisMetric(BaseModel):
         description="Non-inferiority margin: how much worse the candidate may be and still "
         "pass. Defaults: error_rate 0.02, latency/ttft 0.10 (10% slower geometric mean), "
         "latency/ttft_p95 0.05 (share above the pooled p95), positive_feedback_rate 0.05, "
-        "judge_score 0.25, cost 10% of the baseline.",
+        "judge_score 0.25, online_quality 0.05 (of the 0-1 live-judge score), cost 10% of "
+        "the baseline.",
     )
     feedback: str = Field(
         default="thumbs",

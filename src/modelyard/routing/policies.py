@@ -190,6 +190,19 @@ class TrafficPolicies:
             self._check_public_name(fallback.model)
         if policy.combine is not None:
             self._check_combination(policy)
+        if policy.live_judge is not None:
+            self._check_live_judge(session, policy.live_judge.judge)
+
+    def _check_live_judge(self, session: Session, judge: str) -> None:
+        """The judge resolves now and answers chat (it is asked a rubric prompt)."""
+        param = "policy.live_judge.judge"
+        version = self._check_public_name(judge, "live_judge.judge", param)
+        task = session.scalar(select(ModelRow.task).where(ModelRow.name == version.model))
+        if task != "chat":
+            raise PolicyRefused(
+                f"live_judge.judge '{judge}' is a {task} model; the judge must be a chat model",
+                param=param,
+            )
 
     def _check_combination(self, policy: TrafficPolicy) -> None:
         """Each member resolves; a logprobs cascade's small model can give logprobs."""

@@ -249,6 +249,51 @@ class CachePolicy(BaseModel):
         return self
 
 
+class LiveJudging(BaseModel):
+    """A share of the route's answered requests scored by a judge route in the background
+    (docs/observe.md#live-quality): never on the request path, within a budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The judge: a public name ('m', 'm:alias' or 'm@n') of a chat model.",
+    )
+    share: Number = Field(gt=0, le=1, description="Share of answered requests judged (0-1).")
+    rubric: str = Field(
+        default="How well does the answer respond to the request: correct, complete, clear?",
+        min_length=1,
+        max_length=2000,
+        description="The criterion the judge scores by (the rubric of eval judges' prompt).",
+    )
+    scale: tuple[int, int] = Field(
+        default=(1, 5), description="The judge's lowest and highest score."
+    )
+    max_per_minute: int | None = Field(
+        default=60,
+        ge=1,
+        le=100_000,
+        description="Most judge calls a replica starts per minute; beyond it samples are "
+        "skipped and counted. None: no limit by count (then max_cost_per_day must be set).",
+    )
+    max_cost_per_day: Number | None = Field(
+        default=None,
+        gt=0,
+        description="Most the judge calls of a replica may cost per UTC day (the judge "
+        "version's price unit); beyond it samples are skipped and counted.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        low, high = self.scale
+        if low >= high:
+            raise ValueError(f"scale: the lowest score ({low}) must be below the highest ({high})")
+        if self.max_per_minute is None and self.max_cost_per_day is None:
+            raise ValueError("live judging needs a budget: max_per_minute or max_cost_per_day")
+        return self
+
+
 class _PolicyFields(BaseModel):
     """How a route's requests are split among versions, mirrored and failed over."""
 
@@ -281,6 +326,11 @@ class _PolicyFields(BaseModel):
     )
     cache: CachePolicy | None = Field(
         default=None, description="The route's response cache; none: off (docs/cache.md)."
+    )
+    live_judge: LiveJudging | None = Field(
+        default=None,
+        description="Judge a share of answered requests in the background, for the online "
+        "quality metric; none: off (docs/observe.md#live-quality).",
     )
 
     @model_validator(mode="after")

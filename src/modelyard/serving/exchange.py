@@ -27,6 +27,7 @@ from modelyard.routing.generation import CallTracer, Generation, Launch
 from modelyard.routing.shadow import Mirrored
 from modelyard.routing.table import Plan
 from modelyard.services import Services, services_of
+from modelyard.serving.judging import offer_for_judging
 from modelyard.serving.messages import logged_content
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,8 @@ class Exchange:
         self._remember(status, generation)
         if generation is not None and self.cache != "hit":  # the primary answered: mirror it
             self._mirror(content)
+        if generation is not None and status == 200:
+            self._offer_for_judging(generation)
         if self.decision is not None:
             self._count_cascade(self.decision, status, generation)
 
@@ -321,6 +324,23 @@ class Exchange:
             on_sent=lambda sent: counter.labels(self.route, "sent" if sent else "dropped").inc(),
         )
 
+    def _offer_for_judging(self, generation: Generation) -> None:
+        """A draw: the route's live judge may score this answer later (never waits)."""
+        forwarded, target = self.forwarded, self.target
+        if forwarded is None or target is None:
+            return
+        offer_for_judging(
+            self.services,
+            forwarded,
+            "".join(generation.produced),
+            request_id=self.id,
+            key_id=self.principal.key_id,
+            user=self.user,
+            route=self.route,
+            version=target.name,
+            variant=self.variant,
+        )
+
     def call_made(self, call: Call) -> None:
         """Log (and charge) a combination's model call whose answer is not returned, as
         soon as it is made: a failure that follows it does not lose it."""
@@ -400,22 +420,43 @@ class Exchange:
     async def logged(
         self, events: AsyncIterator[bytes], generation: Generation, content: dict[str, Any]
     ) -> AsyncIterator[bytes]:
-        """Pass a response stream through, logging how it ended (done, error, client gone)."""
+        """Pass a response stream through, logging how it ended (done, error, client gone).
+
+        A stream that ends well is logged before its last event is sent: a client that
+        has the whole answer finds its row in the log (journaled), whatever happens to
+        this process next."""
         completed = False
         try:
             async for event in events:
+                if event.startswith(LAST_EVENTS):
+                    completed = True
+                    self._ended(generation, content, completed=True)
                 yield event
             completed = True
         finally:
-            error = generation.error
-            code: str | None
-            if error is not None:
-                status, code = error.status, error.code
-            elif completed:
-                status, code = 200, None
-            else:
-                status, code = CLIENT_CLOSED_REQUEST, "client_disconnected"
-            self.finish(status, code, generation=generation, content=content, streamed=True)
+            self._ended(generation, content, completed=completed)
+
+    def _ended(self, generation: Generation, content: dict[str, Any], *, completed: bool) -> None:
+        """Log how a stream ended (once: ``finish`` ignores a second call)."""
+        error = generation.error
+        code: str | None
+        if error is not None:
+            status, code = error.status, error.code
+        elif completed:
+            status, code = 200, None
+        else:
+            status, code = CLIENT_CLOSED_REQUEST, "client_disconnected"
+        self.finish(status, code, generation=generation, content=content, streamed=True)
+
+
+# The first bytes of a stream's last event when it ends well (chat and completions; the
+# Responses API), or with an error event the client reads as the end.
+LAST_EVENTS = (
+    b"data: [DONE]",
+    b"event: response.completed\n",
+    b"event: response.incomplete\n",
+    b"event: response.failed\n",
+)
 
 
 def _tokens(usage: Usage) -> tuple[int, int]:

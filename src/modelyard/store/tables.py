@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -638,3 +639,28 @@ class ReviewEventRow(Base):
     before: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LiveJudgementRow(Base):
+    """A judge's score of one sampled live answer (a route's ``live_judge`` policy), linked
+    to the request (``request_id``) and the judge call's own log row (``judge_request_id``).
+    ``quality`` is the score on 0-1 (``(score - low) / (high - low)``); None: no score."""
+
+    __tablename__ = "live_judgements"
+    __table_args__ = (Index("ix_live_judgements_route_at", "route", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    judge_request_id: Mapped[str] = mapped_column(String(80))
+    route: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(160))
+    variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    judge: Mapped[str | None] = mapped_column(String(160), nullable=True)  # its version
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scale_low: Mapped[int] = mapped_column(Integer)
+    scale_high: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

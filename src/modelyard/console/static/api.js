@@ -2,6 +2,16 @@
 // OpenAI-shaped error answer thrown as an Error carrying its message (and status, param).
 "use strict";
 
+// The page's language: the translations of the scripts' messages, handed over by base.html.
+const CONSOLE_MESSAGES = JSON.parse(document.getElementById("console-messages")?.textContent || "{}");
+
+function _(text, fields) {
+  // A message in the page's language, its {name} fields filled from `fields`.
+  const translated = CONSOLE_MESSAGES[text] || text;
+  return translated.replace(/\{(\w+)\}/g, (whole, name) =>
+    fields && name in fields ? String(fields[name]) : whole);
+}
+
 async function callJson(method, url, body) {
   const response = await fetch(url, {
     method,

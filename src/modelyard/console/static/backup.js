@@ -7,10 +7,10 @@ document.getElementById("take-backup").addEventListener("submit", async (event) 
   event.preventDefault();
   const form = new FormData(event.target);
   if (form.get("passphrase") !== form.get("again")) {
-    backupStatus.textContent = "The two passphrases differ.";
+    backupStatus.textContent = _("The two passphrases differ.");
     return;
   }
-  backupStatus.textContent = "Taking the backup…";
+  backupStatus.textContent = _("Taking the backup…");
   const response = await fetch("/api/backup", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -18,7 +18,7 @@ document.getElementById("take-backup").addEventListener("submit", async (event) 
   });
   if (!response.ok) {
     const data = await response.json().catch(() => null);
-    backupStatus.textContent = `No backup: ${data && data.error ? data.error.message : response.statusText}`;
+    backupStatus.textContent = _("No backup: {reason}", { reason: data && data.error ? data.error.message : response.statusText });
     return;
   }
   const disposition = response.headers.get("content-disposition") || "";
@@ -29,5 +29,5 @@ document.getElementById("take-backup").addEventListener("submit", async (event) 
   link.click();
   URL.revokeObjectURL(link.href);
   event.target.reset();
-  backupStatus.textContent = `Saved ${name}. Restore it with: modelyard restore ${name}`;
+  backupStatus.textContent = _("Saved {name}. Restore it with: modelyard restore {name}", { name });
 });

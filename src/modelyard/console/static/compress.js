@@ -32,12 +32,14 @@ const start = document.getElementById("compress");
 if (start) {
   start.addEventListener("submit", async (event) => {
     event.preventDefault();
-    formStatus.textContent = "Starting…";
+    formStatus.textContent = _("Starting…");
     try {
       const started = await postJson("/api/compress", compressBody(new FormData(event.target)));
       window.location.assign(`/ui/compress/${started.id}`);
     } catch (error) {
-      formStatus.textContent = `Could not start: ${error instanceof SyntaxError ? `gate is not JSON: ${error.message}` : apiMessage(error)}`;
+      formStatus.textContent = error instanceof SyntaxError
+        ? _("Could not start: the gate is not JSON: {reason}", { reason: error.message })
+        : _("Could not start: {reason}", { reason: apiMessage(error) });
     }
   });
 }
@@ -55,13 +57,13 @@ function drawFront(element, compression, quality, axis) {
       y: part.map((row) => row.measurements[quality.metric]),
       text: part.map((row) => escapeText(`${row.method} @${row.version}`)),
       type: "scatter", mode: "markers+text", textposition: "top center",
-      name: front ? "on the front" : "dominated",
+      name: front ? _("on the front") : _("dominated"),
       marker: { size: 11, symbol: front ? "circle" : "circle-open", color: "#2f5bea" },
     };
   };
-  const better = (a) => (a.greater_is_better ? "higher is better" : "lower is better");
+  const better = (a) => (a.greater_is_better ? _("higher is better") : _("lower is better"));
   Plotly.newPlot(element, [trace(true), trace(false)], {
-    title: { text: `${quality.metric} against ${axis.metric}`, font: { size: 14 } },
+    title: { text: _("{quality} against {axis}", { quality: quality.metric, axis: axis.metric }), font: { size: 14 } },
     height: 320, margin: { l: 60, r: 10, t: 40, b: 50 },
     xaxis: { title: { text: `${axis.metric} (${better(axis)})` } },
     yaxis: { title: { text: `${quality.metric} (${better(quality)})` } },

@@ -45,7 +45,7 @@ function showSteps(report) {
 document.getElementById("curate").addEventListener("submit", async (event) => {
   event.preventDefault();
   const building = event.submitter && event.submitter.value === "build";
-  status.textContent = building ? "Building…" : "Previewing…";
+  status.textContent = building ? _("Building…") : _("Previewing…");
   try {
     const url = building ? "/api/curate" : "/api/curate/preview";
     const data = await postJson(url, body(new FormData(event.target)));
@@ -53,9 +53,9 @@ document.getElementById("curate").addEventListener("submit", async (event) => {
       window.location.assign(`/ui/curate/${encodeURIComponent(data.dataset.name)}/${data.dataset.version}`);
       return;
     }
-    status.textContent = `${data.report.read} rows read, ${data.report.kept} would be kept.`;
+    status.textContent = _("{read} rows read, {kept} would be kept.", { read: data.report.read, kept: data.report.kept });
     showSteps(data.report);
   } catch (error) {
-    status.textContent = `Could not curate: ${error.message}`;
+    status.textContent = _("Could not curate: {reason}", { reason: error.message });
   }
 });

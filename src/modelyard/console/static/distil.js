@@ -38,12 +38,12 @@ function submit(id, url, body, page) {
   if (!form) return;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    formStatus.textContent = "Starting…";
+    formStatus.textContent = _("Starting…");
     try {
       const started = await postJson(url, body(new FormData(event.target)));
       window.location.assign(`${page}/${started.id}`);
     } catch (error) {
-      formStatus.textContent = `Could not start: ${error.message}`;
+      formStatus.textContent = _("Could not start: {reason}", { reason: error.message });
     }
   });
 }
@@ -58,7 +58,7 @@ if (resume) {
       await postJson(`/api/label/${resume.dataset.run}/resume`);
       window.location.reload();
     } catch (error) {
-      formStatus.textContent = `Could not resume: ${error.message}`;
+      formStatus.textContent = _("Could not resume: {reason}", { reason: error.message });
     }
   });
 }

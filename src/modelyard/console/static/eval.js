@@ -25,12 +25,12 @@ function startForm(form) {
   const status = document.getElementById("eval-status");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    status.textContent = "Starting…";
+    status.textContent = _("Starting…");
     try {
       const data = await postJson("/api/eval/runs", startBody(new FormData(form)));
       window.location.assign(`/ui/eval/runs/${data.id}`);
     } catch (error) {
-      status.textContent = `Could not start the run: ${apiMessage(error)}`;
+      status.textContent = _("Could not start the run: {reason}", { reason: apiMessage(error) });
     }
   });
 }

@@ -20,9 +20,9 @@ document.getElementById("create-key").addEventListener("submit", async (event) =
       name: form.get("name"), role: form.get("role"), allowed_routes: routes, limits,
     });
     showSecret(created.secret);
-    status.textContent = `Created ${created.prefix}… (${created.role}). Reload to see it listed.`;
+    status.textContent = _("Created {prefix}… ({role}). Reload to see it listed.", { prefix: created.prefix, role: _(created.role) });
   } catch (error) {
-    status.textContent = `Could not create the key: ${error.message}`;
+    status.textContent = _("Could not create the key: {reason}", { reason: error.message });
   }
 });
 
@@ -31,12 +31,14 @@ document.getElementById("keys").addEventListener("click", async (event) => {
   if (!button) return;
   const id = button.closest("tr").dataset.key;
   const action = button.dataset.action;
-  if (action === "revoke" && !window.confirm(`Revoke key ${id}? Clients using it stop at once.`)) return;
+  if (action === "revoke" && !window.confirm(_("Revoke key {id}? Clients using it stop at once.", { id }))) return;
   try {
     const result = await callJson("POST", `/api/keys/${id}/${action}`, action === "rotate" ? {} : undefined);
     if (result.secret) showSecret(result.secret);
-    status.textContent = `${action}d ${id}. Reload to see the change.`;
+    status.textContent = (action === "rotate" ? _("Rotated {id}. Reload to see the change.", { id })
+      : _("Revoked {id}. Reload to see the change.", { id }));
   } catch (error) {
-    status.textContent = `Could not ${action} ${id}: ${error.message}`;
+    status.textContent = (action === "rotate" ? _("Could not rotate {id}: {reason}", { id, reason: error.message })
+      : _("Could not revoke {id}: {reason}", { id, reason: error.message }));
   }
 });

@@ -29,20 +29,30 @@ function chart(id, title, traces, unit) {
 }
 
 if (stats.points.length) {
-  chart("chart-throughput", "Throughput", lines("per_second"), "requests/s");
-  chart("chart-latency", "Latency p50 / p95",
+  chart("chart-throughput", _("Throughput"), lines("per_second"), _("requests/s"));
+  chart("chart-latency", _("Latency p50 / p95"),
     [...lines("latency_p50_ms").map((t) => ({ ...t, name: `${t.name} p50` })),
      ...lines("latency_p95_ms").map((t) => ({ ...t, name: `${t.name} p95`, line: { dash: "dot" } }))], "ms");
-  chart("chart-ttft", "Time to first token p50 / p95",
+  chart("chart-ttft", _("Time to first token p50 / p95"),
     [...lines("ttft_p50_ms").map((t) => ({ ...t, name: `${t.name} p50` })),
      ...lines("ttft_p95_ms").map((t) => ({ ...t, name: `${t.name} p95`, line: { dash: "dot" } }))], "ms");
-  chart("chart-errors", "Errors (5xx) and refusals (4xx)",
+  chart("chart-errors", _("Errors (5xx) and refusals (4xx)"),
     [...lines("errors").map((t) => ({ ...t, name: `${t.name} 5xx` })),
-     ...lines("client_errors").map((t) => ({ ...t, name: `${t.name} 4xx`, line: { dash: "dot" } }))], "requests");
-  chart("chart-tokens", "Tokens",
-    [...lines("prompt_tokens").map((t) => ({ ...t, name: `${t.name} in` })),
-     ...lines("completion_tokens").map((t) => ({ ...t, name: `${t.name} out`, line: { dash: "dot" } }))], "tokens");
-  chart("chart-cost", "Cost", lines("cost"), "price unit");
-  chart("chart-energy", "Energy (estimated)", lines("energy_wh"), "Wh");
+     ...lines("client_errors").map((t) => ({ ...t, name: `${t.name} 4xx`, line: { dash: "dot" } }))], _("requests"));
+  chart("chart-tokens", _("Tokens"),
+    [...lines("prompt_tokens").map((t) => ({ ...t, name: _("{version} in", { version: t.name }) })),
+     ...lines("completion_tokens").map((t) => ({ ...t, name: _("{version} out", { version: t.name }), line: { dash: "dot" } }))], _("tokens"));
+  chart("chart-cost", _("Cost"), lines("cost"), _("price unit"));
+  chart("chart-energy", _("Energy (estimated)"), lines("energy_wh"), "Wh");
+}
+const quality = JSON.parse(document.getElementById("quality-data").textContent);
+if (quality.series.length) {
+  chart("chart-quality", _("Online quality (live judge, 0-1)"), quality.series.map((s) => ({
+    x: s.points.map((p) => p.at),
+    y: s.points.map((p) => p.mean),
+    name: `${s.route} ${s.version}`,
+    mode: "lines+markers",
+    type: "scatter",
+  })), _("mean score"));
 }
 document.getElementById("charts").dataset.ready = "true";

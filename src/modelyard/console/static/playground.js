@@ -8,13 +8,14 @@
   const format = $("format"), schema = $("schema"), tools = $("tools"), toolChoice = $("tool-choice");
   let history = [];
   let controller = null;
+  const ROLE_NAMES = { user: _("user"), assistant: _("assistant") };
 
   function bubble(role, text) {
     const div = document.createElement("div");
     div.className = `msg ${role}`;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = role;
+    who.textContent = ROLE_NAMES[role] || role;
     const body = document.createElement("span");
     body.className = "body";
     body.textContent = text;
@@ -35,7 +36,7 @@
       if (problem) throw new Error(problem);
       return value;
     } catch (failure) {
-      error.textContent = failure instanceof SyntaxError ? `Not JSON: ${failure.message}` : failure.message;
+      error.textContent = failure instanceof SyntaxError ? _("Not JSON: {reason}", { reason: failure.message }) : failure.message;
       area.setAttribute("aria-invalid", "true");
       return null;
     }
@@ -44,9 +45,9 @@
   function parsedTools() {
     if (!tools.value.trim()) { $("tools-error").textContent = ""; tools.removeAttribute("aria-invalid"); return []; }
     return parsed(tools, "tools-error", (value) => {
-      if (!Array.isArray(value)) return "Tools must be a JSON array of tool definitions.";
+      if (!Array.isArray(value)) return _("Tools must be a JSON array of tool definitions.");
       const unnamed = value.findIndex((t) => typeof t?.function?.name !== "string");
-      return unnamed >= 0 ? `Tool ${unnamed + 1} has no function.name.` : null;
+      return unnamed >= 0 ? _("Tool {n} has no function.name.", { n: unnamed + 1 }) : null;
     });
   }
 
@@ -55,7 +56,7 @@
     const out = {};
     if (format.value === "json_object") out.response_format = { type: "json_object" };
     if (format.value === "json_schema") {
-      const value = parsed(schema, "schema-error", (v) => (v && typeof v === "object" && !Array.isArray(v) ? null : "A schema is a JSON object."));
+      const value = parsed(schema, "schema-error", (v) => (v && typeof v === "object" && !Array.isArray(v) ? null : _("A schema is a JSON object.")));
       if (value === null) return null;
       const name = $("schema-name").value.trim() || "answer";
       out.response_format = { type: "json_schema", json_schema: { name, schema: value, strict: true } };
@@ -125,7 +126,7 @@
       span.className = "token";
       span.textContent = t.token;
       const others = (t.top_logprobs || []).map((o) => `${JSON.stringify(o.token)} ${percent(o.logprob)}`);
-      span.title = `${percent(t.logprob)}${others.length ? ` · top: ${others.join(", ")}` : ""}`;
+      span.title = percent(t.logprob) + (others.length ? _(" · top: {alternatives}", { alternatives: others.join(", ") }) : "");
       span.dataset.p = Math.exp(t.logprob).toFixed(4);
       span.style.setProperty("--p", ((1 - Math.exp(t.logprob)) * 0.5).toFixed(3));
       strip.append(span);
@@ -133,10 +134,10 @@
     }
     const details = document.createElement("details");
     const summary = document.createElement("summary");
-    summary.textContent = `${tokens.length} tokens`;
+    summary.textContent = _("{n} tokens", { n: tokens.length });
     const table = document.createElement("table");
     table.className = "grid";
-    for (const row of [["token", "probability", "top alternatives"], ...rows]) {
+    for (const row of [[_("token"), _("probability"), _("top alternatives")], ...rows]) {
       const tr = table.insertRow();
       for (const cell of row) tr.insertCell().textContent = cell;
     }
@@ -215,18 +216,19 @@
       showToolCalls(out, calls);
       showTokens(out, tokens);
       const ttft = firstToken ? Math.round(firstToken - started) : "–";
-      const tokensUsed = usage ? `${usage.prompt_tokens} in / ${usage.completion_tokens} out` : "";
+      const tokensUsed = usage ? _("{prompt} in / {completion} out", { prompt: usage.prompt_tokens, completion: usage.completion_tokens }) : "";
       const ended = finish ? ` · ${finish}` : "";
-      status.textContent = `${tokensUsed}${ended} · first token ${ttft} ms · ${Math.round(performance.now() - started)} ms total`;
+      status.textContent = tokensUsed + ended + _(" · first token {ttft} ms · {total} ms total",
+        { ttft, total: Math.round(performance.now() - started) });
     } catch (error) {
       if (error.name === "AbortError") {
-        status.textContent = "stopped";
+        status.textContent = _("stopped");
         if (reply) history.push({ role: "assistant", content: reply });
       } else {
         out.parentElement.className = "msg error";
         out.textContent = error.message;
         history.pop();
-        status.textContent = "error";
+        status.textContent = _("error");
       }
     } finally {
       out.parentElement.dataset.state = "done";
@@ -242,7 +244,7 @@
     const fields = extras();
     if (fields === null) {
       $("advanced").open = true;
-      status.textContent = "fix the JSON above first";
+      status.textContent = _("fix the JSON above first");
       return;
     }
     prompt.value = "";

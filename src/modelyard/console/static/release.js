@@ -37,7 +37,7 @@ function rolloutSeries(measurements) {
   for (const m of measurements) {
     for (const x of m.data.metrics || []) {
       if (!series.has(x.name)) {
-        series.set(x.name, { title: x.name, difference: "candidate − baseline", points: [] });
+        series.set(x.name, { title: x.name, difference: _("candidate − baseline"), points: [] });
       }
       const entry = series.get(x.name);
       const base = x.name.split("[")[0];
@@ -45,9 +45,12 @@ function rolloutSeries(measurements) {
       const margin = x.margin === null ? null : (lowerIsBetter.has(base) ? x.margin : -x.margin);
       entry.axis = x.compared;
       entry.points.push({
-        at: m.at, label: `step ${m.step + 1}, measurement ${m.seq}`, colour: x.outcome,
+        at: m.at, label: _("step {step}, measurement {seq}", { step: m.step + 1, seq: m.seq }), colour: x.outcome,
         estimate: x.estimate, low: x.low, high: x.high, margin, reason: x.reason,
-        detail: `baseline ${fmt(x.baseline, "—")} (n ${x.baseline_n}), candidate ${fmt(x.candidate, "—")} (n ${x.candidate_n})`,
+        detail: _("baseline {baseline} (n {baseline_n}), candidate {candidate} (n {candidate_n})", {
+          baseline: fmt(x.baseline, "—"), baseline_n: x.baseline_n,
+          candidate: fmt(x.candidate, "—"), candidate_n: x.candidate_n,
+        }),
       });
     }
   }
@@ -69,7 +72,7 @@ function experimentSeries(measurements) {
       const p = c.primary;
       entry.axis = p.compared;
       entry.points.push({
-        at: m.at, label: `measurement ${m.seq}`, colour: c.verdict,
+        at: m.at, label: _("measurement {seq}", { seq: m.seq }), colour: c.verdict,
         estimate: p.estimate, low: p.low, high: p.high, margin: null, reason: p.reason,
         detail: `${control} ${fmt(p.baseline, "—")} (n ${p.baseline_n}), ${c.variant} ${fmt(p.candidate, "—")} (n ${p.candidate_n})`,
       });
@@ -85,9 +88,9 @@ function traces(points) {
     { x, y: points.map((p) => p.low), type: "scatter", mode: "lines", line: { width: 0 },
       hoverinfo: "skip", showlegend: false },
     { x, y: points.map((p) => p.high), type: "scatter", mode: "lines", line: { width: 0 },
-      fill: "tonexty", fillcolor: "rgba(47, 91, 234, 0.15)", name: "interval", hoverinfo: "skip" },
+      fill: "tonexty", fillcolor: "rgba(47, 91, 234, 0.15)", name: _("interval"), hoverinfo: "skip" },
     {
-      x, y: points.map((p) => p.estimate), type: "scatter", mode: "lines+markers", name: "estimate",
+      x, y: points.map((p) => p.estimate), type: "scatter", mode: "lines+markers", name: _("estimate"),
       line: { color: "#667085", width: 1 },
       marker: { size: 10, color: points.map((p) => COLOURS[p.colour] || "#98a2b3"), line: { color: "#fff", width: 1 } },
       error_y: { type: "data", symmetric: false, array: offset("high", 1), arrayminus: offset("low", -1),
@@ -102,7 +105,7 @@ function traces(points) {
     },
   ];
   if (points.some((p) => p.margin !== null)) {
-    drawn.push({ x, y: points.map((p) => p.margin), type: "scatter", mode: "lines", name: "margin",
+    drawn.push({ x, y: points.map((p) => p.margin), type: "scatter", mode: "lines", name: _("margin"),
       line: { color: "#b42318", dash: "dash", width: 1 }, hoverinfo: "y" });
   }
   return drawn;
@@ -205,12 +208,12 @@ async function update() {
   try {
     await refresh();
   } catch (error) {
-    showLive(`Could not refresh: ${error.message}`);
+    showLive(_("Could not refresh: {reason}", { reason: error.message }));
     return !(error instanceof Refused && (error.status === 401 || error.status === 403));
   }
   showLive(finished
-    ? `The ${kind} has finished.`
-    : `Updated ${new Date().toISOString().slice(11, 19)} UTC; next in ${pollMs / 1000} s.`);
+    ? (kind === "rollout" ? _("The rollout has finished.") : _("The experiment has finished."))
+    : _("Updated {time} UTC; next in {s} s.", { time: new Date().toISOString().slice(11, 19), s: pollMs / 1000 }));
   return true;
 }
 
@@ -232,18 +235,19 @@ if (actions) {
     const button = event.target.closest("button[data-action]");
     if (!button || !window.confirm(button.dataset.confirm)) return;
     const action = button.dataset.action;
+    const label = button.textContent.trim(); // the action, in the page's language
     const reason = document.getElementById("action-reason").value.trim();
     button.disabled = true;
-    actionStatus.textContent = `${action}…`;
+    actionStatus.textContent = _("{action}…", { action: label });
     let result;
     try {
       result = await call("POST", `${api}/${action}`, reason ? { reason } : {});
     } catch (error) {
-      actionStatus.textContent = `Could not ${action}: ${error.message}`;
+      actionStatus.textContent = _("Could not {action}: {reason}", { action: label, reason: error.message });
       button.disabled = false;
       return;
     }
-    actionStatus.textContent = `${action}: now ${result.status}. ${result.message}`;
+    actionStatus.textContent = _("{action}: now {status}. {message}", { action: label, status: result.status, message: result.message });
     const polling = await update();
     button.disabled = false; // usually swapped out for the new state's buttons by now
     if (polling) schedule();

@@ -27,12 +27,12 @@ if (createForm) {
   createForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = document.getElementById("form-status");
-    status.textContent = "Creating…";
+    status.textContent = _("Creating…");
     try {
       const review = await postJson("/api/reviews", createBody(new FormData(createForm)));
       window.location.assign(`/ui/reviews/${review.id}`);
     } catch (error) {
-      status.textContent = `Could not create: ${error.message}`;
+      status.textContent = _("Could not create: {reason}", { reason: error.message });
     }
   });
 }
@@ -43,13 +43,13 @@ if (finishForm) {
     event.preventDefault();
     const form = new FormData(finishForm);
     const status = document.getElementById("finish-status");
-    status.textContent = "Writing the version…";
+    status.textContent = _("Writing the version…");
     try {
       const body = { undecided: form.get("undecided"), name: field(form, "name") };
       await postJson(`/api/reviews/${finishForm.dataset.review}/finish`, body);
       window.location.reload();
     } catch (error) {
-      status.textContent = `Could not finish: ${error.message}`;
+      status.textContent = _("Could not finish: {reason}", { reason: error.message });
     }
   });
 }
@@ -94,7 +94,8 @@ class Reviewer {
     const url = `${this.base}/items/${this.item.index}/decision`;
     return this.run(async () => {
       await postJson(url, body);
-      this.status.textContent = `Item ${this.item.index}: ${decision}`;
+      const decided = { accept: _("accepted"), correct: _("corrected"), reject: _("rejected"), skip: _("skipped") };
+      this.status.textContent = _("Item {index}: {decision}", { index: this.item.index, decision: decided[decision] || decision });
       return postJson(`${this.base}/next`);
     });
   }
@@ -107,7 +108,7 @@ class Reviewer {
     if (this.item === null || Date.now() - this.renewed < RENEW_MS) return;
     this.renewed = Date.now();
     postJson(`${this.base}/items/${this.item.index}/lease`).catch((error) => {
-      this.status.textContent = `Lost this item: ${error.message}`;
+      this.status.textContent = _("Lost this item: {reason}", { reason: error.message });
     });
   }
 
@@ -161,7 +162,7 @@ class Reviewer {
   save() {
     const correction = this.editor.value.trim();
     if (!correction) {
-      this.status.textContent = "A correction cannot be empty (r rejects the item).";
+      this.status.textContent = _("A correction cannot be empty (r rejects the item).");
       return;
     }
     this.decide("correct", correction);
@@ -214,8 +215,10 @@ function showProgress(progress) {
   bar.value = progress.decided;
   const d = progress.by_decision;
   document.getElementById("progress-text").textContent =
-    `${progress.decided}/${progress.items} decided: ${d.accept} accepted, ${d.correct} corrected, ` +
-    `${d.reject} rejected; ${d.skip} skips; ${progress.leased} held now`;
+    _("{decided}/{items} decided: {accepted} accepted, {corrected} corrected, {rejected} rejected; {skips} skips; {held} held now", {
+      decided: progress.decided, items: progress.items, accepted: d.accept, corrected: d.correct,
+      rejected: d.reject, skips: d.skip, held: progress.leased,
+    });
 }
 
 const panel = document.getElementById("reviewer");

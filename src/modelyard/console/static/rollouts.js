@@ -54,7 +54,7 @@ function stepTable(step) {
   const table = element("table", undefined, "grid plan-step");
   table.dataset.planStep = String(step.step);
   const head = table.createTHead().insertRow();
-  for (const title of ["Metric", "Margin", "Detectable", "Fixed-horizon", "Promoted if equal", "Warnings"]) {
+  for (const title of [_("Metric"), _("Margin"), _("Detectable"), _("Fixed-horizon"), _("Promoted if equal"), _("Warnings")]) {
     head.append(element("th", title));
   }
   const rows = table.createTBody();
@@ -62,7 +62,7 @@ function stepTable(step) {
     const row = rows.insertRow();
     row.dataset.planMetric = m.name;
     const cells = [
-      m.name + (m.assumed ? " (assumed)" : ""), m.margin_text, m.detectable_text,
+      m.name + (m.assumed ? _(" (assumed)") : ""), m.margin_text, m.detectable_text,
       m.fixed_horizon_text, pct(m.promote_if_equal), [...m.warnings, ...m.notes].join("; "),
     ];
     for (const cell of cells) row.insertCell().textContent = cell;
@@ -72,24 +72,25 @@ function stepTable(step) {
 
 function showPlan(plan) {
   const traffic = plan.traffic_source === "given"
-    ? "given"
-    : `${plan.logged_requests} requests of ${plan.model} in the request log`;
+    ? _("given")
+    : _("{n} requests of {model} in the request log", { n: plan.logged_requests, model: plan.model });
   planBox.replaceChildren(element("p",
-    `At ${Number(plan.requests_per_s.toPrecision(3))} requests/s (${traffic}), the smallest effect each `
-    + `analysis step detects with ${pct(plan.power)} power, and the chance that a candidate equal to `
-    + "the baseline is promoted.", "status"));
+    _("At {rate} requests/s ({traffic}), the smallest effect each analysis step detects with {power} power, and the chance that a candidate equal to the baseline is promoted.",
+      { rate: Number(plan.requests_per_s.toPrecision(3)), traffic, power: pct(plan.power) }), "status"));
   for (const text of plan.warnings) planBox.append(warning(text));
   for (const step of plan.steps) {
-    planBox.append(element("h3", `Step ${step.step + 1}: analysis at ${step.weight}%`));
-    let timing = `${step.test}, α ${step.alpha}; a measurement every ${step.interval_s} s, at most `
-      + `${step.count}; at most ${duration(step.duration_s)}`;
+    planBox.append(element("h3", _("Step {n}: analysis at {weight}%", { n: step.step + 1, weight: step.weight })));
+    let timing = _("{test}, α {alpha}; a measurement every {interval} s, at most {count}; at most {most}", {
+      test: step.test, alpha: step.alpha, interval: step.interval_s, count: step.count,
+      most: duration(step.duration_s),
+    });
     if (step.expected_duration_s !== null) {
-      timing += `, about ${duration(step.expected_duration_s)} for an equal candidate`;
+      timing += _(", about {duration} for an equal candidate", { duration: duration(step.expected_duration_s) });
     }
     planBox.append(element("p", `${timing}.`, "status"));
     if (step.metrics.length) planBox.append(stepTable(step));
   }
-  if (!plan.steps.length) planBox.append(element("p", "No analysis step: nothing to plan.", "notice"));
+  if (!plan.steps.length) planBox.append(element("p", _("No analysis step: nothing to plan."), "notice"));
   planBox.hidden = false;
 }
 
@@ -108,7 +109,7 @@ form.addEventListener("submit", async (event) => {
   const planning = !event.submitter || event.submitter.value === "plan";
   const spec = body(new FormData(form), planning);
   form.elements.steps.removeAttribute("aria-invalid");
-  status.textContent = planning ? "Planning…" : "Starting…";
+  status.textContent = planning ? _("Planning…") : _("Starting…");
   try {
     if (!planning) {
       const started = await postJson("/api/rollouts", spec);
@@ -116,7 +117,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     showPlan(await postJson("/api/rollouts/plan", spec));
-    status.textContent = "Planned: what these steps can detect is below.";
+    status.textContent = _("Planned: what these steps can detect is below.");
   } catch (error) {
     status.textContent = error.message;
     if (error.param && error.param.startsWith("steps")) {

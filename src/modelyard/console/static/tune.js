@@ -13,18 +13,18 @@ function drawHistory(study) {
   const colour = (p) => (p.feasible === false ? "#d92d20" : p.value === null ? "#98a2b3" : "#2f5bea");
   const trials = {
     x: points.map((p) => p.number), y: points.map((p) => p.value), type: "scatter", mode: "markers",
-    name: `${escapeText(study.objective)} per trial`, marker: { size: 9, color: points.map(colour) },
-    text: points.map((p) => (p.feasible === false ? "infeasible" : "")),
+    name: _("{objective} per trial", { objective: escapeText(study.objective) }), marker: { size: 9, color: points.map(colour) },
+    text: points.map((p) => (p.feasible === false ? _("infeasible") : "")),
     hovertemplate: "trial %{x}: %{y} %{text}<extra></extra>",
   };
   const best = {
     x: points.map((p) => p.number), y: points.map((p) => p.best), type: "scatter", mode: "lines",
-    line: { shape: "hv", color: "#12b76a" }, name: "best so far (feasible)",
+    line: { shape: "hv", color: "#12b76a" }, name: _("best so far (feasible)"),
   };
   Plotly.newPlot("chart-history", [trials, best], {
-    title: { text: `History: ${escapeText(study.objective)} (${study.direction}); red: infeasible`, font: { size: 14 } },
+    title: { text: _("History: {objective} ({direction}); red: infeasible", { objective: escapeText(study.objective), direction: study.direction }), font: { size: 14 } },
     height: 300, margin: { l: 50, r: 10, t: 40, b: 60 },
-    xaxis: { title: { text: "trial" }, dtick: 1 }, legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: { text: _("trial") }, dtick: 1 }, legend: { orientation: "h", y: -0.25 },
   }, { displayModeBar: false, responsive: true });
 }
 
@@ -36,7 +36,7 @@ function drawImportances(study) {
     x: names.map((n) => found.values[n]), y: names.map(escapeText), type: "bar", orientation: "h",
     marker: { color: "#2f5bea" },
   }], {
-    title: { text: `Parameter importances (${escapeText(found.evaluator)}, ${found.trials} trials)`, font: { size: 14 } },
+    title: { text: _("Parameter importances ({evaluator}, {n} trials)", { evaluator: escapeText(found.evaluator), n: found.trials }), font: { size: 14 } },
     height: 300, margin: { l: 110, r: 10, t: 40, b: 40 }, xaxis: { range: [0, 1] },
   }, { displayModeBar: false, responsive: true });
 }
@@ -82,10 +82,10 @@ function listPage(form) {
     try {
       body = JSON.parse(String(new FormData(form).get("body") || ""));
     } catch (error) {
-      status.textContent = `Not JSON: ${error.message}`;
+      status.textContent = _("Not JSON: {reason}", { reason: error.message });
       return;
     }
-    status.textContent = "Starting…";
+    status.textContent = _("Starting…");
     try {
       const study = await postJson("/api/tune/studies", body);
       window.location.assign(`/ui/tune/${study.id}`);

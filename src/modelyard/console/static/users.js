@@ -8,20 +8,19 @@ const eraseStatus = document.getElementById("erase-status");
 document.getElementById("erase-user").addEventListener("click", async () => {
   const user = actions.dataset.user;
   const typed = window.prompt(
-    `Erase everything stored about '${user}': prompts and answers, feedback comments, ` +
-      "dataset items made from their requests. Usage and cost stay. This cannot be undone.\n" +
-      "Type the user id to confirm:",
+    _("Erase everything stored about '{user}': prompts and answers, feedback comments, dataset items made from their requests. Usage and cost stay. This cannot be undone.", { user })
+      + "\n" + _("Type the user id to confirm:"),
   );
   if (typed === null) return;
   if (typed !== user) {
-    eraseStatus.textContent = "Not erased: the id typed is not the user's.";
+    eraseStatus.textContent = _("Not erased: the id typed is not the user's.");
     return;
   }
   try {
     const done = await postJson(actions.dataset.erase);
     const counts = Object.entries(done.counts).map(([name, n]) => `${n} ${name.replaceAll("_", " ")}`);
-    eraseStatus.textContent = `Erased as ${done.pseudonym}: ${counts.join(", ")} (audit record ${done.audit_id}).`;
+    eraseStatus.textContent = _("Erased as {pseudonym}: {counts} (audit record {audit}).", { pseudonym: done.pseudonym, counts: counts.join(", "), audit: done.audit_id });
   } catch (error) {
-    eraseStatus.textContent = `Could not erase: ${apiMessage(error)}`;
+    eraseStatus.textContent = _("Could not erase: {reason}", { reason: apiMessage(error) });
   }
 });

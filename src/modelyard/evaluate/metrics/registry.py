@@ -22,6 +22,7 @@ from modelyard.evaluate.metrics.classification import (
     PrecisionRecallF1,
     RocAuc,
 )
+from modelyard.evaluate.metrics.leakage import Refusal, SecretLeak
 from modelyard.evaluate.metrics.overlap import Bleu, Chrf, Rouge
 from modelyard.evaluate.metrics.result import Metric, MetricOptionError, UnknownMetric
 
@@ -44,6 +45,9 @@ METRICS: Mapping[str, Callable[..., Metric]] = MappingProxyType(
         "numeric_match": NumericMatch,
         "contains": Contains,
         "regex": RegexMatch,
+        "attack_success": partial(SecretLeak, "attack_success"),
+        "leak": partial(SecretLeak, "leak"),
+        "refusal": Refusal,
     }
 )
 

@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
+from modelyard.evaluate.robustness.spec import perturbed_fields
 from modelyard.evaluate.tasks.filters import compile_filters
 from modelyard.evaluate.tasks.spec import DatasetSource, Task
 
@@ -177,5 +178,25 @@ def check(task: Task, items: list[Item], known_metrics: set[str] | None) -> None
             raise TaskError(
                 f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(known_metrics))}"
             )
+    swapped = task.counterfactual.fields if task.counterfactual is not None else None
+    if swapped is not None and (missing := sorted(set(swapped) - fields)):
+        raise TaskError(
+            f"counterfactual.fields names field(s) {', '.join(missing)} that the dataset's "
+            f"items do not have (they have: {', '.join(sorted(fields))})"
+        )
+    if task.perturbation is not None:
+        used = meta.find_undeclared_variables(env.parse(task.prompt.template))
+        try:
+            perturbed_fields(task.perturbation, used, task.target, fields)
+        except ValueError as error:
+            raise TaskError(str(error)) from error
     if task.prompt.few_shot >= len(items):
         raise TaskError(f"few_shot {task.prompt.few_shot} needs more items than the dataset has")
+
+
+def swapped_fields(task: Task) -> list[str]:
+    """The item fields a counterfactual twin swaps words in: the task's own list, or the
+    fields its prompt template uses."""
+    if task.counterfactual is not None and task.counterfactual.fields is not None:
+        return list(task.counterfactual.fields)
+    return sorted(meta.find_undeclared_variables(environment().parse(task.prompt.template)))

@@ -8,9 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.evaluate.judges import RubricJudge
+from modelyard.evaluate.robustness.spec import Perturbation
 
 DatasetFormat = Literal["jsonl", "csv", "tsv", "json", "squad"]
 Filter = str | dict[str, Any]
+SwapList = Literal["gender", "names", "region", "dialect"]  # counterfactual.SWAPS's lists
 
 
 class DatasetSource(BaseModel):
@@ -67,6 +69,20 @@ class MetricSpec(BaseModel):
     )
 
 
+class CounterfactualSpec(BaseModel):
+    """Ask each item's counterfactual twin too (its words swapped), and compare pair by pair."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    swaps: list[SwapList] = Field(
+        min_length=1, description="Swap lists: gender, names, region, dialect (docs/evaluate.md)."
+    )
+    fields: list[str] | None = Field(
+        default=None,
+        description="Item fields to swap in (default: the fields the prompt template uses).",
+    )
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,5 +103,12 @@ class Task(BaseModel):
     generation: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0, "max_tokens": 64},
         description="Sampling fields sent with each request.",
+    )
+    counterfactual: CounterfactualSpec | None = Field(
+        default=None, description="Also ask each item's counterfactual twin (words swapped)."
+    )
+    perturbation: Perturbation | None = Field(
+        default=None,
+        description="Perturb the prompt inputs (never the reference): a robustness run.",
     )
     source_file: Path | None = Field(default=None, exclude=True)

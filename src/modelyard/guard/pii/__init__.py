@@ -4,12 +4,14 @@ where the identifier has a check digit. See docs/pii.md."""
 from typing import Literal
 
 from modelyard.guard.pii.detector import Finding, PiiDetector, UnknownEntity
+from modelyard.guard.pii.phones import DEFAULT_PHONE_REGIONS, UnknownRegion
 from modelyard.guard.pii.recognizers import ENTITIES
 from modelyard.guard.pii.redaction import Redaction, StreamRestorer
 
 PiiPolicy = Literal["off", "detect", "redact", "block"]
 
 __all__ = [
+    "DEFAULT_PHONE_REGIONS",
     "ENTITIES",
     "Finding",
     "PiiDetector",
@@ -17,4 +19,5 @@ __all__ = [
     "Redaction",
     "StreamRestorer",
     "UnknownEntity",
+    "UnknownRegion",
 ]

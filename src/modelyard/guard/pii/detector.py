@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from modelyard.guard.pii.recognizers import ENTITIES, PRIORITY, RECOGNIZERS, Recognizer
+from modelyard.guard.pii.phones import DEFAULT_PHONE_REGIONS, PhoneRecognizer, known_regions
+from modelyard.guard.pii.recognizers import ENTITIES, PRIORITY, RECOGNIZERS, Span
 
 
 @dataclass(frozen=True)
@@ -18,16 +20,35 @@ class Finding:
     end: int
     text: str
     validated: bool  # passed a checksum (or, for IP_ADDRESS, the ipaddress module)
+    # A card's scheme ("visa", "unionpay", ...), a phone number's country ("GB"), else None.
+    subtype: str | None = None
 
 
 class UnknownEntity(ValueError):
     """An entity type the detector does not know."""
 
 
-class PiiDetector:
-    """Finds PII in texts. Compiled once, immutable and safe to share between threads."""
+class Finds(Protocol):
+    """What the detector needs of a recognizer."""
 
-    def __init__(self, entities: Collection[str] | None = None) -> None:
+    @property
+    def entities(self) -> frozenset[str]: ...
+    @property
+    def validated(self) -> bool: ...
+    def find(self, text: str) -> Iterator[Span]: ...
+
+
+class PiiDetector:
+    """Finds PII in texts. Compiled once, immutable and safe to share between threads.
+
+    ``phone_regions`` are the countries whose national phone formats are recognized
+    (international ``+`` numbers are recognized for every country)."""
+
+    def __init__(
+        self,
+        entities: Collection[str] | None = None,
+        phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS,
+    ) -> None:
         wanted = ENTITIES if entities is None else frozenset(e.upper() for e in entities)
         unknown = wanted - ENTITIES
         if unknown:
@@ -36,16 +57,16 @@ class PiiDetector:
                 f"known: {', '.join(sorted(ENTITIES))}"
             )
         self.entities: frozenset[str] = wanted
-        self._recognizers: tuple[Recognizer, ...] = tuple(
-            r for r in RECOGNIZERS if r.entities & wanted
-        )
+        self.phone_regions: tuple[str, ...] = known_regions(phone_regions)
+        everything: tuple[Finds, ...] = (*RECOGNIZERS, PhoneRecognizer(self.phone_regions))
+        self._recognizers: tuple[Finds, ...] = tuple(r for r in everything if r.entities & wanted)
 
     def detect(self, text: str) -> list[Finding]:
         """Findings sorted by start, none overlapping another."""
         candidates = [
-            Finding(entity, start, end, text[start:end], recognizer.validated)
+            Finding(entity, start, end, text[start:end], recognizer.validated, subtype)
             for recognizer in self._recognizers
-            for entity, start, end in recognizer.find(text)
+            for entity, start, end, subtype in recognizer.find(text)
             if entity in self.entities
         ]
         return resolve_overlaps(candidates)

@@ -1,5 +1,6 @@
 """One recognizer per kind of identifier: a precompiled pattern that finds candidates and a
-judge that names the entity of a candidate, or rejects it.
+judge that names the entity of a candidate, or rejects it. Phone numbers are libphonenumber's
+(``phones.py``), the card schemes' IIN ranges are in ``cards.py``.
 
 Boundaries are explicit lookarounds on ASCII letters and digits, never ``\\b``: in Python a
 CJK character and a digit are both ``\\w``, so ``\\b`` would miss "电话13812345678。". All
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from modelyard.guard.pii.cards import BANK_CARD_SCHEMES, scheme_of
 from modelyard.guard.pii.checksums import (
     IBAN_LENGTHS,
     cn_id_valid,
@@ -26,7 +28,7 @@ from modelyard.guard.pii.checksums import (
     uscc_valid,
 )
 
-Span = tuple[str, int, int]  # entity, start, end
+Span = tuple[str, int, int, str | None]  # entity, start, end, subtype (a card's scheme)
 Judge = Callable[[re.Match[str]], Span | None]
 _FLAGS = re.ASCII | re.VERBOSE
 _BEFORE = r"(?<![0-9A-Za-z])"
@@ -58,7 +60,7 @@ class Recognizer:
 
 
 def _whole(match: re.Match[str], entity: str) -> Span:
-    return entity, match.start(), match.end()
+    return entity, match.start(), match.end(), None
 
 
 def _glued(text: str, start: int, end: int, separators: str) -> bool:
@@ -77,16 +79,6 @@ def _glued(text: str, start: int, end: int, separators: str) -> bool:
         if last and len(window) - len(window.lstrip(_DIGITS)) == last:
             return True
     return False
-
-
-def _continued(text: str, start: int, end: int, separator: str) -> bool:
-    """Whether digits go on past the match with its separator, a group of any width: the
-    match is then part of something longer, like the ISBN 957-9684-11-1."""
-    before = text[max(0, start - 2) : start]
-    after = text[end : end + 2]
-    return (before[-1:] == separator and before[:1] in _DIGITS and len(before) == 2) or (
-        after[:1] == separator and after[1:] in _DIGITS and len(after) == 2
-    )
 
 
 # --- Chinese resident ID (GB 11643): 6 region + 8 birth date + 3 sequence + check char.
@@ -117,46 +109,49 @@ def _judge_uscc(match: re.Match[str]) -> Span | None:
     return _whole(match, "CN_USCC") if uscc_valid(value) else None
 
 
-# --- Card numbers: 13-19 digits, bare or in groups separated by one kind of space or dash.
+# --- Card numbers: 12-19 digits, bare or in groups separated by one kind of space or dash.
 # Not the "25" of an expiry date "12/25" before it, nor the "12" of one after it, nor the
 # first digits of an IP address or a decimal number.
 _CARD = re.compile(
-    _BEFORE + r"(?<![0-9][/.])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z]|[/.][0-9])", _FLAGS
+    _BEFORE + r"(?<![0-9][/.])[0-9](?:[ -]?[0-9]){11,18}(?![0-9A-Za-z]|[/.][0-9])", _FLAGS
 )
 _CARD_LAYOUTS = frozenset({(4, 6, 5), (4, 6, 4), (6, 13)})  # Amex, Diners, some 19-digit UnionPay
-# International networks by IIN prefix, with the lengths their cards have.
-_NETWORKS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
-    (("4",), frozenset({13, 16, 19})),  # Visa
-    (("51", "52", "53", "54", "55"), frozenset({16})),  # Mastercard
-    (tuple(str(p) for p in range(2221, 2721)), frozenset({16})),  # Mastercard 2-series
-    (("34", "37"), frozenset({15})),  # American Express
-    (("6011", "644", "645", "646", "647", "648", "649", "65"), frozenset({16, 19})),  # Discover
-    (tuple(str(p) for p in range(3528, 3590)), frozenset({16, 19})),  # JCB
-    (("300", "301", "302", "303", "304", "305", "36", "38", "39"), frozenset({14, 16})),  # Diners
-    (("50", "56", "57", "58", "639", "67"), frozenset({16, 19})),  # Maestro
-    (("2200", "2201", "2202", "2203", "2204"), frozenset({16})),  # Mir
+
+
+# Maestro's 12-15 digit cards share their length with invoice and order numbers: said to be
+# cards, or grouped as cards are, they are; bare and unannounced, not.
+_CARD_CONTEXT = re.compile(
+    r"(?<![a-z])(?:cards?|carte|karte|tarjeta|cart[aã]o|maestro|debit|pay|paid|charge)"
+    r"(?![a-z])|卡",
+    re.IGNORECASE,
 )
+_SHORT_CARD = 16
 
 
-def _card_entity(digits: str) -> str | None:
-    """BANK_CARD for Chinese bank cards (UnionPay IIN 62, legacy domestic IIN 9), CREDIT_CARD
-    for international networks' IINs and lengths; None unless the Luhn digit is right."""
+def _card(text: str, digits: str, start: int, end: int) -> Span | None:
+    """BANK_CARD for Chinese bank cards (UnionPay, older domestic cards), CREDIT_CARD for
+    every other scheme, with the scheme; None unless the Luhn digit is right and a scheme
+    issues the IIN at that length."""
     if not luhn_valid(digits) or resembles_cn_id(digits):
         return None
-    if digits.startswith(("62", "9")) and 16 <= len(digits) <= 19:
-        return "BANK_CARD"
-    for prefixes, lengths in _NETWORKS:
-        if len(digits) in lengths and digits.startswith(prefixes):
-            return "CREDIT_CARD"
-    return None
+    scheme = scheme_of(digits)
+    if scheme is None:
+        return None
+    bare_short = len(digits) < _SHORT_CARD and len(digits) == end - start
+    if (
+        bare_short
+        and scheme == "maestro"
+        and not _CARD_CONTEXT.search(text, max(0, start - 40), start)
+    ):
+        return None
+    return ("BANK_CARD" if scheme in BANK_CARD_SCHEMES else "CREDIT_CARD"), start, end, scheme
 
 
 def _judge_card(match: re.Match[str]) -> Span | None:
     value = match.group()
     separators = set(_SEPARATORS.findall(value))
     if not separators:
-        entity = _card_entity(value)
-        return None if entity is None else _whole(match, entity)
+        return _card(match.string, value, match.start(), match.end())
     if len(separators) > 1:
         return None
     separator = separators.pop()
@@ -175,15 +170,14 @@ def _judge_card(match: re.Match[str]) -> Span | None:
 def _card_layout(groups: list[tuple[int, int]]) -> bool:
     layout = tuple(end - start for start, end in groups)
     tidy = all(n == 4 for n in layout[:-1]) and layout[-1] <= 4
-    return 13 <= sum(layout) <= 19 and (tidy or layout in _CARD_LAYOUTS)
+    return 12 <= sum(layout) <= 19 and (tidy or layout in _CARD_LAYOUTS)
 
 
 def _card_in(text: str, groups: list[tuple[int, int]], separator: str) -> Span | None:
     start, end = groups[0][0], groups[-1][1]
     if _glued(text, start, end, separator):
         return None
-    entity = _card_entity(text[start:end].replace(separator, ""))
-    return None if entity is None else (entity, start, end)
+    return _card(text, text[start:end].replace(separator, ""), start, end)
 
 
 # --- IBAN (ISO 13616): country, 2 check digits, BBAN, bare or in groups of 4.
@@ -202,7 +196,7 @@ def _judge_iban(match: re.Match[str]) -> Span | None:
         return None
     if not iban_valid(value[:end].replace(" ", "").upper()):
         return None
-    return "IBAN", match.start(), match.start() + end
+    return "IBAN", match.start(), match.start() + end, None
 
 
 def _end_of_nth_char(value: str, n: int) -> int | None:
@@ -300,55 +294,6 @@ def _judge_passport(match: re.Match[str]) -> Span | None:
     return _whole(match, "CN_PASSPORT")
 
 
-# --- Phone numbers, international and North American: "(212) 555-0123", "+44 20 7946 0958",
-# "212.555.0123", "+1-944-435-4352x04732", "+442079460958". The groups after an optional
-# "+country" and "(area)" share one separator.
-_PHONE = re.compile(
-    r"""(?<![0-9A-Za-z+])
-    (?P<number>
-        (?P<intl>\+[ ]?[0-9]{1,3}[ .-]?(?=[0-9(])|00[0-9]{1,3}[ .-])?
-        (?P<area>\(\+?[0-9]{1,4}\)[ .-]?)?
-        (?P<body>[0-9]{1,4}(?:(?P<s>[ .-])(?:[0-9]{1,4}(?P=s)){0,4}[0-9]{2,4}|[0-9]{4,11}))
-    )
-    (?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?"""
-    + _AFTER,
-    _FLAGS | re.IGNORECASE,
-)
-_DATE_LAYOUTS = frozenset({(4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4)})
-
-
-def _judge_phone(match: re.Match[str]) -> Span | None:
-    digits = sum(c.isdigit() for c in match["number"])
-    if not 8 <= digits <= 15:
-        return None
-    body, separator = match["body"], match["s"]
-    groups = tuple(len(g) for g in body.split(separator)) if separator else (len(body),)
-    prefixed = match["intl"] is not None or match["area"] is not None
-    if not prefixed and (
-        len(groups) < 3 or _date_like(body, groups) or _counted(separator, groups)
-    ):
-        return None
-    if separator and _continued(match.string, match.start(), match.end(), separator):
-        return None
-    if separator == "." and len(groups) == 4 and max(groups) <= 3:
-        return None  # an IPv4 address, valid or not
-    return _whole(match, "PHONE")
-
-
-def _date_like(body: str, groups: tuple[int, ...]) -> bool:
-    if groups not in _DATE_LAYOUTS:
-        return False
-    parts = [int(p) for p in re.split(r"[ .-]", body)]
-    year, first, second = (parts[0], parts[1], parts[2]) if groups[0] == 4 else parts[::-1]
-    in_calendar = (first <= 12 and second <= 31) or (second <= 12 and first <= 31)
-    return 1800 <= year <= 2199 and in_calendar
-
-
-def _counted(separator: str, groups: tuple[int, ...]) -> bool:
-    """Thousands grouping, "1 234 567 890" or "1.234.567.890", rather than a phone number."""
-    return separator in (" ", ".") and groups[0] <= 3 and all(n == 3 for n in groups[1:])
-
-
 # --- E-mail addresses.
 _EMAIL = re.compile(
     r"""(?<![0-9A-Za-z._%+-])[0-9A-Za-z_%+-][0-9A-Za-z._%+-]{0,63}
@@ -379,7 +324,6 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "cn_passport", frozenset({"CN_PASSPORT"}), _CN_PASSPORT, _judge_passport, validated=False
     ),
-    Recognizer("phone", frozenset({"PHONE"}), _PHONE, _judge_phone, validated=False),
     Recognizer("email", frozenset({"EMAIL"}), _EMAIL, _judge_email, validated=False, needs="@"),
 )
 

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, case, cast, func, select
+from sqlalchemy import ColumnElement, Select, Text, case, cast, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from modelyard.observe.alerts.protocol import AlertRule
 from modelyard.store.tables import (
     DriftReportRow,
     FeedbackRow,
+    LiveJudgementRow,
     ReleaseEventRow,
     RequestLogRow,
     RolloutRow,
@@ -38,7 +39,9 @@ def measure(session: Session, rule: AlertRule, now: datetime) -> Measurement:
 
 
 def _in_window(query: Select[Any], rule: AlertRule, since: datetime, now: datetime) -> Select[Any]:
-    query = query.where(t.at > since, t.at <= now, t.variant.is_distinct_from("shadow"))
+    # shadow copies and live-judge calls are not the route's own traffic
+    side = or_(t.variant.is_(None), t.variant.not_in(("shadow", "live_judge")))
+    query = query.where(t.at > since, t.at <= now, side)
     return query if rule.route is None else query.where(t.route == rule.route)
 
 
@@ -143,6 +146,21 @@ def _rollout_aborts(
     return float(count), count
 
 
+def _online_quality(
+    session: Session, rule: AlertRule, since: datetime, now: datetime
+) -> Measurement:
+    """The mean live-judge quality (0-1) of the answers judged in the window; the judged
+    answers are its samples."""
+    j = LiveJudgementRow
+    query = select(func.count(), func.avg(j.quality)).where(
+        j.at > since, j.at <= now, j.quality.is_not(None)
+    )
+    if rule.route is not None:
+        query = query.where(j.route == rule.route)
+    count, mean = session.execute(query).one()
+    return (None, 0) if not count else (float(mean), int(count))
+
+
 Measure = Callable[[Session, AlertRule, datetime, datetime], Measurement]
 
 MEASURES: dict[str, Measure] = {
@@ -162,4 +180,5 @@ MEASURES: dict[str, Measure] = {
     "negative_feedback_rate": _negative_feedback,
     "drift": _drift,
     "rollout_aborts": _rollout_aborts,
+    "online_quality": _online_quality,
 }

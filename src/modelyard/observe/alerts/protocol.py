@@ -35,10 +35,13 @@ Metric = Literal[
     "negative_feedback_rate",
     "drift",
     "rollout_aborts",
+    "online_quality",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
 # Shares between 0 and 1: their thresholds are too.
-SHARES = frozenset({"error_rate", "client_error_rate", "negative_feedback_rate", "drift"})
+SHARES = frozenset(
+    {"error_rate", "client_error_rate", "negative_feedback_rate", "drift", "online_quality"}
+)
 Comparison = Literal[">", ">=", "<", "<="]
 COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 Severity = Literal["info", "warning", "critical"]
@@ -78,7 +81,8 @@ class AlertRule(BaseModel):
         "energy_wh, pii_detections and injection_flags (requests with any), "
         "negative_feedback_rate (share of boolean feedback that is 0), drift (the latest "
         "drift report's share of drifted features), rollout_aborts (rollouts of the route "
-        "aborted in the window)."
+        "aborted in the window), online_quality (the mean live-judge score on 0-1 of the "
+        "answers judged in the window; alert on it with '<')."
     )
     route: str | None = Field(
         default=None,
@@ -111,7 +115,8 @@ class AlertRule(BaseModel):
         default=1,
         ge=0,
         description="Windows with fewer samples (requests; feedback rows for "
-        "negative_feedback_rate; drift reports for drift) neither fire nor stay firing.",
+        "negative_feedback_rate; drift reports for drift; judged answers for "
+        "online_quality) neither fire nor stay firing.",
     )
     enabled: StrictBool = True
 
