@@ -16,7 +16,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from modelyard.console import i18n
-from tests.conftest import AppClient
+from tests.conftest import AppClient, bearer, new_key
 from tests.console.test_twins import pages
 from tests.console.untranslated import untranslated
 
@@ -182,3 +182,38 @@ def test_negotiation_prefers_quality_then_order() -> None:
     assert i18n.negotiate(None) == "en"
     assert i18n.chosen("zh_Hans", "en") == "zh_Hans"
     assert i18n.chosen("../../etc", "zh") == "zh_Hans"
+
+
+async def test_a_user_s_choice_follows_them_to_another_browser(api: AppClient) -> None:
+    """The switch, used while logged in, is stored for that key: logging in anywhere else
+    brings it back; another key, or the switch on the login page, stores nothing."""
+    viewer = await new_key(api, "viewer")
+    other = await new_key(api, "viewer")
+    anonymous = {"authorization": ""}
+
+    async def log_in(key: str) -> str | None:
+        """A fresh browser's login: the language cookie it is handed, if any."""
+        answer = await api.post(
+            "/ui/login", content=f"key={key}&next=/", headers={**anonymous, **FORM}
+        )
+        assert answer.status_code == 303, answer.text
+        cookies = answer.headers.get_list("set-cookie")
+        found = [c for c in cookies if c.startswith(f"{i18n.COOKIE}=")]
+        return found[0].split(";")[0].split("=", 1)[1] if found else None
+
+    assert await log_in(viewer) is None  # nothing chosen yet
+    anonymous_switch = await api.post(
+        "/ui/language", content="language=zh_Hans&next=/", headers={**anonymous, **FORM}
+    )
+    assert anonymous_switch.status_code == 303
+    assert await log_in(viewer) is None  # the login page's switch stays in that browser
+    switched = await api.post(
+        "/ui/language", content="language=zh_Hans&next=/", headers={**bearer(viewer), **FORM}
+    )
+    assert switched.status_code == 303
+    assert await log_in(viewer) == "zh_Hans"
+    assert await log_in(other) is None
+    page = await api.get("/ui/keys", headers={**bearer(viewer), "cookie": f"{i18n.COOKIE}=zh_Hans"})
+    assert '<html lang="zh-Hans">' in page.text
+    await api.post("/ui/language", content="language=en&next=/", headers={**bearer(viewer), **FORM})
+    assert await log_in(viewer) == "en"

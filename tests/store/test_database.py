@@ -9,7 +9,7 @@ from modelyard.store.migrate import current_revision
 def test_migrations_create_the_registry_tables(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {"models", "model_versions", "aliases", "alias_moves", "alembic_version"} <= tables
-    assert current_revision(store.engine) == "0014_live_quality"
+    assert current_revision(store.engine) == "0015_console_language"
 
 
 def test_opening_again_is_idempotent_and_keeps_data(database_url: str, store: Store) -> None:

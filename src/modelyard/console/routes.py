@@ -3,6 +3,7 @@ returns (one call, no query of its own) and names that twin."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import math
@@ -23,12 +24,13 @@ from modelyard import __version__
 from modelyard.backup import routes as backup_api
 from modelyard.console import i18n
 from modelyard.console.i18n import N_, Language, Phrase, phrase, pN_
+from modelyard.console.preferences import remember_language, stored_language
 from modelyard.evaluate import dataset_routes as dataset_api
 from modelyard.evaluate import routes as eval_api
 from modelyard.evaluate.redteam import routes as redteam_api
 from modelyard.evaluate.robustness import routes as robustness_api
 from modelyard.guard import routes as guard_api
-from modelyard.guard.auth import principal_of, requires
+from modelyard.guard.auth import authenticate, principal_of, requires
 from modelyard.guard.keyring import AuthenticationFailed
 from modelyard.guard.roles import Access, Role
 from modelyard.guard.sessions import COOKIE
@@ -224,6 +226,11 @@ async def login(request: Request) -> Response:
         samesite="lax",
         path="/",
     )
+    # The language this user chose before, on whatever browser: this one shows it too.
+    store = services_of(request).store
+    chosen = await asyncio.to_thread(stored_language, store, principal.key_id)
+    if chosen is not None and chosen in request.app.state.console_languages:
+        _set_language_cookie(response, chosen)
     return response
 
 
@@ -243,22 +250,34 @@ def _refusal(error: AuthenticationFailed) -> Phrase:
 
 @router.post("/ui/language")
 async def choose_language(request: Request) -> RedirectResponse:
-    """The header's language switch: the choice is kept in a cookie for a year, and the
-    page the switch was on is shown again in that language."""
+    """The header's language switch: the choice is kept in a cookie for a year and, for a
+    logged-in user, in the store (their next login elsewhere gets it); the page the switch
+    was on is shown again in that language."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     code = form.get("language", [""])[0]
     response = RedirectResponse(_safe_next(form.get("next", ["/"])[0]), status_code=303)
     if code in request.app.state.console_languages:
-        response.set_cookie(
-            i18n.COOKIE,
-            code,
-            max_age=LANGUAGE_COOKIE_S,
-            httponly=True,
-            secure=True,
-            samesite="lax",
-            path="/",
-        )
+        _set_language_cookie(response, code)
+        guard = services_of(request).guard
+        try:
+            principal = authenticate(request, guard.keyring, guard.signer)
+        except AuthenticationFailed:  # the login page's switch: this browser only
+            return response
+        store = services_of(request).store
+        await asyncio.to_thread(remember_language, store, principal.key_id, code)
     return response
+
+
+def _set_language_cookie(response: Response, code: str) -> None:
+    response.set_cookie(
+        i18n.COOKIE,
+        code,
+        max_age=LANGUAGE_COOKIE_S,
+        httponly=True,
+        secure=True,
+        samesite="lax",
+        path="/",
+    )
 
 
 @router.post("/ui/logout")

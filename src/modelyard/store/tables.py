@@ -664,3 +664,13 @@ class LiveJudgementRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ConsolePreferenceRow(Base):
+    """The console language a user (an API key) chose, applied when they log in anywhere."""
+
+    __tablename__ = "console_preferences"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
