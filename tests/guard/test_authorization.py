@@ -20,7 +20,8 @@ from tests.conftest import AppClient, bearer, new_key, register_scripted
 pytestmark = pytest.mark.anyio
 
 # Routes anyone may call: probes, the login form, and logging out.
-PUBLIC = {"/healthz", "/readyz", "/ui/login", "/ui/logout"}
+# /ui/language: the login page has the switch too (a logged-in choice is also stored).
+PUBLIC = {"/healthz", "/readyz", "/ui/login", "/ui/logout", "/ui/language"}
 PATH_VALUES = {
     "name": "nomodel",
     "number": "1",

@@ -178,7 +178,8 @@ async def test_the_console_shows_what_the_api_returns(api: AppClient) -> None:
     assert f"{confirmed['difference']['difference']:+.4f}" in page.text
     assert 'id="chart-history"' in page.text and "/ui/vendor/plotly.min.js" in page.text
     found = study["importances"]
-    assert found["values"] and f"{found['evaluator']} over 6 complete trials" in page.text
+    shown = f'<span class="mono">{found["evaluator"]}</span> over 6 complete trials'
+    assert found["values"] and shown in page.text
     infeasible = await api.post(
         "/api/tune/studies", json=study_body(trials=2, constraints={"max_latency_ms": 0.001})
     )
